@@ -1,1 +1,334 @@
-//! resolve (under construction)
+//! The pure resolution core: an observation (a DNS answer, or a TCP connection) plus the inventory → an edge
+//! between workloads, or the reason it could not be resolved.
+//!
+//! No I/O, no clock, no globals: the caller passes the observation's timestamp and the inventory. Identity rules
+//! follow DESIGN §4 (compatible with Otterize): annotation override, root of the controller owner chain, `.` → `_`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, LazyLock};
+
+use crate::UnixMicros;
+use crate::inventory::{Inventory, PodRecord};
+
+static KIND_POD: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("Pod"));
+static KIND_SERVICE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("Service"));
+static KUBERNETES: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("kubernetes"));
+static DEFAULT_NS: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("default"));
+
+/// Longest owner chain followed; real chains have two or three links, the bound only stops reference cycles.
+const MAX_OWNER_HOPS: usize = 10;
+
+/// What the resolver needs to know besides the inventory.
+#[derive(Clone, Debug)]
+pub struct ResolveConfig {
+    /// The cluster DNS domain, lower case, without leading or trailing dot (e.g. `cluster.local`).
+    pub cluster_domain: String,
+    /// Count only clients on this node; `None` counts every resolvable client.
+    pub node_name: Option<String>,
+}
+
+/// A workload identity: what `client`/`server` labels name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Workload {
+    /// The identity name (`.` already replaced by `_`).
+    pub name: Arc<str>,
+    /// The namespace.
+    pub namespace: Arc<str>,
+    /// The root owner's kind: `Deployment`, `StatefulSet`, …, `Pod`, `Service`, or a custom owner's kind.
+    pub kind: Arc<str>,
+}
+
+/// The called side of an edge.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Server {
+    /// A workload in the cluster.
+    Workload(Workload),
+    /// A DNS name outside the cluster (lower case, no trailing dot).
+    External(Arc<str>),
+}
+
+/// One "client calls server" observation, resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Edge {
+    /// The calling workload.
+    pub client: Workload,
+    /// The called workload or name.
+    pub server: Server,
+}
+
+/// Which end of an observation failed to resolve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The caller.
+    Client,
+    /// The callee.
+    Server,
+}
+
+/// Why an address or name did not resolve to a workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// No pod (or Service) has this IP: a node process, or something outside the cluster.
+    UnknownIp,
+    /// Only finished (Succeeded/Failed) pods had this IP.
+    Finished,
+    /// The IP belongs to hostNetwork pods, i.e. it is a node's IP.
+    HostNetwork,
+    /// The only pods with this IP are terminating.
+    Terminating,
+    /// Several running pods have this IP.
+    Ambiguous,
+    /// The observation is older than the pod that now has this IP (IP reuse).
+    BeforeCreation,
+    /// An in-cluster service name whose Service is not in the inventory.
+    UnknownService,
+}
+
+impl Reason {
+    /// A short stable label for metrics.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            Reason::UnknownIp => "unknown_ip",
+            Reason::Finished => "finished",
+            Reason::HostNetwork => "host_network",
+            Reason::Terminating => "terminating",
+            Reason::Ambiguous => "ambiguous",
+            Reason::BeforeCreation => "before_creation",
+            Reason::UnknownService => "unknown_service",
+        }
+    }
+}
+
+impl Side {
+    /// A short stable label for metrics.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+/// The outcome of resolving one observation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// An edge to count.
+    Edge(Edge),
+    /// The client is a pod on another node: that node counts it.
+    OtherNode,
+    /// One side did not resolve.
+    Unresolved(Side, Reason),
+}
+
+/// How an in-cluster DNS name is read (DESIGN §4.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClusterName<'q> {
+    /// `<svc>.<ns>.svc.<domain>`, or the headless per-pod `<host>.<svc>.<ns>.svc.<domain>`.
+    Service {
+        /// The namespace.
+        namespace: &'q str,
+        /// The service.
+        service: &'q str,
+        /// The per-pod host label, for headless names.
+        host: Option<&'q str>,
+    },
+    /// `<a-b-c-d>.<ns>.pod.<domain>`.
+    Pod {
+        /// The namespace.
+        namespace: &'q str,
+        /// The pod IP spelled in the first label.
+        ip: IpAddr,
+    },
+    /// Not an in-cluster name.
+    Outside,
+}
+
+/// Reads a (lower-case, dot-less-at-the-end) DNS name against the cluster domain.
+pub fn parse_cluster_name<'q>(name: &'q str, cluster_domain: &str) -> ClusterName<'q> {
+    let Some(rest) = name.strip_suffix(cluster_domain).and_then(|r| r.strip_suffix('.')) else {
+        return ClusterName::Outside;
+    };
+    let mut labels = rest.rsplit('.');
+    match (labels.next(), labels.next(), labels.next()) {
+        (Some("svc"), Some(namespace), Some(service)) if !namespace.is_empty() && !service.is_empty() => {
+            ClusterName::Service { namespace, service, host: labels.next().filter(|h| !h.is_empty()) }
+        }
+        (Some("pod"), Some(namespace), Some(dashed)) if labels.next().is_none() => match parse_dashed_ip(dashed) {
+            Some(ip) => ClusterName::Pod { namespace, ip },
+            None => ClusterName::Outside,
+        },
+        _ => ClusterName::Outside,
+    }
+}
+
+/// `10-1-2-3` → 10.1.2.3; `fd00--1` → fd00::1 (CoreDNS spells IPv6 pod names with `-` for `:`).
+fn parse_dashed_ip(label: &str) -> Option<IpAddr> {
+    if let Ok(v4) = label.replace('-', ".").parse::<Ipv4Addr>() {
+        return Some(IpAddr::V4(v4));
+    }
+    label.replace('-', ":").parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+}
+
+/// Resolves observations against one inventory snapshot.
+pub struct Resolver<'a> {
+    inventory: &'a Inventory,
+    config: &'a ResolveConfig,
+}
+
+impl<'a> Resolver<'a> {
+    /// A resolver over this inventory.
+    pub fn new(inventory: &'a Inventory, config: &'a ResolveConfig) -> Self {
+        Resolver { inventory, config }
+    }
+
+    /// A DNS answer to `client` for the question `name` (answers `addresses`), seen at `at`.
+    pub fn dns_answer(&self, client: IpAddr, name: &str, addresses: &[IpAddr], at: UnixMicros) -> Resolution {
+        let client = match self.local_client(client, at) {
+            Ok(client) => client,
+            Err(resolution) => return resolution,
+        };
+        let server = match parse_cluster_name(name, &self.config.cluster_domain) {
+            ClusterName::Service { namespace, service, host } => self.service_server(namespace, service, host, at),
+            ClusterName::Pod { ip, .. } => self.pod_for_ip(&ip, at).map(|pod| Server::Workload(self.workload_of(pod))),
+            ClusterName::Outside => Ok(self.outside_server(name, addresses, at)),
+        };
+        finish(client, server)
+    }
+
+    /// A client-side TCP connection from `local` to `remote`, seen at `at`.
+    pub fn connection(&self, local: IpAddr, remote: IpAddr, at: UnixMicros) -> Resolution {
+        let client = match self.local_client(local, at) {
+            Ok(client) => client,
+            Err(resolution) => return resolution,
+        };
+        finish(client, self.address_server(&remote, at))
+    }
+
+    /// The workload identity of a pod (DESIGN §4.1).
+    pub fn workload_of(&self, pod: &PodRecord) -> Workload {
+        let (mut kind, mut name) = (&*KIND_POD, &pod.name);
+        let mut next = pod.owner.as_ref();
+        for _ in 0..MAX_OWNER_HOPS {
+            let Some(owner) = next else { break };
+            (kind, name) = (&owner.kind, &owner.name);
+            next = self.inventory.owner(&pod.namespace, &owner.kind, &owner.name).and_then(|o| o.owner.as_ref());
+        }
+        let name = pod.workload_override.as_ref().unwrap_or(name);
+        Workload { name: identity_name(name), namespace: pod.namespace.clone(), kind: kind.clone() }
+    }
+
+    /// The client pod's workload, or why this observation is not counted here.
+    fn local_client(&self, ip: IpAddr, at: UnixMicros) -> Result<Workload, Resolution> {
+        let pod = self.pod_for_ip(&ip, at).map_err(|reason| Resolution::Unresolved(Side::Client, reason))?;
+        if let Some(node) = &self.config.node_name
+            && pod.node_name.as_deref() != Some(node.as_str())
+        {
+            return Err(Resolution::OtherNode);
+        }
+        Ok(self.workload_of(pod))
+    }
+
+    /// The one running, non-hostNetwork pod that has `ip` at time `at`.
+    fn pod_for_ip(&self, ip: &IpAddr, at: UnixMicros) -> Result<&'a PodRecord, Reason> {
+        let pods = self.inventory.pods_with_ip(ip);
+        if pods.is_empty() {
+            return Err(Reason::UnknownIp);
+        }
+        let (mut live, mut pod_network, mut active) = (0, 0, 0);
+        let mut found: Option<&'a PodRecord> = None;
+        for pod in pods.iter().filter(|p| !p.finished) {
+            live += 1;
+            if pod.host_network {
+                continue;
+            }
+            pod_network += 1;
+            if !pod.terminating {
+                active += 1;
+                found = Some(pod);
+            }
+        }
+        match (live, pod_network, active, found) {
+            (0, ..) => Err(Reason::Finished),
+            (_, 0, ..) => Err(Reason::HostNetwork),
+            (.., 0, _) => Err(Reason::Terminating),
+            (.., 1, Some(pod)) if !existed_at(pod, at) => Err(Reason::BeforeCreation),
+            (.., 1, Some(pod)) => Ok(pod),
+            _ => Err(Reason::Ambiguous),
+        }
+    }
+
+    /// The server behind a Service: its first usable backing pod's workload, else the Service itself.
+    fn service_server(
+        &self,
+        namespace: &str,
+        service: &str,
+        host: Option<&str>,
+        at: UnixMicros,
+    ) -> Result<Server, Reason> {
+        if namespace == "default" && service == "kubernetes" {
+            return Ok(api_server());
+        }
+        let record = self.inventory.service(namespace, service).ok_or(Reason::UnknownService)?;
+        if !record.external_name {
+            // A headless per-pod name picks that pod; if it is not (yet) an endpoint, any backing pod will do,
+            // since the pods behind one Service are assumed to be one workload.
+            let backing = host.and_then(|h| self.backing_pod(namespace, service, Some(h), at));
+            if let Some(pod) = backing.or_else(|| self.backing_pod(namespace, service, None, at)) {
+                return Ok(Server::Workload(self.workload_of(pod)));
+            }
+        }
+        Ok(Server::Workload(Workload {
+            name: identity_name(&record.name),
+            namespace: record.namespace.clone(),
+            kind: KIND_SERVICE.clone(),
+        }))
+    }
+
+    fn backing_pod(&self, namespace: &str, service: &str, host: Option<&str>, at: UnixMicros) -> Option<&'a PodRecord> {
+        self.inventory
+            .slices_of(namespace, service)
+            .flat_map(|slice| slice.endpoints.iter())
+            .filter(|ep| host.is_none() || ep.hostname.as_deref() == host)
+            .filter_map(|ep| self.inventory.pod(namespace, ep.pod.as_deref()?))
+            .map(|pod| &**pod)
+            .find(|pod| !pod.host_network && !pod.terminating && !pod.finished && existed_at(pod, at))
+    }
+
+    /// A remote address: a Service ClusterIP (→ its backing workload) or a pod IP (→ its workload).
+    fn address_server(&self, ip: &IpAddr, at: UnixMicros) -> Result<Server, Reason> {
+        if let Some(service) = self.inventory.service_with_ip(ip) {
+            return self.service_server(&service.namespace, &service.name, None, at);
+        }
+        self.pod_for_ip(ip, at).map(|pod| Server::Workload(self.workload_of(pod)))
+    }
+
+    /// A name outside the cluster domain: the answer IPs are tried first (a private name for an in-cluster
+    /// address), then the name itself is the server.
+    fn outside_server(&self, name: &str, addresses: &[IpAddr], at: UnixMicros) -> Server {
+        addresses
+            .iter()
+            .find_map(|ip| self.address_server(ip, at).ok())
+            .unwrap_or_else(|| Server::External(Arc::from(name)))
+    }
+}
+
+fn finish(client: Workload, server: Result<Server, Reason>) -> Resolution {
+    match server {
+        Ok(server) => Resolution::Edge(Edge { client, server }),
+        Err(reason) => Resolution::Unresolved(Side::Server, reason),
+    }
+}
+
+fn api_server() -> Server {
+    Server::Workload(Workload { name: KUBERNETES.clone(), namespace: DEFAULT_NS.clone(), kind: KIND_SERVICE.clone() })
+}
+
+/// Creation timestamps have second resolution, so compare in whole seconds.
+fn existed_at(pod: &PodRecord, at: UnixMicros) -> bool {
+    pod.created_unix.is_none_or(|created| at.div_euclid(1_000_000) >= created)
+}
+
+/// `.` separates name and namespace in intents, so it cannot appear in an identity name.
+fn identity_name(name: &Arc<str>) -> Arc<str> {
+    if name.contains('.') { Arc::from(name.replace('.', "_")) } else { name.clone() }
+}

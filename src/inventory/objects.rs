@@ -1,0 +1,210 @@
+//! Compact projections of the Kubernetes objects that identity resolution needs.
+//!
+//! Whole objects are large (a Pod is kilobytes of spec and status); the index keeps only these records, whether
+//! they came from `--inventory-file` or from the API, so the resolver never knows where its data came from.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+/// The Otterize annotation that overrides a pod's workload name.
+pub const WORKLOAD_NAME_ANNOTATION: &str = "intents.otterize.com/workload-name";
+/// The deprecated Otterize annotation, used when the current one is absent.
+pub const SERVICE_NAME_ANNOTATION: &str = "intents.otterize.com/service-name";
+/// The label an EndpointSlice uses to name its Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// An owner reference: the next link of an owner chain.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OwnerRef {
+    /// The owner's kind, e.g. `ReplicaSet`.
+    pub kind: Arc<str>,
+    /// The owner's name.
+    pub name: Arc<str>,
+}
+
+/// What resolution needs of a Pod.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodRecord {
+    /// The pod's namespace.
+    pub namespace: Arc<str>,
+    /// The pod's name.
+    pub name: Arc<str>,
+    /// `status.podIPs` (or `status.podIP`).
+    pub ips: Vec<IpAddr>,
+    /// `spec.nodeName`, once scheduled.
+    pub node_name: Option<Arc<str>>,
+    /// `spec.hostNetwork`: such a pod's IP is the node's, so it is never an identity.
+    pub host_network: bool,
+    /// `metadata.deletionTimestamp` is set.
+    pub terminating: bool,
+    /// `status.phase` is `Succeeded` or `Failed`: the pod no longer holds its IP.
+    pub finished: bool,
+    /// `metadata.creationTimestamp`, in seconds since the epoch.
+    pub created_unix: Option<i64>,
+    /// The Otterize workload-name annotation, if any.
+    pub workload_override: Option<Arc<str>>,
+    /// The controlling owner (or the first owner when none is marked controller).
+    pub owner: Option<OwnerRef>,
+}
+
+/// What resolution needs of any object that can own a pod (ReplicaSet, Job, or a custom owner).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnerRecord {
+    /// The object's namespace.
+    pub namespace: Arc<str>,
+    /// The object's kind.
+    pub kind: Arc<str>,
+    /// The object's name.
+    pub name: Arc<str>,
+    /// The object's own owner, if any.
+    pub owner: Option<OwnerRef>,
+}
+
+/// What resolution needs of a Service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceRecord {
+    /// The service's namespace.
+    pub namespace: Arc<str>,
+    /// The service's name.
+    pub name: Arc<str>,
+    /// `spec.clusterIPs` (or `spec.clusterIP`), without `None`.
+    pub cluster_ips: Vec<IpAddr>,
+    /// `spec.type` is `ExternalName`: the service is its own server.
+    pub external_name: bool,
+}
+
+/// What resolution needs of an EndpointSlice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SliceRecord {
+    /// The slice's namespace.
+    pub namespace: Arc<str>,
+    /// The slice's name.
+    pub name: Arc<str>,
+    /// The Service it belongs to (label `kubernetes.io/service-name`).
+    pub service: Option<Arc<str>>,
+    /// Its endpoints, in order.
+    pub endpoints: Vec<EndpointRecord>,
+}
+
+/// One endpoint of an EndpointSlice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndpointRecord {
+    /// The endpoint's addresses.
+    pub addresses: Vec<IpAddr>,
+    /// `targetRef.name` when `targetRef.kind` is `Pod`.
+    pub pod: Option<Arc<str>>,
+    /// `hostname` (headless services: the first label of a per-pod name).
+    pub hostname: Option<Arc<str>>,
+}
+
+impl PodRecord {
+    /// Projects a Pod. `None` when it lacks a name or namespace.
+    pub fn from_pod(pod: &Pod) -> Option<PodRecord> {
+        let meta = &pod.metadata;
+        let spec = pod.spec.as_ref();
+        let status = pod.status.as_ref();
+        let mut ips: Vec<IpAddr> = status
+            .and_then(|s| s.pod_ips.as_ref())
+            .map(|list| list.iter().filter_map(|p| p.ip.parse().ok()).collect())
+            .unwrap_or_default();
+        if ips.is_empty()
+            && let Some(ip) = status.and_then(|s| s.pod_ip.as_ref()).and_then(|ip| ip.parse().ok())
+        {
+            ips.push(ip);
+        }
+        let phase = status.and_then(|s| s.phase.as_deref());
+        let annotations = meta.annotations.as_ref();
+        let workload_override = annotations
+            .and_then(|a| a.get(WORKLOAD_NAME_ANNOTATION).or_else(|| a.get(SERVICE_NAME_ANNOTATION)))
+            .filter(|v| !v.is_empty())
+            .map(|v| Arc::from(v.as_str()));
+        Some(PodRecord {
+            namespace: namespace_of(meta)?,
+            name: Arc::from(meta.name.as_deref()?),
+            ips,
+            node_name: spec.and_then(|s| s.node_name.as_deref()).map(Arc::from),
+            host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+            terminating: meta.deletion_timestamp.is_some(),
+            finished: matches!(phase, Some("Succeeded" | "Failed")),
+            created_unix: meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
+            workload_override,
+            owner: owner_of(meta),
+        })
+    }
+}
+
+impl OwnerRecord {
+    /// Projects any object's metadata as a potential owner of pods.
+    pub fn from_meta(kind: &str, meta: &ObjectMeta) -> Option<OwnerRecord> {
+        Some(OwnerRecord {
+            namespace: namespace_of(meta)?,
+            kind: Arc::from(kind),
+            name: Arc::from(meta.name.as_deref()?),
+            owner: owner_of(meta),
+        })
+    }
+}
+
+impl ServiceRecord {
+    /// Projects a Service.
+    pub fn from_service(svc: &Service) -> Option<ServiceRecord> {
+        let spec = svc.spec.as_ref();
+        let mut cluster_ips: Vec<IpAddr> = spec
+            .and_then(|s| s.cluster_ips.as_ref())
+            .map(|ips| ips.iter().filter_map(|ip| ip.parse().ok()).collect())
+            .unwrap_or_default();
+        if cluster_ips.is_empty()
+            && let Some(ip) = spec.and_then(|s| s.cluster_ip.as_ref()).and_then(|ip| ip.parse().ok())
+        {
+            cluster_ips.push(ip);
+        }
+        Some(ServiceRecord {
+            namespace: namespace_of(&svc.metadata)?,
+            name: Arc::from(svc.metadata.name.as_deref()?),
+            cluster_ips,
+            external_name: spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName"),
+        })
+    }
+}
+
+impl SliceRecord {
+    /// Projects an EndpointSlice.
+    pub fn from_slice(slice: &EndpointSlice) -> Option<SliceRecord> {
+        let meta = &slice.metadata;
+        let endpoints = slice
+            .endpoints
+            .iter()
+            .map(|ep| EndpointRecord {
+                addresses: ep.addresses.iter().filter_map(|a| a.parse().ok()).collect(),
+                pod: ep
+                    .target_ref
+                    .as_ref()
+                    .filter(|r| r.kind.as_deref() == Some("Pod"))
+                    .and_then(|r| r.name.as_deref())
+                    .map(Arc::from),
+                hostname: ep.hostname.as_deref().map(Arc::from),
+            })
+            .collect();
+        Some(SliceRecord {
+            namespace: namespace_of(meta)?,
+            name: Arc::from(meta.name.as_deref()?),
+            service: meta.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).map(|s| Arc::from(s.as_str())),
+            endpoints,
+        })
+    }
+}
+
+fn namespace_of(meta: &ObjectMeta) -> Option<Arc<str>> {
+    meta.namespace.as_deref().filter(|ns| !ns.is_empty()).map(Arc::from)
+}
+
+/// The controller owner, or the first owner when none is marked controller (as Otterize does).
+fn owner_of(meta: &ObjectMeta) -> Option<OwnerRef> {
+    let owners = meta.owner_references.as_ref()?;
+    let chosen: &OwnerReference = owners.iter().find(|o| o.controller == Some(true)).or_else(|| owners.first())?;
+    Some(OwnerRef { kind: Arc::from(chosen.kind.as_str()), name: Arc::from(chosen.name.as_str()) })
+}
