@@ -1,1 +1,133 @@
-//! config (under construction)
+//! Command line of the `network-mapper` binary (DESIGN §5). Every flag also reads `NETMAP_<FLAG_IN_CAPS>`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::metrics::Limits;
+
+/// The BPF filter that keeps DNS answers only (DESIGN §3).
+pub const DEFAULT_BPF_FILTER: &str = "udp src port 53 or tcp src port 53";
+
+/// The cluster domain when neither the flag nor `/etc/resolv.conf` names one.
+pub const FALLBACK_CLUSTER_DOMAIN: &str = "cluster.local";
+
+/// Node-level exporter of "who calls whom" edges between Kubernetes workloads, from DNS answers and TCP sockets.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "network-mapper", version, about)]
+pub struct Args {
+    /// Address to serve /metrics (OpenMetrics), /healthz, /readyz and the landing page on.
+    #[arg(long, env = "NETMAP_LISTEN_ADDRESS", default_value = "0.0.0.0:9953")]
+    pub listen_address: SocketAddr,
+
+    /// Capture device. `any` sees every pod veth of the node (needs hostNetwork).
+    #[arg(long, env = "NETMAP_INTERFACE", default_value = "any")]
+    pub interface: String,
+
+    /// BPF filter applied to the capture; the default keeps DNS answers only.
+    #[arg(long, env = "NETMAP_BPF_FILTER", default_value = DEFAULT_BPF_FILTER)]
+    pub bpf_filter: String,
+
+    /// Read this capture file (pcap or pcapng) instead of capturing on --interface.
+    #[arg(long, env = "NETMAP_PCAP_FILE")]
+    pub pcap_file: Option<PathBuf>,
+
+    /// With --pcap-file: process the file, write the metrics exposition to stdout and exit.
+    #[arg(long, env = "NETMAP_PRINT_METRICS", requires = "pcap_file")]
+    pub print_metrics: bool,
+
+    /// Where the host's /proc is mounted (/host/proc in the DaemonSet).
+    #[arg(long, env = "NETMAP_PROCFS_ROOT", default_value = "/proc")]
+    pub procfs_root: PathBuf,
+
+    /// Turn the TCP socket scanner off.
+    #[arg(long, env = "NETMAP_NO_SOCKET_SCAN")]
+    pub no_socket_scan: bool,
+
+    /// Period of the TCP socket scan (e.g. 5s, 1m).
+    #[arg(long, env = "NETMAP_SCAN_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub scan_interval: Duration,
+
+    /// Count only clients on this node [default: $NODE_NAME; unset counts every resolvable client].
+    #[arg(long, env = "NETMAP_NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Kubeconfig for the Kubernetes API [default: in-cluster, else $KUBECONFIG or ~/.kube/config].
+    #[arg(long, env = "NETMAP_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Static inventory instead of the API: a Kubernetes List, YAML or JSON
+    /// (e.g. `kubectl get pods,services,endpointslices,replicasets,jobs -A -o yaml`).
+    #[arg(long, env = "NETMAP_INVENTORY_FILE")]
+    pub inventory_file: Option<PathBuf>,
+
+    /// Cluster DNS domain [default: from the /etc/resolv.conf search list, else cluster.local].
+    #[arg(long, env = "NETMAP_CLUSTER_DOMAIN")]
+    pub cluster_domain: Option<String>,
+
+    /// Cap on distinct edge series; beyond it new edges are refused and counted.
+    #[arg(long, env = "NETMAP_MAX_EDGES", default_value_t = 10_000)]
+    pub max_edges: usize,
+
+    /// Cap on distinct external names per client workload.
+    #[arg(long, env = "NETMAP_MAX_EXTERNAL_NAMES", default_value_t = 50)]
+    pub max_external_names: usize,
+}
+
+impl Args {
+    /// The node whose clients count: the flag, else `$NODE_NAME` (what the downward API sets).
+    pub fn node_name(&self) -> Option<String> {
+        self.node_name.clone().or_else(|| std::env::var("NODE_NAME").ok()).filter(|n| !n.is_empty())
+    }
+
+    /// The cluster domain: the flag, else detected from `/etc/resolv.conf`, else `cluster.local`.
+    pub fn cluster_domain(&self) -> String {
+        let detected = || std::fs::read_to_string("/etc/resolv.conf").ok().and_then(|t| cluster_domain_from_resolv_conf(&t));
+        let domain = self.cluster_domain.clone().or_else(detected).unwrap_or_else(|| FALLBACK_CLUSTER_DOMAIN.to_owned());
+        domain.trim_matches('.').to_ascii_lowercase()
+    }
+
+    /// The cardinality caps.
+    pub fn limits(&self) -> Limits {
+        Limits { max_edges: self.max_edges, max_external_names: self.max_external_names }
+    }
+}
+
+/// Finds the cluster domain in a resolv.conf search list: the part after `svc.` in an entry such as
+/// `svc.cluster.local` or `<ns>.svc.cluster.local` (what kubelet writes for ClusterFirst pods).
+pub fn cluster_domain_from_resolv_conf(text: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("search"))
+        .flat_map(str::split_whitespace)
+        .find_map(|entry| {
+            let entry = entry.trim_end_matches('.');
+            entry.strip_prefix("svc.").or_else(|| entry.split_once(".svc.").map(|(_, d)| d))
+        })
+        .filter(|d| !d.is_empty())
+        .map(str::to_ascii_lowercase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_domain_comes_from_the_kubelet_search_list() {
+        let conf = "nameserver 10.96.0.10\nsearch monitoring.svc.corp.example svc.corp.example corp.example\noptions ndots:5\n";
+        assert_eq!(cluster_domain_from_resolv_conf(conf).as_deref(), Some("corp.example"));
+        assert_eq!(cluster_domain_from_resolv_conf("search example.com\n"), None);
+        assert_eq!(cluster_domain_from_resolv_conf("nameserver 1.1.1.1\n"), None);
+    }
+
+    #[test]
+    fn every_flag_has_an_environment_fallback() {
+        let cmd = <Args as clap::CommandFactory>::command();
+        for arg in cmd.get_arguments().filter(|a| a.get_long().is_some_and(|l| l != "help" && l != "version")) {
+            let long = arg.get_long().unwrap_or_default();
+            let expected = format!("NETMAP_{}", long.to_ascii_uppercase().replace('-', "_"));
+            assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(expected.as_str()), "--{long}");
+        }
+    }
+}

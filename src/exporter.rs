@@ -1,1 +1,234 @@
-//! exporter (under construction)
+//! Wires the sources, the pipeline and the HTTP server together for the `network-mapper` binary.
+//!
+//! Each source runs on its own named thread and feeds the shared [`Recorder`]; a source that fails at run time
+//! is logged, counted and retried, and never takes `/metrics` down. Shutdown is a future passed in, so tests
+//! control it.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::registry::Registry;
+
+use crate::capture::source::{self, Next, PacketSource};
+use crate::config::Args;
+use crate::inventory::{self, Inventory};
+use crate::metrics::{KindLabels, Metrics};
+use crate::pipeline::{DnsPipeline, Recorder, SharedInventory};
+use crate::resolve::ResolveConfig;
+use crate::server::{self, AppState, Readiness};
+use crate::{UnixMicros, capture};
+
+/// How often kernel drop counts are read from pcap.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// Pause before reopening a capture device that failed at run time.
+const CAPTURE_RETRY: Duration = Duration::from_secs(2);
+
+/// Why the exporter could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The inventory could not be loaded.
+    #[error(transparent)]
+    Inventory(#[from] inventory::Error),
+    /// The capture source could not be opened.
+    #[error(transparent)]
+    Capture(#[from] capture::Error),
+    /// The listen address could not be bound.
+    #[error(transparent)]
+    Listen(std::io::Error),
+    /// The flags do not describe a runnable configuration.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// Whether the user's input is at fault (exit code 2) rather than the environment (exit code 1).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Error::Inventory(e) => e.is_bad_input(),
+            Error::Capture(e) => e.is_bad_input(),
+            Error::Listen(_) => false,
+            Error::Usage(_) => true,
+        }
+    }
+}
+
+/// The parts every mode shares: metrics, the inventory and the recorder.
+pub struct Core {
+    /// The registry served on `/metrics`.
+    pub registry: Arc<Registry>,
+    /// The self-metrics and edge counter.
+    pub metrics: Metrics,
+    /// Resolution and counting.
+    pub recorder: Recorder,
+    /// Ready once the inventory has synced.
+    pub readiness: Readiness,
+}
+
+impl Core {
+    /// Builds the core and loads the inventory.
+    pub fn new(args: &Args) -> Result<Core, Error> {
+        let (metrics, registry) = Metrics::new(args.limits());
+        let readiness = Readiness::default();
+        let inventory = load_inventory(args, &metrics, &readiness)?;
+        let config = Arc::new(ResolveConfig { cluster_domain: args.cluster_domain(), node_name: args.node_name() });
+        tracing::info!(cluster_domain = %config.cluster_domain, node = ?config.node_name, "resolution configured");
+        let recorder = Recorder::new(inventory, config, metrics.clone());
+        Ok(Core { registry: Arc::new(registry), metrics, recorder, readiness })
+    }
+}
+
+fn load_inventory(args: &Args, metrics: &Metrics, readiness: &Readiness) -> Result<SharedInventory, Error> {
+    let Some(path) = &args.inventory_file else {
+        return Err(Error::Usage(
+            "the live Kubernetes API inventory is not implemented yet: pass --inventory-file (a Kubernetes List)".into(),
+        ));
+    };
+    let inventory: Inventory = inventory::load_file(path)?;
+    metrics.inventory_counts(inventory.counts());
+    metrics.inventory_synced.get_or_create(&KindLabels { kind: "File" }).set(1);
+    readiness.set(true);
+    tracing::info!(path = %path.display(), counts = ?inventory.counts(), "inventory loaded from file");
+    Ok(Arc::new(RwLock::new(inventory)))
+}
+
+/// `--print-metrics`: processes the capture file (and one socket scan), returns the exposition.
+pub fn print_metrics(args: &Args) -> Result<String, Error> {
+    let core = Core::new(args)?;
+    let path = args.pcap_file.as_deref().ok_or_else(|| Error::Usage("--print-metrics needs --pcap-file".into()))?;
+    let mut source = source::open_file(path, Some(&args.bpf_filter))?;
+    let mut pipeline = DnsPipeline::new(core.recorder.clone());
+    drain(source.as_mut(), &mut pipeline, &core.metrics, &AtomicBool::new(false))?;
+    Ok(server::encode_metrics(&core.registry))
+}
+
+/// Runs the exporter until `shutdown` completes.
+pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let core = Core::new(&args)?;
+    let listener = server::bind(args.listen_address).await.map_err(Error::Listen)?;
+    tracing::info!(address = %args.listen_address, "serving /metrics");
+    let stop = Arc::new(AtomicBool::new(false));
+    let capture = spawn_capture(&args, &core, stop.clone())?;
+    let state = AppState { registry: core.registry.clone(), readiness: core.readiness.clone() };
+    server::serve(listener, state, shutdown).await;
+    stop.store(true, Ordering::Release);
+    if capture.join().is_err() {
+        tracing::error!("capture thread panicked");
+    }
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Opens the capture source (so start-up errors surface now) and runs it on a named thread.
+fn spawn_capture(args: &Args, core: &Core, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>, Error> {
+    let filter = args.bpf_filter.clone();
+    let (source, name): (Box<dyn PacketSource>, String) = match &args.pcap_file {
+        Some(path) => (source::open_file(path, Some(&filter))?, "capture-file".into()),
+        None => (source::open_live(&args.interface, &filter)?, format!("capture-{}", args.interface)),
+    };
+    tracing::info!(source = %source.describe(), "capturing DNS answers");
+    let interface = args.interface.clone();
+    let live = args.pcap_file.is_none();
+    let pipeline = DnsPipeline::new(core.recorder.clone());
+    let metrics = core.metrics.clone();
+    let thread = std::thread::Builder::new().name(name).spawn(move || {
+        let reopen = move || source::open_live(&interface, &filter);
+        capture_loop(source, pipeline, metrics, stop, live.then_some(reopen));
+    });
+    thread.map_err(|e| Error::Usage(format!("cannot start the capture thread: {e}")))
+}
+
+/// Reads the source until it ends or `stop` is set. A live device that fails is reopened after a pause.
+fn capture_loop(
+    mut source: Box<dyn PacketSource>,
+    mut pipeline: DnsPipeline,
+    metrics: Metrics,
+    stop: Arc<AtomicBool>,
+    reopen: Option<impl Fn() -> Result<Box<dyn PacketSource>, capture::Error>>,
+) {
+    loop {
+        match drain(source.as_mut(), &mut pipeline, &metrics, &stop) {
+            Ok(()) => {
+                tracing::info!(source = %source.describe(), "capture source finished");
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "capture failed; retrying"),
+        }
+        let Some(reopen) = &reopen else { return };
+        loop {
+            if sleep_unless_stopped(&stop, CAPTURE_RETRY) {
+                return;
+            }
+            match reopen() {
+                Ok(s) => break source = s,
+                Err(e) => {
+                    metrics.capture_errors.get_or_create(&crate::metrics::ErrorLabels { error: e.metric_label() }).inc();
+                    tracing::warn!(error = %e, "capture reopen failed; retrying");
+                }
+            }
+        }
+    }
+}
+
+/// Feeds every packet of `source` to the pipeline until the source ends (`Ok`) or fails (`Err`, counted).
+fn drain(
+    source: &mut dyn PacketSource,
+    pipeline: &mut DnsPipeline,
+    metrics: &Metrics,
+    stop: &AtomicBool,
+) -> Result<(), capture::Error> {
+    let link = source.link_type();
+    let mut drops = DropTracker::default();
+    let mut last_stats = Instant::now();
+    while !stop.load(Ordering::Acquire) {
+        match source.next() {
+            Ok(Next::Packet(packet)) => pipeline.process_frame(link, packet.at, packet.data),
+            Ok(Next::Idle) => {}
+            Ok(Next::End) => return Ok(()),
+            Err(e) => {
+                metrics.capture_errors.get_or_create(&crate::metrics::ErrorLabels { error: e.metric_label() }).inc();
+                return Err(e);
+            }
+        }
+        if last_stats.elapsed() >= STATS_INTERVAL {
+            last_stats = Instant::now();
+            drops.update(source, metrics);
+        }
+    }
+    drops.update(source, metrics);
+    Ok(())
+}
+
+/// Turns pcap's cumulative drop count into counter increments.
+#[derive(Default)]
+struct DropTracker {
+    last_dropped: Option<u64>,
+}
+
+impl DropTracker {
+    fn update(&mut self, source: &mut dyn PacketSource, metrics: &Metrics) {
+        let Some(stats) = source.kernel_stats() else { return };
+        let previous = self.last_dropped.replace(stats.dropped).unwrap_or(0);
+        metrics.capture_kernel_drops.inc_by(stats.dropped.saturating_sub(previous));
+    }
+}
+
+/// Sleeps in short steps; returns true if `stop` was set meanwhile.
+fn sleep_unless_stopped(stop: &AtomicBool, total: Duration) -> bool {
+    let step = Duration::from_millis(100);
+    let deadline = Instant::now() + total;
+    while Instant::now() < deadline {
+        if stop.load(Ordering::Acquire) {
+            return true;
+        }
+        std::thread::sleep(step);
+    }
+    stop.load(Ordering::Acquire)
+}
+
+/// The current wall-clock time for observations that carry no timestamp of their own (socket scans).
+pub fn now_micros() -> UnixMicros {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}

@@ -1,1 +1,196 @@
-//! pipeline (under construction)
+//! The per-observation path from bytes to counters: frame → DNS message → de-duplication → DNS answer →
+//! resolution → edge counter, and the same tail for socket connections.
+//!
+//! It owns no thread and no clock: the capture adapter feeds it frames with their timestamps, the socket
+//! scanner feeds it connections. The hot path takes the inventory's read lock once per DNS message.
+
+use std::net::IpAddr;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use prometheus_client::metrics::counter::Counter;
+
+use crate::UnixMicros;
+use crate::capture::dedup::{DedupKey, Deduplicator};
+use crate::capture::dns::{self, DnsResponse};
+use crate::capture::frame::{DnsMessage, FrameDecoder, LinkType};
+use crate::inventory::Inventory;
+use crate::metrics::{EdgeOutcome, Metrics, OutcomeLabels};
+use crate::resolve::{Resolution, ResolveConfig, Resolver};
+
+/// The inventory as shared between its source (which writes) and the pipelines (which read).
+pub type SharedInventory = Arc<RwLock<Inventory>>;
+
+/// How long copies of one DNS answer are treated as duplicates. The copies one answer leaves on device `any`
+/// (pod veth, bridge, the DNS pod's veth, the NATed copy) arrive within microseconds to milliseconds; a client
+/// that repeats the same query reuses neither its source port nor its DNS id, so a longer window costs only
+/// memory, and two seconds leaves a wide margin for a loaded node.
+pub const DEDUP_WINDOW_MICROS: i64 = 2_000_000;
+
+/// Bound on remembered answers within the window: at 100k answers/s it covers two seconds.
+pub const DEDUP_MAX_ENTRIES: usize = 200_000;
+
+/// Where an observation ended up, for the per-source outcome counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    /// An edge was counted.
+    Counted,
+    /// The client is on another node.
+    OtherNode,
+    /// Client or server did not resolve.
+    Unresolved,
+    /// A cardinality cap refused a new edge.
+    Refused,
+}
+
+impl Counted {
+    /// A short stable label for metrics.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            Counted::Counted => "counted",
+            Counted::OtherNode => "other_node",
+            Counted::Unresolved => "unresolved",
+            Counted::Refused => "refused",
+        }
+    }
+}
+
+/// Resolves and counts one observation; shared by the DNS and socket paths.
+#[derive(Clone)]
+pub struct Recorder {
+    inventory: SharedInventory,
+    config: Arc<ResolveConfig>,
+    metrics: Metrics,
+}
+
+impl Recorder {
+    /// A recorder over this inventory.
+    pub fn new(inventory: SharedInventory, config: Arc<ResolveConfig>, metrics: Metrics) -> Self {
+        Recorder { inventory, config, metrics }
+    }
+
+    /// A DNS answer to `client` for `question`.
+    pub fn dns_answer(&self, client: IpAddr, question: &str, addresses: &[IpAddr], at: UnixMicros) -> Counted {
+        let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
+        let resolution = Resolver::new(&inventory, &self.config).dns_answer(client, question, addresses, at);
+        drop(inventory);
+        self.count("dns", resolution)
+    }
+
+    /// A new client-side TCP connection.
+    pub fn connection(&self, local: IpAddr, remote: IpAddr, at: UnixMicros) -> Counted {
+        let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
+        let resolution = Resolver::new(&inventory, &self.config).connection(local, remote, at);
+        drop(inventory);
+        self.count("socket", resolution)
+    }
+
+    /// The metrics this recorder counts into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn count(&self, source: &'static str, resolution: Resolution) -> Counted {
+        match resolution {
+            Resolution::Edge(edge) => match self.metrics.edges.observe(&edge) {
+                EdgeOutcome::Counted => Counted::Counted,
+                EdgeOutcome::RefusedMaxEdges | EdgeOutcome::RefusedExternal => Counted::Refused,
+            },
+            Resolution::OtherNode => Counted::OtherNode,
+            Resolution::Unresolved(side, reason) => {
+                self.metrics.unresolved(source, side, reason);
+                Counted::Unresolved
+            }
+        }
+    }
+}
+
+/// Per-outcome counter handles, created once so the hot path skips the family's label hashing.
+struct DnsOutcomes {
+    counted: Counter,
+    duplicate: Counter,
+    other_node: Counter,
+    not_answer: Counter,
+    unresolved: Counter,
+    malformed: Counter,
+    refused: Counter,
+}
+
+impl DnsOutcomes {
+    fn new(metrics: &Metrics) -> Self {
+        let get = |outcome| metrics.dns_responses.get_or_create_owned(&OutcomeLabels { outcome });
+        DnsOutcomes {
+            counted: get("counted"),
+            duplicate: get("duplicate"),
+            other_node: get("other_node"),
+            not_answer: get("not_answer"),
+            unresolved: get("unresolved"),
+            malformed: get("malformed"),
+            refused: get("refused"),
+        }
+    }
+
+    fn of(&self, counted: Counted) -> &Counter {
+        match counted {
+            Counted::Counted => &self.counted,
+            Counted::OtherNode => &self.other_node,
+            Counted::Unresolved => &self.unresolved,
+            Counted::Refused => &self.refused,
+        }
+    }
+}
+
+/// The DNS half of the pipeline: one per capture thread.
+pub struct DnsPipeline {
+    decoder: FrameDecoder,
+    sink: MessageSink,
+    packets: Counter,
+}
+
+struct MessageSink {
+    dedup: Deduplicator,
+    recorder: Recorder,
+    outcomes: DnsOutcomes,
+}
+
+impl DnsPipeline {
+    /// A pipeline counting into `recorder`'s metrics.
+    pub fn new(recorder: Recorder) -> Self {
+        let outcomes = DnsOutcomes::new(recorder.metrics());
+        let packets = recorder.metrics().capture_packets.clone();
+        DnsPipeline {
+            decoder: FrameDecoder::new(),
+            sink: MessageSink { dedup: Deduplicator::new(DEDUP_WINDOW_MICROS, DEDUP_MAX_ENTRIES), recorder, outcomes },
+            packets,
+        }
+    }
+
+    /// Processes one captured frame.
+    pub fn process_frame(&mut self, link: LinkType, at: UnixMicros, frame: &[u8]) {
+        self.packets.inc();
+        let sink = &mut self.sink;
+        self.decoder.decode(link, frame, &mut |message| sink.on_message(&message, at));
+    }
+}
+
+impl MessageSink {
+    fn on_message(&mut self, message: &DnsMessage<'_>, at: UnixMicros) {
+        // Duplicates are dropped on a cheap hash of the id and question, before the full parse.
+        let Some(message_hash) = dns::dedup_key_hash(message.bytes) else {
+            self.outcomes.malformed.inc();
+            return;
+        };
+        let key = DedupKey { client: message.dst.ip(), client_port: message.dst.port(), message_hash };
+        if !self.dedup.first_sighting(key, at) {
+            self.outcomes.duplicate.inc();
+            return;
+        }
+        match dns::parse_response(message.bytes) {
+            DnsResponse::Malformed => self.outcomes.malformed.inc(),
+            DnsResponse::NotAnswer(_) => self.outcomes.not_answer.inc(),
+            DnsResponse::Answer(answer) => {
+                let counted = self.recorder.dns_answer(message.dst.ip(), &answer.question, &answer.addresses, at);
+                self.outcomes.of(counted).inc()
+            }
+        };
+    }
+}

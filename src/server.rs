@@ -1,1 +1,126 @@
-//! server (under construction)
+//! The HTTP endpoints: `/metrics` (OpenMetrics), `/healthz`, `/readyz` (ready once the inventory has synced)
+//! and a landing page on `/`.
+//!
+//! Encoding reads the registry and never fails on a source's behalf: a failing source shows up in its own
+//! self-metrics, and the scrape goes on.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::CONTENT_TYPE;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+/// The OpenMetrics content type (prometheus-client has no constant for it).
+pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Readiness shared between the inventory sources and `/readyz`.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    /// Marks the exporter ready (or not).
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Release);
+    }
+
+    /// Whether the exporter is ready.
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// What the handlers need.
+#[derive(Clone)]
+pub struct AppState {
+    /// The metrics registry.
+    pub registry: Arc<Registry>,
+    /// Inventory readiness.
+    pub readiness: Readiness,
+}
+
+/// Encodes the registry as OpenMetrics text (ends with `# EOF`).
+pub fn encode_metrics(registry: &Registry) -> String {
+    let mut text = String::new();
+    // Encoding into a String only fails if a metric's own encoder does; the scrape then returns what it has.
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, registry) {
+        tracing::warn!(error = %e, "metrics encoding failed");
+    }
+    text
+}
+
+/// Serves until `shutdown` completes. Connections already accepted finish on their own tasks.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Accept errors (e.g. EMFILE) are transient; back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(req, state.clone()));
+            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Binds the listen address, with an error that says what to do.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e} (choose another --listen-address)"))
+    })
+}
+
+async fn handle(req: Request<Incoming>, state: AppState) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "only GET and HEAD\n".into()));
+    }
+    let response = match req.uri().path() {
+        "/metrics" => text(StatusCode::OK, OPENMETRICS_CONTENT_TYPE, encode_metrics(&state.registry)),
+        "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/readyz" if state.readiness.is_ready() => text(StatusCode::OK, "text/plain", "ready\n".into()),
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "inventory not synced\n".into()),
+        "/" => text(StatusCode::OK, "text/html; charset=utf-8", LANDING_PAGE.into()),
+        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    };
+    Ok(response)
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    response
+}
+
+const LANDING_PAGE: &str = concat!(
+    "<!doctype html><html><head><title>network-mapper</title></head><body>",
+    "<h1>network-mapper ",
+    env!("CARGO_PKG_VERSION"),
+    "</h1><p>Who calls whom, per node, as Prometheus metrics.</p><ul>",
+    "<li><a href=\"/metrics\">/metrics</a>: edges and self-metrics (OpenMetrics)</li>",
+    "<li><a href=\"/healthz\">/healthz</a>: liveness</li>",
+    "<li><a href=\"/readyz\">/readyz</a>: ready once the inventory has synced</li>",
+    "</ul></body></html>\n"
+);
