@@ -1,1 +1,78 @@
-//! capture (under construction)
+//! DNS answers from libpcap (a live device or a savefile). Owns everything between the packet source and a parsed,
+//! de-duplicated DNS answer:
+//!
+//! - [`source`]: the only code that touches pcap: opens a device or a file, yields timestamped frames and kernel
+//!   drop counters.
+//! - [`frame`]: link layer → IP → UDP/TCP → whole DNS messages, including DNS-over-TCP reassembly. Pure.
+//! - [`dns`]: DNS message → [`dns::Answer`] or the reason it is not one; a cheap duplicate hash. Pure.
+//! - [`dedup`]: drops the copies of one answer seen on several interfaces. Pure, timestamps passed in.
+//! - [`synth`]: builders of DNS responses, frames and pcap files for tests and benchmarks.
+//!
+//! The expected per-packet flow is: `source.next()` → `FrameDecoder::decode` → `dns::dedup_key_hash` →
+//! `Deduplicator::first_sighting` → `dns::parse_response` (the expensive step, done once per answer).
+
+pub mod dedup;
+pub mod dns;
+pub mod frame;
+pub mod source;
+pub mod synth;
+mod tcp;
+
+pub use tcp::{DEFAULT_MAX_BYTES_PER_FLOW, DEFAULT_MAX_FLOWS};
+
+use std::path::PathBuf;
+
+/// Errors opening or reading a packet source. Frame and DNS problems are not errors: they are outcome values.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot capture on interface {interface:?}: permission denied ({detail}). Capturing needs CAP_NET_RAW: \
+         run as root, or add NET_RAW to securityContext.capabilities.add of the DaemonSet container"
+    )]
+    PermissionDenied { interface: String, detail: String },
+    #[error("cannot open capture interface {interface:?}: {detail}")]
+    OpenDevice { interface: String, detail: String },
+    #[error("cannot read capture file {}: {detail}", path.display())]
+    OpenFile { path: PathBuf, detail: String },
+    #[error("capture file {} is truncated or corrupt: {detail}", path.display())]
+    CorruptFile { path: PathBuf, detail: String },
+    #[error(
+        "{source_name}: unsupported link type {dlt} ({name}); supported: EN10MB (Ethernet), LINUX_SLL, LINUX_SLL2, \
+         RAW, IPV4, IPV6"
+    )]
+    UnsupportedLinkType {
+        source_name: String,
+        dlt: i32,
+        name: String,
+    },
+    #[error("invalid BPF filter {filter:?}: {detail}")]
+    BadFilter { filter: String, detail: String },
+    #[error("reading packets from {source_name} failed: {detail}")]
+    Read { source_name: String, detail: String },
+}
+
+impl Error {
+    /// Short stable label for a `reason` metric label.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::PermissionDenied { .. } => "permission_denied",
+            Error::OpenDevice { .. } => "open_device",
+            Error::OpenFile { .. } => "open_file",
+            Error::CorruptFile { .. } => "corrupt_file",
+            Error::UnsupportedLinkType { .. } => "unsupported_link_type",
+            Error::BadFilter { .. } => "bad_filter",
+            Error::Read { .. } => "read",
+        }
+    }
+
+    /// True when the user's input is at fault (a file, its link type, a filter): the binary exits 2.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Error::OpenFile { .. }
+                | Error::CorruptFile { .. }
+                | Error::UnsupportedLinkType { .. }
+                | Error::BadFilter { .. }
+        )
+    }
+}

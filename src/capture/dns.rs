@@ -1,0 +1,179 @@
+//! DNS message bytes → an answer (question name and the addresses it resolved to) or the reason it is not one.
+//! Owns the counting rules of DESIGN §3 for a single message, and the cheap duplicate hash taken before parsing.
+//! Pure; parse failures are a [`DnsResponse::Malformed`] value, never a panic.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use simple_dns::rdata::RData;
+use simple_dns::{CLASS, Name, OPCODE, Packet, PacketFlag, RCODE};
+
+/// A response that maps its question name to at least one address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub id: u16,
+    /// The question name, lower case, no trailing dot.
+    pub question: String,
+    /// The A/AAAA addresses reached from the question name through the CNAME chain, without repeats, in answer order.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// Why a well-formed DNS message is not counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NotAnswerReason {
+    /// The QR bit is clear: a query captured on port 53 (e.g. a resolver forwarding upstream from port 53).
+    Query,
+    /// Not a standard query (NOTIFY, UPDATE, ...).
+    Opcode,
+    /// NXDOMAIN: typically a resolv.conf search-path variant.
+    NxDomain,
+    /// Any other non-NOERROR RCODE (SERVFAIL, REFUSED, ...).
+    ErrorRcode,
+    /// No question section.
+    NoQuestion,
+    /// NOERROR, but no A/AAAA record reachable from the question name (empty answer, other record types, unrelated
+    /// names, a CNAME loop or a chain that never reaches an address).
+    NoAddresses,
+}
+
+impl NotAnswerReason {
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            NotAnswerReason::Query => "query",
+            NotAnswerReason::Opcode => "opcode",
+            NotAnswerReason::NxDomain => "nxdomain",
+            NotAnswerReason::ErrorRcode => "error_rcode",
+            NotAnswerReason::NoQuestion => "no_question",
+            NotAnswerReason::NoAddresses => "no_addresses",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DnsResponse {
+    Answer(Answer),
+    NotAnswer(NotAnswerReason),
+    /// simple-dns could not parse the message.
+    Malformed,
+}
+
+const HEADER_LEN: usize = 12;
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Hash of the DNS id and the raw first question (name ASCII-lowercased, type, class), read straight from the bytes
+/// so that duplicate copies can be dropped before the full parse. `None` when the header or question is cut short.
+pub fn dedup_key_hash(message: &[u8]) -> Option<u64> {
+    let header = message.get(..HEADER_LEN)?;
+    let mut hash = fnv(FNV_OFFSET, &header[..2]);
+    let question_count = u16::from_be_bytes([header[4], header[5]]);
+    if question_count == 0 {
+        return Some(hash);
+    }
+    let mut at = HEADER_LEN;
+    loop {
+        let len = *message.get(at)?;
+        if len & 0xC0 != 0 {
+            // A compression pointer cannot point backwards from the first question; take its two bytes as they are.
+            at += 2;
+            break;
+        }
+        at += 1;
+        if len == 0 {
+            break;
+        }
+        let label = message.get(at..at + usize::from(len))?;
+        hash = label
+            .iter()
+            .fold(hash, |h, b| fnv_byte(h, b.to_ascii_lowercase()));
+        hash = fnv_byte(hash, b'.');
+        at += usize::from(len);
+    }
+    let type_and_class = message.get(at..at + 4)?;
+    Some(fnv(hash, type_and_class))
+}
+
+fn fnv(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, b| fnv_byte(h, *b))
+}
+
+fn fnv_byte(hash: u64, byte: u8) -> u64 {
+    (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
+}
+
+/// Applies the DESIGN §3 rules to one DNS message.
+pub fn parse_response(message: &[u8]) -> DnsResponse {
+    let Ok(packet) = Packet::parse(message) else {
+        return DnsResponse::Malformed;
+    };
+    match classify(&packet) {
+        Ok(answer) => DnsResponse::Answer(answer),
+        Err(reason) => DnsResponse::NotAnswer(reason),
+    }
+}
+
+fn classify(packet: &Packet<'_>) -> Result<Answer, NotAnswerReason> {
+    if !packet.has_flags(PacketFlag::RESPONSE) {
+        return Err(NotAnswerReason::Query);
+    }
+    if packet.opcode() != OPCODE::StandardQuery {
+        return Err(NotAnswerReason::Opcode);
+    }
+    match packet.rcode() {
+        RCODE::NoError => {}
+        RCODE::NameError => return Err(NotAnswerReason::NxDomain),
+        _ => return Err(NotAnswerReason::ErrorRcode),
+    }
+    let question = packet
+        .questions
+        .first()
+        .ok_or(NotAnswerReason::NoQuestion)?;
+    let addresses = addresses_of(packet, &question.qname);
+    if addresses.is_empty() {
+        return Err(NotAnswerReason::NoAddresses);
+    }
+    Ok(Answer {
+        id: packet.id(),
+        question: question.qname.to_string().to_ascii_lowercase(),
+        addresses,
+    })
+}
+
+/// Follows the CNAME chain from `name` to the first name that owns A/AAAA records. Each hop consumes an answer
+/// record, so a chain longer than the answer section is a loop.
+fn addresses_of(packet: &Packet<'_>, name: &Name<'_>) -> Vec<IpAddr> {
+    let mut current = name;
+    for _ in 0..=packet.answers.len() {
+        let addresses = addresses_owned_by(packet, current);
+        if !addresses.is_empty() {
+            return addresses;
+        }
+        let next = packet.answers.iter().find_map(|rr| match &rr.rdata {
+            RData::CNAME(target) if rr.class == CLASS::IN && rr.name == *current => Some(&target.0),
+            _ => None,
+        });
+        match next {
+            Some(target) => current = target,
+            None => break,
+        }
+    }
+    Vec::new()
+}
+
+fn addresses_owned_by(packet: &Packet<'_>, owner: &Name<'_>) -> Vec<IpAddr> {
+    let mut addresses = Vec::new();
+    for rr in packet
+        .answers
+        .iter()
+        .filter(|rr| rr.class == CLASS::IN && rr.name == *owner)
+    {
+        let address = match &rr.rdata {
+            RData::A(a) => IpAddr::V4(Ipv4Addr::from(a.address)),
+            RData::AAAA(aaaa) => IpAddr::V6(Ipv6Addr::from(aaaa.address)),
+            _ => continue,
+        };
+        if !addresses.contains(&address) {
+            addresses.push(address);
+        }
+    }
+    addresses
+}
