@@ -84,8 +84,10 @@ impl Args {
 
     /// The cluster domain: the flag, else detected from `/etc/resolv.conf`, else `cluster.local`.
     pub fn cluster_domain(&self) -> String {
-        let detected = || std::fs::read_to_string("/etc/resolv.conf").ok().and_then(|t| cluster_domain_from_resolv_conf(&t));
-        let domain = self.cluster_domain.clone().or_else(detected).unwrap_or_else(|| FALLBACK_CLUSTER_DOMAIN.to_owned());
+        let detected =
+            || std::fs::read_to_string("/etc/resolv.conf").ok().and_then(|t| cluster_domain_from_resolv_conf(&t));
+        let domain =
+            self.cluster_domain.clone().or_else(detected).unwrap_or_else(|| FALLBACK_CLUSTER_DOMAIN.to_owned());
         domain.trim_matches('.').to_ascii_lowercase()
     }
 

@@ -18,7 +18,7 @@ use crate::inventory::{self, Inventory};
 use crate::metrics::{KindLabels, Metrics};
 use crate::pipeline::{DnsPipeline, Recorder, SharedInventory};
 use crate::resolve::ResolveConfig;
-use crate::server::{self, AppState, Readiness};
+use crate::server::{self, AppState, Exposition, Readiness};
 use crate::{UnixMicros, capture};
 
 /// How often kernel drop counts are read from pcap.
@@ -38,6 +38,9 @@ pub enum Error {
     /// The listen address could not be bound.
     #[error(transparent)]
     Listen(std::io::Error),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
     /// The flags do not describe a runnable configuration.
     #[error("{0}")]
     Usage(String),
@@ -49,7 +52,7 @@ impl Error {
         match self {
             Error::Inventory(e) => e.is_bad_input(),
             Error::Capture(e) => e.is_bad_input(),
-            Error::Listen(_) => false,
+            Error::Listen(_) | Error::Runtime(_) => false,
             Error::Usage(_) => true,
         }
     }
@@ -83,7 +86,8 @@ impl Core {
 fn load_inventory(args: &Args, metrics: &Metrics, readiness: &Readiness) -> Result<SharedInventory, Error> {
     let Some(path) = &args.inventory_file else {
         return Err(Error::Usage(
-            "the live Kubernetes API inventory is not implemented yet: pass --inventory-file (a Kubernetes List)".into(),
+            "the live Kubernetes API inventory is not implemented yet: pass --inventory-file (a Kubernetes List)"
+                .into(),
         ));
     };
     let inventory: Inventory = inventory::load_file(path)?;
@@ -95,13 +99,13 @@ fn load_inventory(args: &Args, metrics: &Metrics, readiness: &Readiness) -> Resu
 }
 
 /// `--print-metrics`: processes the capture file (and one socket scan), returns the exposition.
-pub fn print_metrics(args: &Args) -> Result<String, Error> {
+pub fn print_metrics(args: &Args, exposition: Exposition) -> Result<String, Error> {
     let core = Core::new(args)?;
     let path = args.pcap_file.as_deref().ok_or_else(|| Error::Usage("--print-metrics needs --pcap-file".into()))?;
     let mut source = source::open_file(path, Some(&args.bpf_filter))?;
     let mut pipeline = DnsPipeline::new(core.recorder.clone());
     drain(source.as_mut(), &mut pipeline, &core.metrics, &AtomicBool::new(false))?;
-    Ok(server::encode_metrics(&core.registry))
+    Ok(server::encode_metrics(&core.registry, exposition))
 }
 
 /// Runs the exporter until `shutdown` completes.
@@ -164,7 +168,10 @@ fn capture_loop(
             match reopen() {
                 Ok(s) => break source = s,
                 Err(e) => {
-                    metrics.capture_errors.get_or_create(&crate::metrics::ErrorLabels { error: e.metric_label() }).inc();
+                    metrics
+                        .capture_errors
+                        .get_or_create(&crate::metrics::ErrorLabels { error: e.metric_label() })
+                        .inc();
                     tracing::warn!(error = %e, "capture reopen failed; retrying");
                 }
             }

@@ -1,4 +1,4 @@
-//! The HTTP endpoints: `/metrics` (OpenMetrics), `/healthz`, `/readyz` (ready once the inventory has synced)
+//! The HTTP endpoints: `/metrics` (OpenMetrics, or the classic text format unless asked for OpenMetrics), `/healthz`, `/readyz` (ready once the inventory has synced)
 //! and a landing page on `/`.
 //!
 //! Encoding reads the registry and never fails on a source's behalf: a failing source shows up in its own
@@ -49,11 +49,42 @@ pub struct AppState {
     pub readiness: Readiness,
 }
 
-/// Encodes the registry as OpenMetrics text (ends with `# EOF`).
-pub fn encode_metrics(registry: &Registry) -> String {
+/// The two text expositions Prometheus understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exposition {
+    /// OpenMetrics 1.0 (what Prometheus asks for first; ends with `# EOF`).
+    OpenMetrics,
+    /// The classic text format 0.0.4 (for `curl`, older scrapers and `promtool check metrics`).
+    Classic,
+}
+
+impl Exposition {
+    /// Chooses by the `Accept` header, as the Go client does: OpenMetrics only when asked for.
+    pub fn negotiate(accept: Option<&str>) -> Exposition {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Exposition::OpenMetrics,
+            _ => Exposition::Classic,
+        }
+    }
+
+    /// The response content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Exposition::OpenMetrics => OPENMETRICS_CONTENT_TYPE,
+            Exposition::Classic => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        }
+    }
+}
+
+/// Encodes the registry in the given exposition.
+pub fn encode_metrics(registry: &Registry, exposition: Exposition) -> String {
     let mut text = String::new();
+    let result = match exposition {
+        Exposition::OpenMetrics => prometheus_client::encoding::text::encode(&mut text, registry),
+        Exposition::Classic => prometheus_client::encoding::prometheus_text::encode(&mut text, registry),
+    };
     // Encoding into a String only fails if a metric's own encoder does; the scrape then returns what it has.
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, registry) {
+    if let Err(e) = result {
         tracing::warn!(error = %e, "metrics encoding failed");
     }
     text
@@ -97,7 +128,11 @@ async fn handle(req: Request<Incoming>, state: AppState) -> Result<Response<Full
         return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "only GET and HEAD\n".into()));
     }
     let response = match req.uri().path() {
-        "/metrics" => text(StatusCode::OK, OPENMETRICS_CONTENT_TYPE, encode_metrics(&state.registry)),
+        "/metrics" => {
+            let accept = req.headers().get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok());
+            let exposition = Exposition::negotiate(accept);
+            text(StatusCode::OK, exposition.content_type(), encode_metrics(&state.registry, exposition))
+        }
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
         "/readyz" if state.readiness.is_ready() => text(StatusCode::OK, "text/plain", "ready\n".into()),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "inventory not synced\n".into()),

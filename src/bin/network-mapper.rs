@@ -5,17 +5,17 @@ use std::process::ExitCode;
 use clap::Parser;
 use network_mapper::config::Args;
 use network_mapper::exporter;
+use network_mapper::server::Exposition;
 
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = if args.print_metrics {
-        exporter::print_metrics(&args).map(|text| print!("{text}"))
+        exporter::print_metrics(&args, Exposition::OpenMetrics).map(|text| print!("{text}"))
     } else {
         run(args)
     };
@@ -33,7 +33,7 @@ fn run(args: Args) -> Result<(), exporter::Error> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(exporter::Error::Listen)?;
+        .map_err(exporter::Error::Runtime)?;
     runtime.block_on(exporter::run(args, shutdown_signal()))
 }
 

@@ -13,7 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::OutcomeLabels;
+use super::ReasonLabels;
 use crate::resolve::{Edge, Server, Workload};
 
 /// The cardinality caps.
@@ -115,7 +115,7 @@ pub struct EdgeCounter {
     workload_info: Family<WorkloadLabels, Gauge>,
     distinct: Gauge,
     max: Gauge,
-    refused: Family<OutcomeLabels, Counter>,
+    refused: Family<ReasonLabels, Counter>,
 }
 
 impl EdgeCounter {
@@ -137,19 +137,19 @@ impl EdgeCounter {
     pub(super) fn register(&self, reg: &mut Registry) {
         reg.register(
             "edge",
-            "Observations of a client workload calling a server (DNS answers and new client-side TCP connections).",
+            "Observations of a client workload calling a server (DNS answers and new client-side TCP connections)",
             self.edges.clone(),
         );
-        reg.register("workload_info", "Kind of every workload that appears in an edge.", self.workload_info.clone());
-        reg.register("edges", "Distinct edge series exported.", self.distinct.clone());
-        reg.register("edges_max", "The configured cap on distinct edge series (--max-edges).", self.max.clone());
+        reg.register("workload_info", "Kind of every workload that appears in an edge", self.workload_info.clone());
+        reg.register("edges", "Distinct edge series exported", self.distinct.clone());
+        reg.register("edges_max", "The configured cap on distinct edge series (--max-edges)", self.max.clone());
         reg.register(
             "edges_refused",
-            "Observations of new edges refused by a cardinality cap, by reason.",
+            "Observations of new edges refused by a cardinality cap, by reason",
             self.refused.clone(),
         );
-        for outcome in ["max_edges", "max_external_names"] {
-            self.refused.get_or_create(&OutcomeLabels { outcome }).inc_by(0);
+        for reason in ["max_edges", "max_external_names"] {
+            self.refused.get_or_create(&ReasonLabels { reason }).inc_by(0);
         }
     }
 
@@ -194,7 +194,7 @@ impl EdgeCounter {
         self.len() == 0
     }
 
-    fn refuse(&self, outcome: &'static str) {
-        self.refused.get_or_create(&OutcomeLabels { outcome }).inc();
+    fn refuse(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabels { reason }).inc();
     }
 }

@@ -29,6 +29,13 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// Labels `{reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// A short fixed reason name.
+    pub reason: &'static str,
+}
+
 /// Labels `{error}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
@@ -121,53 +128,49 @@ impl Metrics {
     fn register(&self, reg: &mut Registry) {
         reg.register(
             "build",
-            "Build information of the running exporter.",
+            "Build information of the running exporter",
             Info::new(BuildLabels { version: env!("CARGO_PKG_VERSION") }),
         );
         self.edges.register(reg);
-        reg.register("capture_packets", "Frames read from the capture source.", self.capture_packets.clone());
+        reg.register("capture_packets", "Frames read from the capture source", self.capture_packets.clone());
         reg.register(
             "capture_kernel_drops",
-            "Frames the kernel dropped because the capture buffer was full (pcap stats).",
+            "Frames the kernel dropped because the capture buffer was full (pcap stats)",
             self.capture_kernel_drops.clone(),
         );
-        reg.register("capture_errors", "Errors reading the capture source, by error.", self.capture_errors.clone());
-        reg.register("dns_responses", "DNS responses captured, by outcome.", self.dns_responses.clone());
+        reg.register("capture_errors", "Errors reading the capture source, by error", self.capture_errors.clone());
+        reg.register("dns_responses", "DNS responses captured, by outcome", self.dns_responses.clone());
         reg.register(
             "unresolved",
-            "Observations whose client or server did not resolve to a workload, by source, side and reason.",
+            "Observations whose client or server did not resolve to a workload, by source, side and reason",
             self.unresolved.clone(),
         );
-        reg.register("socket_scans", "Full socket scans, by outcome.", self.socket_scans.clone());
+        reg.register("socket_scans", "Full socket scans, by outcome", self.socket_scans.clone());
         reg.register_with_unit(
             "socket_scan_duration",
-            "Wall-clock duration of one full socket scan.",
+            "Wall-clock duration of one full socket scan",
             Unit::Seconds,
             self.socket_scan_duration.clone(),
         );
         reg.register(
             "socket_namespaces",
-            "Network namespaces read by the last socket scan.",
+            "Network namespaces read by the last socket scan",
             self.socket_namespaces.clone(),
         );
-        reg.register(
-            "socket_connections",
-            "Sockets seen by socket scans, by outcome.",
-            self.socket_connections.clone(),
-        );
+        reg.register("socket_connections", "Sockets seen by socket scans, by outcome", self.socket_connections.clone());
         reg.register(
             "inventory_objects",
-            "Kubernetes objects in the inventory, by kind.",
+            "Kubernetes objects in the inventory, by kind",
             self.inventory_objects.clone(),
         );
         reg.register(
             "inventory_synced",
-            "Whether the inventory of each kind has synced (1) or not (0).",
+            "Whether the inventory of each kind has synced (1) or not (0)",
             self.inventory_synced.clone(),
         );
         reg.register(
             "inventory_watch_errors",
-            "Errors of the Kubernetes API watches, by kind.",
+            "Errors of the Kubernetes API watches, by kind",
             self.inventory_watch_errors.clone(),
         );
         // Pre-create the outcome series so dashboards and alerts see zeros rather than absent series.

@@ -1,0 +1,190 @@
+//! Golden scrape: a capture file plus an inventory file through the real binary (`--print-metrics`) must give
+//! exactly `tests/golden/scrape.prom`, minus the series that vary between runs (process metrics, build info).
+//!
+//! `UPDATE_GOLDEN=1 cargo test --test golden_scrape` rewrites the capture fixture and the golden file; review the
+//! diff before committing it.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use clap::Parser;
+use network_mapper::config::Args;
+use network_mapper::exporter;
+use network_mapper::server::Exposition;
+
+use network_mapper::capture::frame::LinkType;
+use network_mapper::capture::synth::{self, PcapWriter, Record};
+use simple_dns::{RCODE, TYPE};
+
+const CAPTURE: &str = "tests/fixtures/scrape/capture.pcap";
+const INVENTORY: &str = "tests/fixtures/inventory/cluster.yaml";
+const GOLDEN: &str = "tests/golden/scrape.prom";
+/// LINUX_SLL2, what `tcpdump -i any` writes.
+const DLT_LINUX_SLL2: u32 = 276;
+/// 2026-03-01T00:00:00Z.
+const START: i64 = 1_772_323_200_000_000;
+
+/// The exporter's flags for this scenario: node-a is the node under test.
+const FLAGS: [&str; 9] = [
+    "--pcap-file",
+    CAPTURE,
+    "--inventory-file",
+    INVENTORY,
+    "--node-name",
+    "node-a",
+    "--cluster-domain",
+    "cluster.local",
+    "--no-socket-scan",
+];
+
+const KUBE_DNS_SERVICE: &str = "10.96.0.10:53";
+const KUBE_DNS_POD: &str = "10.0.0.53:53";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// Builds the capture. Each answer is written as device `any` shows it: once from the DNS pod and once more
+/// with the Service address after kube-proxy NAT, so every counted answer also has a duplicate.
+fn capture_bytes() -> Vec<u8> {
+    let mut w = PcapWriter::new(Vec::new(), DLT_LINUX_SLL2).unwrap();
+    let mut at = START;
+    let mut udp = |w: &mut PcapWriter<Vec<u8>>, client: &str, payload: Vec<u8>| {
+        for server in [KUBE_DNS_POD, KUBE_DNS_SERVICE] {
+            at += 150;
+            let frame = synth::frame(LinkType::LinuxSll2, &synth::udp_packet(addr(server), addr(client), &payload));
+            w.write(at, &frame).unwrap();
+        }
+    };
+    let a = |name, ip: &str| Record::A(name, ip.parse().unwrap());
+    let cart = "cart.shop.svc.cluster.local";
+    udp(&mut w, "10.0.1.10:40001", synth::response(1, cart, &[a(cart, "10.96.0.20")]));
+    udp(&mut w, "10.0.1.10:40002", synth::response(2, cart, &[a(cart, "10.96.0.20")]));
+    let invoices = "invoices.billing.svc.cluster.local";
+    udp(&mut w, "10.0.1.10:40003", synth::response(3, invoices, &[a(invoices, "10.96.1.5")]));
+    let stripe = "API.Stripe.com";
+    let chain = [Record::Cname(stripe, "stripe.map.fastly.net"), a("stripe.map.fastly.net", "151.101.0.1")];
+    udp(&mut w, "10.0.1.10:40004", synth::response(4, stripe, &chain));
+    let api = "kubernetes.default.svc.cluster.local";
+    udp(&mut w, "10.0.1.10:40005", synth::response(5, api, &[a(api, "10.96.0.1")]));
+    let redis0 = "redis-0.redis.shop.svc.cluster.local";
+    udp(&mut w, "10.0.1.50:40006", synth::response(6, redis0, &[a(redis0, "10.0.1.30")]));
+    let by_ip = "10-0-1-30.shop.pod.cluster.local";
+    udp(&mut w, "10.0.1.51:40007", synth::response(7, by_ip, &[a(by_ip, "10.0.1.30")]));
+    // Not counted here: a client on node-b, a node process (hostNetwork IP), an unknown IP.
+    udp(&mut w, "10.0.1.20:40008", synth::response(8, redis0, &[a(redis0, "10.0.1.30")]));
+    udp(&mut w, "192.168.50.10:40009", synth::response(9, cart, &[a(cart, "10.96.0.20")]));
+    udp(&mut w, "10.9.9.9:40010", synth::response(10, cart, &[a(cart, "10.96.0.20")]));
+    // Not answers: a search-path NXDOMAIN and an empty AAAA answer.
+    udp(&mut w, "10.0.1.10:40011", synth::nxdomain(11, "cart.shop.svc.cluster.local.shop.svc.cluster.local"));
+    udp(&mut w, "10.0.1.10:40012", synth::response_with(12, cart, TYPE::AAAA, RCODE::NoError, &[]));
+    // A malformed message from port 53.
+    udp(&mut w, "10.0.1.10:40013", vec![0x00, 0x0d, 0x81, 0x80, 0x00, 0x01, 0x00, 0x01, 0xff]);
+    // DNS over TCP: two answers in one segment, to the CronJob pod.
+    let legacy = "legacy.shop.svc.cluster.local";
+    let gw = "payments-gw.shop.svc.cluster.local";
+    let msgs =
+        [synth::response(14, legacy, &[a(legacy, "10.96.0.99")]), synth::response(15, gw, &[a(gw, "203.0.113.80")])];
+    let payload = synth::tcp_dns_payload(&[&msgs[0], &msgs[1]]);
+    let segment =
+        synth::tcp_packet(addr(KUBE_DNS_POD), addr("10.0.1.40:40014"), 1, synth::TCP_ACK | synth::TCP_PSH, &payload);
+    w.write(at + 1_000, &synth::frame(LinkType::LinuxSll2, &segment)).unwrap();
+    w.into_inner()
+}
+
+/// Series whose values vary between runs or builds.
+fn is_volatile(line: &str) -> bool {
+    [
+        "process_",
+        "network_mapper_build_info",
+        "# HELP process_",
+        "# TYPE process_",
+        "# HELP network_mapper_build",
+        "# TYPE network_mapper_build",
+    ]
+    .iter()
+    .any(|p| line.starts_with(p))
+}
+
+/// Families are written in registration order but series within a family in hash order, so series lines are
+/// sorted within each family before comparing.
+fn normalize(exposition: &str) -> String {
+    let mut out = String::new();
+    let mut series: Vec<&str> = Vec::new();
+    for line in exposition.lines().filter(|l| !is_volatile(l)) {
+        if line.starts_with('#') {
+            series.sort_unstable();
+            series.drain(..).for_each(|s| out.push_str(&format!("{s}\n")));
+            out.push_str(&format!("{line}\n"));
+        } else {
+            series.push(line);
+        }
+    }
+    series.sort_unstable();
+    series.into_iter().for_each(|s| out.push_str(&format!("{s}\n")));
+    out
+}
+
+fn scrape() -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_network-mapper"))
+        .args(FLAGS)
+        .arg("--print-metrics")
+        .output()
+        .expect("network-mapper runs");
+    assert!(output.status.success(), "exit {:?}: {}", output.status, String::from_utf8_lossy(&output.stderr));
+    normalize(&String::from_utf8(output.stdout).unwrap())
+}
+
+fn updating() -> bool {
+    std::env::var_os("UPDATE_GOLDEN").is_some()
+}
+
+#[test]
+fn capture_fixture_is_what_the_builder_writes() {
+    let generated = capture_bytes();
+    if updating() {
+        std::fs::write(CAPTURE, &generated).unwrap();
+    }
+    let committed = std::fs::read(CAPTURE).expect("capture fixture exists (UPDATE_GOLDEN=1 writes it)");
+    assert!(committed == generated, "{CAPTURE} differs from capture_bytes(); rerun with UPDATE_GOLDEN=1 and review");
+}
+
+#[test]
+fn scrape_matches_the_golden_file() {
+    if updating() {
+        std::fs::write(CAPTURE, capture_bytes()).unwrap();
+    }
+    let got = scrape();
+    if updating() {
+        std::fs::write(GOLDEN, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(GOLDEN).expect("golden file exists (UPDATE_GOLDEN=1 writes it)");
+    assert_eq!(
+        got, want,
+        "scrape differs from {GOLDEN}; if the change is intended rerun with UPDATE_GOLDEN=1 and review the diff"
+    );
+}
+
+#[test]
+fn classic_exposition_of_the_same_scrape_passes_promtool_check_metrics() {
+    // promtool lints the classic text format (in OpenMetrics, `# HELP x` does not name `x_total`), so the same
+    // inputs are rendered classic through the library and checked.
+    let promtool = Path::new("/usr/bin/promtool");
+    assert!(promtool.exists(), "promtool is missing: run `make setup` (installs Debian's prometheus package)");
+    let args = Args::parse_from(std::iter::once("network-mapper").chain(FLAGS));
+    let text = exporter::print_metrics(&args, Exposition::Classic).expect("fixture scrape renders");
+    assert!(text.contains("# TYPE network_mapper_edge_total counter"), "classic format expected:\n{text}");
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "promtool check metrics failed:\n{report}");
+}
