@@ -198,3 +198,71 @@ impl EdgeCounter {
         self.refused.get_or_create(&ReasonLabels { reason }).inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workload(name: &str) -> Workload {
+        Workload { name: Arc::from(name), namespace: Arc::from("shop"), kind: Arc::from("Deployment") }
+    }
+
+    fn edge(client: &str, server: Server) -> Edge {
+        Edge { client: workload(client), server }
+    }
+
+    fn external(name: &str) -> Server {
+        Server::External(Arc::from(name))
+    }
+
+    fn scrape(counter: &EdgeCounter) -> String {
+        let mut reg = Registry::default();
+        counter.register(&mut reg);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+        text
+    }
+
+    #[test]
+    fn beyond_max_edges_new_edges_are_refused_and_old_ones_keep_counting() {
+        let counter = EdgeCounter::new(Limits { max_edges: 2, max_external_names: 50 });
+        let (a, b, c) = (edge("a", external("x.com")), edge("b", external("x.com")), edge("c", external("x.com")));
+        assert_eq!(counter.observe(&a), EdgeOutcome::Counted);
+        assert_eq!(counter.observe(&b), EdgeOutcome::Counted);
+        assert_eq!(counter.observe(&c), EdgeOutcome::RefusedMaxEdges);
+        assert_eq!(counter.observe(&a), EdgeOutcome::Counted);
+        let text = scrape(&counter);
+        assert!(text.contains(r#"edge_total{client="a",namespace="shop",server="x.com"} 2"#), "{text}");
+        assert!(text.contains(r#"edges_refused_total{reason="max_edges"} 1"#), "{text}");
+        assert!(text.contains("edges 2\n") && text.contains("edges_max 2\n"), "{text}");
+        assert!(!text.contains(r#"client="c""#), "{text}");
+    }
+
+    #[test]
+    fn external_names_are_capped_per_client_but_in_cluster_servers_are_not() {
+        let counter = EdgeCounter::new(Limits { max_edges: 100, max_external_names: 2 });
+        for name in ["a.com", "b.com"] {
+            assert_eq!(counter.observe(&edge("web", external(name))), EdgeOutcome::Counted);
+        }
+        assert_eq!(counter.observe(&edge("web", external("c.com"))), EdgeOutcome::RefusedExternal);
+        assert_eq!(counter.observe(&edge("api", external("c.com"))), EdgeOutcome::Counted, "the cap is per client");
+        assert_eq!(counter.observe(&edge("web", Server::Workload(workload("db")))), EdgeOutcome::Counted);
+        assert_eq!(counter.observe(&edge("web", external("a.com"))), EdgeOutcome::Counted, "known names keep counting");
+        assert!(scrape(&counter).contains(r#"edges_refused_total{reason="max_external_names"} 1"#));
+    }
+
+    #[test]
+    fn server_namespace_is_absent_for_external_names_and_workloads_get_info() {
+        let counter = EdgeCounter::new(Limits::default());
+        counter.observe(&edge("web", external("api.example.com")));
+        counter.observe(&edge("web", Server::Workload(workload("db"))));
+        let text = scrape(&counter);
+        assert!(text.contains(r#"edge_total{client="web",namespace="shop",server="api.example.com"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"edge_total{client="web",namespace="shop",server="db",server_namespace="shop"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"workload_info{workload="db",namespace="shop",kind="Deployment"} 1"#), "{text}");
+        assert!(!text.contains(r#"workload="api.example.com""#), "{text}");
+    }
+}

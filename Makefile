@@ -1,0 +1,49 @@
+# One entry point for every gate. `make test` is what CI runs (.ci/run); `make demo` is the main job.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: all setup build fmt lint test test-rust check-ops bench demo golden-update clean
+
+all: build
+
+## setup: install system and Python packages the build and tests need (root)
+setup:
+	@scripts/setup.sh
+
+## build: debug build of both binaries
+build: setup
+	$(CARGO) build --locked --bins
+
+## fmt: formatting gate
+fmt:
+	$(CARGO) fmt --all -- --check
+
+## lint: clippy with warnings as errors
+lint: setup
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+## test-rust: every Rust test (unit, golden, live capture/netns tests need root)
+test-rust: setup
+	$(CARGO) test --locked
+
+## check-ops: manifests, alert rules, dashboards, Dockerfile steps
+check-ops: setup
+	@for s in scripts/check-*.sh; do [ -e "$$s" ] || continue; echo "== $$s"; bash "$$s" || exit 1; done
+
+## test: all gates, as CI runs them
+test: fmt lint test-rust check-ops
+
+## bench: the benchmarks whose figures the README reports
+bench: setup
+	$(CARGO) bench --locked
+
+## golden-update: rewrite golden files and generated fixtures (review the diff!)
+golden-update: setup
+	UPDATE_GOLDEN=1 $(CARGO) test --locked
+
+## demo: build, run the exporter on the demo capture, print the map and write ClientIntents to ./demo-out
+demo: setup
+	@scripts/demo.sh
+
+clean:
+	$(CARGO) clean

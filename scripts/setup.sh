@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on a fresh Debian machine (run as root; CI and `make test` call it).
+# Idempotent: packages already present are not reinstalled, and apt is only touched when something is missing.
+set -euo pipefail
+
+apt_packages=(
+  libpcap-dev pkg-config   # the pcap crate links libpcap
+  prometheus               # promtool for rule/metric checks, prometheus for the reducer's live test
+  dnsmasq-base             # a real DNS server in the live capture tests
+  iproute2 iptables        # network namespaces, veth pairs, kube-proxy-style NAT in tests
+  graphviz                 # renders the reducer's dot output in the demo
+  python3-yaml             # fixture generators
+  tcpdump                  # debugging captures by hand; also provides the classic pcap tooling
+)
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages: ${missing[*]}; run as root (or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python packages for manifest validation (see scripts/check-deploy.sh).
+if [ -f scripts/requirements.txt ]; then
+  python3 -m pip install -q --disable-pip-version-check -r scripts/requirements.txt
+fi
