@@ -26,8 +26,10 @@ pub type SharedInventory = Arc<RwLock<Inventory>>;
 /// memory, and two seconds leaves a wide margin for a loaded node.
 pub const DEDUP_WINDOW_MICROS: i64 = 2_000_000;
 
-/// Bound on remembered answers within the window: at 100k answers/s it covers two seconds.
-pub const DEDUP_MAX_ENTRIES: usize = 200_000;
+/// Bound on remembered answers (about 100 bytes each). Past it the oldest go first, which only shortens the
+/// effective window: even at 1M answers/s, 65,536 entries cover 65 ms, far longer than the copies of one answer
+/// take to cross a node's interfaces.
+pub const DEDUP_MAX_ENTRIES: usize = 65_536;
 
 /// Where an observation ended up, for the per-source outcome counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

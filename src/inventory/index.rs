@@ -1,11 +1,14 @@
 //! The inventory index: compact records keyed for the lookups resolution makes.
 //!
 //! Sources (a file, the API watchers) feed it through `upsert_*`/`remove_*`; it never does I/O. Records are
-//! shared as `Arc`s between the by-name and by-IP maps so an IP lookup is one hash probe.
+//! shared as `Arc`s between the by-name and by-IP maps so an IP lookup is one hash probe. Maps use the Fx hash:
+//! keys are IPs and object names from our own API server, not attacker-chosen, and lookups are on the packet path.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::objects::{OwnerRecord, PodRecord, ServiceRecord, SliceRecord};
 

@@ -3,7 +3,6 @@
 //!
 //! A lock is held only for a hash lookup and an atomic increment, never across `.await`, so a std `Mutex` fits.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -12,6 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::ReasonLabels;
 use crate::resolve::{Edge, Server, Workload};
