@@ -143,16 +143,23 @@ impl Scanner {
             source,
         })?;
         let mut pass = Pass::default();
+        let mut pids = Vec::new();
         for entry in entries {
             // Listing /proc races with exits; an entry that fails is a process that just went away.
             let Ok(entry) = entry else {
                 pass.report.vanished += 1;
                 continue;
             };
-            if is_pid(&entry.file_name()) {
-                pass.report.pids += 1;
-                self.visit(&entry.path(), &mut pass);
+            if let Some(pid) = pid_of(&entry.file_name()) {
+                pids.push(pid);
             }
+        }
+        // Ascending pids make a scan deterministic (which process a namespace is read through, and so which
+        // identity it is reported under) whatever order the directory lists in.
+        pids.sort_unstable();
+        pass.report.pids = pids.len();
+        for pid in pids {
+            self.visit(&self.root.0.join(pid.to_string()), &mut pass);
         }
         self.seen.finish_scan();
         Ok(pass.report)
@@ -271,7 +278,10 @@ fn parse_into(table: &[u8], family: Family, rows: &mut Vec<SocketRow>) -> usize 
     malformed
 }
 
-fn is_pid(name: &std::ffi::OsStr) -> bool {
-    let name = name.as_encoded_bytes();
-    !name.is_empty() && name.iter().all(u8::is_ascii_digit)
+fn pid_of(name: &std::ffi::OsStr) -> Option<u32> {
+    let name = name.to_str()?;
+    // parse() alone would accept "+5"; procfs names are plain digits.
+    name.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| name.parse().ok())?
 }
