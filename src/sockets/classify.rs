@@ -49,7 +49,9 @@ impl Listeners {
 
     /// Whether a socket bound to `local` is the accepted end of one of these listeners.
     pub fn accepts(&self, local: SocketAddr) -> bool {
-        self.any_address.contains(&local.port()) || self.specific.contains(&local)
+        // The emptiness check spares hashing a SocketAddr in the common case of wildcard listeners only.
+        self.any_address.contains(&local.port())
+            || (!self.specific.is_empty() && self.specific.contains(&local))
     }
 
     /// Builds the listeners of a whole namespace (tests and callers that hold all rows at once).

@@ -44,10 +44,9 @@ pub struct MalformedRow {
 
 /// Iterates over the rows of a table. The first line (the column header) is skipped, as are blank lines.
 pub fn rows(table: &[u8], family: Family) -> Rows<'_> {
-    let mut lines = table.split(is_newline as fn(&u8) -> bool);
-    lines.next();
+    let (_header, rest) = split_line(table);
     Rows {
-        lines,
+        rest,
         line: 1,
         family,
     }
@@ -55,7 +54,7 @@ pub fn rows(table: &[u8], family: Family) -> Rows<'_> {
 
 /// Iterator returned by [`rows`].
 pub struct Rows<'a> {
-    lines: std::slice::Split<'a, u8, fn(&u8) -> bool>,
+    rest: &'a [u8],
     line: usize,
     family: Family,
 }
@@ -64,7 +63,9 @@ impl Iterator for Rows<'_> {
     type Item = Result<SocketRow, MalformedRow>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        for text in self.lines.by_ref() {
+        while !self.rest.is_empty() {
+            let (text, rest) = split_line(self.rest);
+            self.rest = rest;
             self.line += 1;
             if text.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -76,16 +77,17 @@ impl Iterator for Rows<'_> {
     }
 }
 
-fn is_newline(b: &u8) -> bool {
-    *b == b'\n'
+fn split_line(text: &[u8]) -> (&[u8], &[u8]) {
+    match memchr::memchr(b'\n', text) {
+        Some(end) => (&text[..end], &text[end + 1..]),
+        None => (text, &[]),
+    }
 }
 
-/// Parses one row: `sl local remote st tx:rx tr:when retrnsmt uid timeout inode ...`.
-pub fn parse_row(text: &[u8], family: Family) -> Result<SocketRow, &'static str> {
-    let mut fields = text
-        .split(u8::is_ascii_whitespace)
-        .filter(|f| !f.is_empty());
-    let mut next = |what| fields.next().ok_or(what);
+/// Parses one row: `sl local remote st tx:rx tr:when retrnsmt uid timeout inode ...`. Columns after the
+/// inode are never looked at.
+pub fn parse_row(mut text: &[u8], family: Family) -> Result<SocketRow, &'static str> {
+    let mut next = |what| next_field(&mut text).ok_or(what);
     next("missing slot number")?;
     let local =
         parse_endpoint(next("missing local address")?, family).ok_or("bad local address")?;
@@ -112,6 +114,19 @@ pub fn parse_row(text: &[u8], family: Family) -> Result<SocketRow, &'static str>
         state,
         inode,
     })
+}
+
+/// Splits the next whitespace-separated field off the front of `text`.
+fn next_field<'a>(text: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
+    let rest = &text[start..];
+    let end = rest
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .unwrap_or(rest.len());
+    let (field, rest) = rest.split_at(end);
+    *text = rest;
+    Some(field)
 }
 
 /// `0100007F:1F90` (IPv4) or 32 hex digits + `:port` (IPv6).
@@ -146,8 +161,13 @@ fn hex(digits: &[u8]) -> Option<u32> {
         return None;
     }
     digits.iter().try_fold(0u32, |acc, &b| {
-        let digit = (b as char).to_digit(16)?;
-        Some(acc << 4 | digit)
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'A'..=b'F' => b - b'A' + 10,
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        Some(acc << 4 | u32::from(digit))
     })
 }
 
@@ -156,8 +176,10 @@ fn decimal(digits: &[u8]) -> Option<u64> {
         return None;
     }
     digits.iter().try_fold(0u64, |acc, &b| {
-        let digit = (b as char).to_digit(10)?;
-        acc.checked_mul(10)?.checked_add(u64::from(digit))
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
     })
 }
 
