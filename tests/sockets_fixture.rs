@@ -194,3 +194,17 @@ fn a_root_that_disappears_after_start_up_fails_the_scan() {
     fs::remove_dir_all(&root).unwrap();
     assert!(matches!(scanner.scan(), Err(Error::UnreadableRoot { .. })));
 }
+
+#[test]
+fn a_malformed_row_is_counted_and_the_rest_of_its_table_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), dir.path()).unwrap();
+    let tcp = dir.path().join("netns/cart/tcp");
+    let mut text = fs::read_to_string(&tcp).unwrap();
+    text.insert_str(text.find('\n').unwrap() + 1, "   9: 0B01F40A:ZZZZ truncated\n");
+    fs::write(&tcp, text).unwrap();
+    let mut scanner = Scanner::new(ProcRoot(dir.path().to_path_buf())).unwrap();
+    let report = scan(&mut scanner);
+    assert_eq!(report.outcomes.malformed, 1);
+    assert_eq!(report.new_connections, fixture_clients(dir.path()));
+}

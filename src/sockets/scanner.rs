@@ -209,41 +209,45 @@ impl Scanner {
         match read_table(&pid_dir.join("net/tcp6"), &mut self.table) {
             Ok(()) => {
                 report.tables_read += 1;
-                malformed += parse_into(&self.table, Family::V6, &mut self.rows);
+                malformed += parse_into(&self.table, Family::V6, &mut self.rows, pid_dir);
             }
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(err) => return Err(err),
         }
         read_table(&pid_dir.join("net/tcp"), &mut self.table)?;
         report.tables_read += 1;
-        malformed += parse_into(&self.table, Family::V4, &mut self.rows);
+        malformed += parse_into(&self.table, Family::V4, &mut self.rows, pid_dir);
 
         report.namespaces += 1;
         report.sockets += self.rows.len();
         report.outcomes.malformed += malformed;
+        self.classify_rows(key, tcp_file, report);
+        Ok(())
+    }
+
+    /// Classifies the rows of one namespace, just read into `self.rows`.
+    fn classify_rows(&mut self, key: NetnsKey, tcp_file: u64, report: &mut ScanReport) {
         self.listeners.clear();
         self.rows.iter().for_each(|row| self.listeners.add(row));
         for row in &self.rows {
             let outcome = classify(row, &self.listeners);
-            if outcome == Outcome::Client
-                && !self
-                    .seen
-                    .observe(tcp_file, SocketKey::new(row.inode, row.local, row.remote))
+            if outcome != Outcome::Client {
+                report.outcomes.count(outcome);
+            } else if self
+                .seen
+                .observe(tcp_file, SocketKey::new(row.inode, row.local, row.remote))
             {
-                report.outcomes.already_seen += 1;
-                continue;
-            }
-            report.outcomes.count(outcome);
-            if outcome == Outcome::Client {
+                report.outcomes.count(outcome);
                 report.new_connections.push(Connection {
                     local: row.local,
                     remote: row.remote,
                     netns: key.id(),
                     inode: row.inode,
                 });
+            } else {
+                report.outcomes.already_seen += 1;
             }
         }
-        Ok(())
     }
 }
 
@@ -266,13 +270,19 @@ fn read_table(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     File::open(path)?.read_to_end(buf).map(drop)
 }
 
-/// Appends the valid rows of `table` to `rows`; returns how many rows were malformed.
-fn parse_into(table: &[u8], family: Family, rows: &mut Vec<SocketRow>) -> usize {
+/// Appends the valid rows of `table` to `rows`; returns how many rows were malformed. The kernel never writes
+/// one, so the first of each table is logged to tell a future format change from noise.
+fn parse_into(table: &[u8], family: Family, rows: &mut Vec<SocketRow>, pid_dir: &Path) -> usize {
     let mut malformed = 0;
     for row in table::rows(table, family) {
         match row {
             Ok(row) => rows.push(row),
-            Err(_) => malformed += 1,
+            Err(err) => {
+                if malformed == 0 {
+                    tracing::debug!(pid_dir = %pid_dir.display(), ?family, error = %err, "malformed TCP table row");
+                }
+                malformed += 1;
+            }
         }
     }
     malformed
