@@ -201,7 +201,10 @@ fn a_malformed_row_is_counted_and_the_rest_of_its_table_kept() {
     copy_tree(&fixture(), dir.path()).unwrap();
     let tcp = dir.path().join("netns/cart/tcp");
     let mut text = fs::read_to_string(&tcp).unwrap();
-    text.insert_str(text.find('\n').unwrap() + 1, "   9: 0B01F40A:ZZZZ truncated\n");
+    text.insert_str(
+        text.find('\n').unwrap() + 1,
+        "   9: 0B01F40A:ZZZZ truncated\n",
+    );
     fs::write(&tcp, text).unwrap();
     let mut scanner = Scanner::new(ProcRoot(dir.path().to_path_buf())).unwrap();
     let report = scan(&mut scanner);

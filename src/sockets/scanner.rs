@@ -194,7 +194,7 @@ impl Scanner {
         pass.settled.insert(key);
     }
 
-    /// Reads and classifies both tables of one namespace. Nothing is recorded unless both reads succeed.
+    /// Reads and classifies both tables of one namespace. No connection is recorded unless both reads succeed.
     fn read_namespace(
         &mut self,
         pid_dir: &Path,
