@@ -1,0 +1,162 @@
+//! Socket scanner benchmark: one full scan of a generated procfs tree of 200 namespaces × 500 sockets, each
+//! namespace shared by 5 pids. Reports the median CPU time per scan (user + system of this thread, from
+//! `CLOCK_THREAD_CPUTIME_ID`) and checks each namespace's tables are read once.
+//! Fails when the median exceeds the 50 ms budget. Also compares the row parser with `procfs`.
+//!
+//! Run: `cargo bench --bench sockets`
+
+#[path = "../tests/sockets_support/mod.rs"]
+mod sockets_support;
+
+use std::time::{Duration, Instant};
+
+use network_mapper::sockets::table::{self, Family};
+use network_mapper::sockets::{ProcRoot, Scanner};
+use sockets_support::{FakeProcShape, generated_clients_per_namespace, write_fake_proc};
+
+const SHAPE: FakeProcShape = FakeProcShape {
+    namespaces: 200,
+    sockets_per_namespace: 500,
+    pids_per_namespace: 5,
+};
+const SCANS: usize = 30;
+const BUDGET: Duration = Duration::from_millis(50);
+
+/// CPU time this thread has run, user and system together. (`/proc/thread-self/schedstat` would avoid libc
+/// but only advances at scheduler ticks, too coarse for a few-millisecond scan.)
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_fake_proc(dir.path(), SHAPE).expect("write the fake procfs tree");
+    let mut scanner = Scanner::new(ProcRoot(dir.path().to_path_buf())).expect("scanner");
+    let clients = SHAPE.namespaces * generated_clients_per_namespace(SHAPE);
+
+    let (cpu0, wall0) = (thread_cpu(), Instant::now());
+    let first = scanner.scan().expect("scan");
+    let (first_cpu, first_wall) = (thread_cpu() - cpu0, wall0.elapsed());
+    assert_eq!(first.new_connections.len(), clients);
+    assert_eq!(first.pids, 1 + SHAPE.namespaces * SHAPE.pids_per_namespace);
+    assert_eq!(
+        first.sockets,
+        SHAPE.namespaces * SHAPE.sockets_per_namespace
+    );
+    assert_tables_read_once(&first);
+
+    let (mut cpu, mut wall) = (Vec::new(), Vec::new());
+    for _ in 0..SCANS {
+        let (cpu0, wall0) = (thread_cpu(), Instant::now());
+        let report = scanner.scan().expect("scan");
+        cpu.push(thread_cpu() - cpu0);
+        wall.push(wall0.elapsed());
+        assert_eq!(
+            (report.new_connections.len(), report.outcomes.already_seen),
+            (0, clients)
+        );
+        assert_tables_read_once(&report);
+    }
+    let (cpu, wall) = (median(cpu), median(wall));
+
+    println!(
+        "tree: {} namespaces x {} sockets, {} pids per namespace ({} pids)",
+        SHAPE.namespaces, SHAPE.sockets_per_namespace, SHAPE.pids_per_namespace, first.pids
+    );
+    println!(
+        "tables read per scan: {} (tcp + tcp6 of each namespace, once)",
+        first.tables_read
+    );
+    println!(
+        "first scan (reports {clients} connections): cpu {first_cpu:.2?}, wall {first_wall:.2?}"
+    );
+    println!(
+        "steady scan, median of {SCANS}: cpu {cpu:.2?}, wall {wall:.2?} (budget {BUDGET:?} cpu)"
+    );
+    compare_parsers();
+    scan_real_proc();
+    if cpu > BUDGET || first_cpu > BUDGET {
+        eprintln!("over budget: a full scan must take under {BUDGET:?} of CPU");
+        std::process::exit(1);
+    }
+}
+
+/// For scale: a scan of this machine's own `/proc`, where reading a table walks the kernel's TCP hash.
+fn scan_real_proc() {
+    let Ok(mut scanner) = Scanner::new(ProcRoot("/proc".into())) else {
+        println!("real /proc: not readable here");
+        return;
+    };
+    scanner.scan().expect("scan /proc");
+    let (cpu0, wall0) = (thread_cpu(), Instant::now());
+    let report = scanner.scan().expect("scan /proc");
+    let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed());
+    println!(
+        "real /proc: {} pids, {} namespaces, {} sockets: cpu {cpu:.2?}, wall {wall:.2?}",
+        report.pids, report.namespaces, report.sockets
+    );
+}
+
+fn assert_tables_read_once(report: &network_mapper::sockets::ScanReport) {
+    assert_eq!(
+        report.namespaces, SHAPE.namespaces,
+        "every pod namespace read"
+    );
+    assert_eq!(
+        report.tables_read,
+        2 * SHAPE.namespaces,
+        "tcp and tcp6 once per namespace, never per pid"
+    );
+    assert!(report.skipped_host_netns);
+}
+
+/// ns per row for the hand-written parser and for `procfs::net::TcpNetEntries` on the same table.
+fn compare_parsers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shape = FakeProcShape {
+        namespaces: 1,
+        sockets_per_namespace: 2000,
+        pids_per_namespace: 1,
+    };
+    write_fake_proc(dir.path(), shape).expect("write table");
+    let text = std::fs::read(dir.path().join("netns/pod1/tcp")).expect("read table");
+    let rows = table::rows(&text, Family::V4).count();
+    let si = procfs::ExplicitSystemInfo {
+        boot_time_secs: 0,
+        ticks_per_second: 100,
+        page_size: 4096,
+        is_little_endian: cfg!(target_endian = "little"),
+    };
+    let ours = per_row(rows, || {
+        table::rows(&text, Family::V4).filter(Result::is_ok).count()
+    });
+    let theirs = per_row(rows, || {
+        use procfs::FromReadSI;
+        let procfs::net::TcpNetEntries(entries) =
+            procfs::net::TcpNetEntries::from_read(&text[..], &si).expect("procfs parses the table");
+        entries.len()
+    });
+    println!("row parser: {ours:.0?}/row hand-written, {theirs:.0?}/row procfs ({rows}-row table)");
+}
+
+fn per_row(rows: usize, parse: impl Fn() -> usize) -> Duration {
+    let mut samples = Vec::new();
+    for _ in 0..50 {
+        let start = thread_cpu();
+        assert_eq!(std::hint::black_box(parse()), rows);
+        samples.push((thread_cpu() - start) / rows as u32);
+    }
+    median(samples)
+}

@@ -1,0 +1,297 @@
+//! The socket scanner: walks `<root>/<pid>`, reads each network namespace's tables once, and reports the
+//! client-side connections not reported before.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+
+use super::classify::{Listeners, Outcome, classify};
+use super::netns::{self, HostNetns, NetnsKey};
+use super::seen::{SeenConnections, SocketKey};
+use super::table::{self, Family, SocketRow};
+use super::{Error, ProcRoot};
+
+/// A client-side ESTABLISHED connection, reported the first time a scan sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Connection {
+    /// The client's end; IPv4-mapped IPv6 is already IPv4.
+    pub local: SocketAddr,
+    /// The server's end (a Service ClusterIP before NAT, or a pod IP).
+    pub remote: SocketAddr,
+    /// The namespace: the `ns/net` inode (`net:[N]`) where permitted, else the `net/tcp` inode (see [`netns`]).
+    pub netns: u64,
+    /// Socket inode; 0 when the socket is no longer owned by a file descriptor.
+    pub inode: u64,
+}
+
+/// Sockets of the scanned namespaces, by outcome. The sum is [`ScanReport::sockets`] plus `malformed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketOutcomes {
+    /// Client side, first seen in this scan: the `new_connections`.
+    pub client: usize,
+    /// Client side, reported by an earlier scan.
+    pub already_seen: usize,
+    pub server_side: usize,
+    pub loopback: usize,
+    /// LISTEN, TIME_WAIT and every other state that is not ESTABLISHED.
+    pub not_established: usize,
+    /// Rows that could not be parsed; the rest of their table is kept.
+    pub malformed: usize,
+}
+
+impl SocketOutcomes {
+    /// `(label, count)` pairs with short stable labels, for a self-metric.
+    pub fn by_label(&self) -> [(&'static str, usize); 6] {
+        [
+            ("client", self.client),
+            ("already_seen", self.already_seen),
+            ("server_side", self.server_side),
+            ("loopback", self.loopback),
+            ("not_established", self.not_established),
+            ("malformed", self.malformed),
+        ]
+    }
+
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Client => self.client += 1,
+            Outcome::ServerSide => self.server_side += 1,
+            Outcome::Loopback => self.loopback += 1,
+            Outcome::NotEstablished => self.not_established += 1,
+        }
+    }
+}
+
+/// What one full scan found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Client-side connections not reported by an earlier scan.
+    pub new_connections: Vec<Connection>,
+    /// Numeric directories looked at under the root.
+    pub pids: usize,
+    /// Network namespaces whose tables were read (the host's is not among them).
+    pub namespaces: usize,
+    /// Rows parsed in those namespaces.
+    pub sockets: usize,
+    /// `net/tcp` and `net/tcp6` files read: twice the namespaces when every table exists and nothing vanished.
+    pub tables_read: usize,
+    /// Processes that went away while the scan looked at them (their namespace is read through another process
+    /// if one remains).
+    pub vanished: usize,
+    /// Processes whose files exist but could not be read (permissions); logged at debug level.
+    pub unreadable: usize,
+    /// Whether processes in the host's own namespace were found and skipped.
+    pub skipped_host_netns: bool,
+    pub outcomes: SocketOutcomes,
+}
+
+/// Scans a procfs tree. Keeps the "seen" set between scans, and buffers reused across namespaces.
+#[derive(Debug)]
+pub struct Scanner {
+    root: ProcRoot,
+    host: HostNetns,
+    seen: SeenConnections,
+    table: Vec<u8>,
+    rows: Vec<SocketRow>,
+    listeners: Listeners,
+}
+
+/// Bookkeeping for one scan: which namespaces are settled, under either identity.
+#[derive(Default)]
+struct Pass {
+    settled: HashSet<NetnsKey>,
+    tables_by_tcp_file: HashSet<u64>,
+    report: ScanReport,
+}
+
+impl Scanner {
+    /// Checks that `root` is a readable procfs tree with a pid 1 (whose namespace is the host's).
+    pub fn new(root: ProcRoot) -> Result<Scanner, Error> {
+        fs::read_dir(&root.0).map_err(|source| Error::UnreadableRoot {
+            path: root.0.clone(),
+            source,
+        })?;
+        let host = HostNetns::of_pid1(&root.0).map_err(|source| Error::NotProcfs {
+            path: root.0.join("1/net/tcp"),
+            source,
+        })?;
+        Ok(Scanner {
+            root,
+            host,
+            seen: SeenConnections::default(),
+            table: Vec::new(),
+            rows: Vec::new(),
+            listeners: Listeners::default(),
+        })
+    }
+
+    pub fn root(&self) -> &ProcRoot {
+        &self.root
+    }
+
+    /// Client-side connections remembered from the last scan (bounded by what is open).
+    pub fn tracked_connections(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// One full pass over the tree. Only an unreadable root is an error.
+    pub fn scan(&mut self) -> Result<ScanReport, Error> {
+        let entries = fs::read_dir(&self.root.0).map_err(|source| Error::UnreadableRoot {
+            path: self.root.0.clone(),
+            source,
+        })?;
+        let mut pass = Pass::default();
+        let mut pids = Vec::new();
+        for entry in entries {
+            // Listing /proc races with exits; an entry that fails is a process that just went away.
+            let Ok(entry) = entry else {
+                pass.report.vanished += 1;
+                continue;
+            };
+            if let Some(pid) = pid_of(&entry.file_name()) {
+                pids.push(pid);
+            }
+        }
+        // Ascending pids make a scan deterministic (which process a namespace is read through, and so which
+        // identity it is reported under) whatever order the directory lists in.
+        pids.sort_unstable();
+        pass.report.pids = pids.len();
+        for pid in pids {
+            self.visit(&self.root.0.join(pid.to_string()), &mut pass);
+        }
+        self.seen.finish_scan();
+        Ok(pass.report)
+    }
+
+    /// Reads the namespace of one process unless this scan already has it, under either identity.
+    fn visit(&mut self, pid_dir: &Path, pass: &mut Pass) {
+        let key = match netns::key_of(pid_dir) {
+            Ok(key) => key,
+            Err(err) => return pass.lost(pid_dir, &err),
+        };
+        if pass.settled.contains(&key) {
+            return;
+        }
+        let tcp_file = match key {
+            NetnsKey::TcpFile(ino) => Ok(ino),
+            NetnsKey::Ns(_) => netns::tcp_file_ino(pid_dir),
+        };
+        let tcp_file = match tcp_file {
+            Ok(ino) => ino,
+            Err(err) => return pass.lost(pid_dir, &err),
+        };
+        if self.host.is(key, tcp_file) {
+            pass.report.skipped_host_netns = true;
+        } else if !pass.tables_by_tcp_file.contains(&tcp_file) {
+            if let Err(err) = self.read_namespace(pid_dir, key, tcp_file, &mut pass.report) {
+                // Not settled: another process of the same namespace may still be there to read it through.
+                return pass.lost(pid_dir, &err);
+            }
+            pass.tables_by_tcp_file.insert(tcp_file);
+        }
+        pass.settled.insert(key);
+    }
+
+    /// Reads and classifies both tables of one namespace. No connection is recorded unless both reads succeed.
+    fn read_namespace(
+        &mut self,
+        pid_dir: &Path,
+        key: NetnsKey,
+        tcp_file: u64,
+        report: &mut ScanReport,
+    ) -> io::Result<()> {
+        self.rows.clear();
+        let mut malformed = 0;
+        // tcp6 first: when it is missing and tcp then reads fine, IPv6 is simply off. A process that vanished
+        // makes the tcp read fail too, so the two cases cannot be confused.
+        match read_table(&pid_dir.join("net/tcp6"), &mut self.table) {
+            Ok(()) => {
+                report.tables_read += 1;
+                malformed += parse_into(&self.table, Family::V6, &mut self.rows, pid_dir);
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+        read_table(&pid_dir.join("net/tcp"), &mut self.table)?;
+        report.tables_read += 1;
+        malformed += parse_into(&self.table, Family::V4, &mut self.rows, pid_dir);
+
+        report.namespaces += 1;
+        report.sockets += self.rows.len();
+        report.outcomes.malformed += malformed;
+        self.classify_rows(key, tcp_file, report);
+        Ok(())
+    }
+
+    /// Classifies the rows of one namespace, just read into `self.rows`.
+    fn classify_rows(&mut self, key: NetnsKey, tcp_file: u64, report: &mut ScanReport) {
+        self.listeners.clear();
+        self.rows.iter().for_each(|row| self.listeners.add(row));
+        for row in &self.rows {
+            let outcome = classify(row, &self.listeners);
+            if outcome != Outcome::Client {
+                report.outcomes.count(outcome);
+            } else if self
+                .seen
+                .observe(tcp_file, SocketKey::new(row.inode, row.local, row.remote))
+            {
+                report.outcomes.count(outcome);
+                report.new_connections.push(Connection {
+                    local: row.local,
+                    remote: row.remote,
+                    netns: key.id(),
+                    inode: row.inode,
+                });
+            } else {
+                report.outcomes.already_seen += 1;
+            }
+        }
+    }
+}
+
+impl Pass {
+    fn lost(&mut self, pid_dir: &Path, err: &io::Error) {
+        if netns::vanished(err) {
+            self.report.vanished += 1;
+        } else {
+            self.report.unreadable += 1;
+            tracing::debug!(pid_dir = %pid_dir.display(), error = %err, "cannot read the process's TCP tables");
+        }
+    }
+}
+
+/// Reads a whole table into `buf` (reused, so its capacity fits the largest table after the first scan).
+fn read_table(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    // Reserve up front so procfs is read in large chunks: each read() of a seq file walks the kernel's tables.
+    buf.reserve(64 * 1024);
+    File::open(path)?.read_to_end(buf).map(drop)
+}
+
+/// Appends the valid rows of `table` to `rows`; returns how many rows were malformed. The kernel never writes
+/// one, so the first of each table is logged to tell a future format change from noise.
+fn parse_into(table: &[u8], family: Family, rows: &mut Vec<SocketRow>, pid_dir: &Path) -> usize {
+    let mut malformed = 0;
+    for row in table::rows(table, family) {
+        match row {
+            Ok(row) => rows.push(row),
+            Err(err) => {
+                if malformed == 0 {
+                    tracing::debug!(pid_dir = %pid_dir.display(), ?family, error = %err, "malformed TCP table row");
+                }
+                malformed += 1;
+            }
+        }
+    }
+    malformed
+}
+
+fn pid_of(name: &std::ffi::OsStr) -> Option<u32> {
+    let name = name.to_str()?;
+    // parse() alone would accept "+5"; procfs names are plain digits.
+    name.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| name.parse().ok())?
+}

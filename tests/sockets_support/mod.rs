@@ -1,0 +1,180 @@
+//! Shared helpers for the socket scanner's tests and benchmark: writing `net/tcp{,6}` text the way the kernel
+//! does, copying the fixture tree, and generating large fake procfs trees.
+//!
+//! Included with `mod sockets_support;` from `tests/sockets_*.rs` and with `#[path]` from `benches/sockets.rs`;
+//! each includer uses a different subset, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod netns;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+pub const ESTABLISHED: u8 = 0x01;
+pub const TIME_WAIT: u8 = 0x06;
+pub const LISTEN: u8 = 0x0A;
+
+/// One row to write into a table.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub state: u8,
+    pub inode: u64,
+}
+
+impl Row {
+    pub fn new(local: &str, remote: &str, state: u8, inode: u64) -> Row {
+        Row {
+            local: local.parse().expect("test address"),
+            remote: remote.parse().expect("test address"),
+            state,
+            inode,
+        }
+    }
+}
+
+/// A whole `net/tcp` (`v6 == false`) or `net/tcp6` file: header, then one line per row, formatted like
+/// `tcp4_seq_show`/`tcp6_seq_show` (IPv4 lines padded to 149 columns, addresses as native-order hex words).
+pub fn table_text(v6: bool, rows: &[Row]) -> String {
+    let mut text = if v6 {
+        "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n".to_string()
+    } else {
+        format!(
+            "{:<149}\n",
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
+        )
+    };
+    for (slot, row) in rows.iter().enumerate() {
+        let line = format!(
+            "{slot:4}: {} {} {:02X} 00000000:00000000 00:00000000 00000000  1000        0 {} 1 0000000000000000 100 0 0 10 0",
+            endpoint(row.local, v6),
+            endpoint(row.remote, v6),
+            row.state,
+            row.inode
+        );
+        if v6 {
+            writeln!(text, "{line}").unwrap();
+        } else {
+            writeln!(text, "{line:<149}").unwrap();
+        }
+    }
+    text
+}
+
+fn endpoint(addr: SocketAddr, v6: bool) -> String {
+    let bytes: Vec<u8> = match (addr.ip(), v6) {
+        (IpAddr::V4(ip), false) => ip.octets().to_vec(),
+        // The kernel shows a dual-stack wildcard listener as `::`, an IPv4 peer as `::ffff:a.b.c.d`.
+        (IpAddr::V4(ip), true) if ip.is_unspecified() => [0; 16].to_vec(),
+        (IpAddr::V4(ip), true) => ip.to_ipv6_mapped().octets().to_vec(),
+        (IpAddr::V6(ip), true) => ip.octets().to_vec(),
+        (IpAddr::V6(ip), false) => panic!("{ip} cannot go into net/tcp"),
+    };
+    let mut text = String::new();
+    for word in bytes.chunks_exact(4) {
+        let value = u32::from_ne_bytes(word.try_into().unwrap());
+        write!(text, "{value:08X}").unwrap();
+    }
+    write!(text, ":{:04X}", addr.port()).unwrap();
+    text
+}
+
+/// Copies a tree, recreating symlinks as symlinks (the fixture's pids share namespaces through them).
+pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            symlink(fs::read_link(entry.path())?, &target)?;
+        } else if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Shape of a generated tree.
+#[derive(Debug, Clone, Copy)]
+pub struct FakeProcShape {
+    pub namespaces: usize,
+    pub sockets_per_namespace: usize,
+    pub pids_per_namespace: usize,
+}
+
+/// Client-side connections per namespace in a generated tree (see [`write_fake_proc`]).
+pub fn generated_clients_per_namespace(shape: FakeProcShape) -> usize {
+    (0..shape.sockets_per_namespace)
+        .filter(|i| i % 4 == 1)
+        .count()
+}
+
+/// Writes a procfs tree with the same conventions as `tests/fixtures/proc` (see its README): pid 1 in a host
+/// namespace, then `pids_per_namespace` pids per pod namespace, each namespace's sockets split between `tcp`
+/// and `tcp6`. Of every 4 sockets: 1 LISTEN, 1 client side, 1 server side, 1 TIME_WAIT.
+pub fn write_fake_proc(root: &Path, shape: FakeProcShape) -> io::Result<()> {
+    write_namespace(root, "host", 0, shape.sockets_per_namespace)?;
+    link_pid(root, 1, "host")?;
+    let mut pid = 1000;
+    for ns in 1..=shape.namespaces {
+        let name = format!("pod{ns}");
+        write_namespace(root, &name, ns, shape.sockets_per_namespace)?;
+        for _ in 0..shape.pids_per_namespace {
+            link_pid(root, pid, &name)?;
+            pid += 1;
+        }
+    }
+    Ok(())
+}
+
+fn write_namespace(root: &Path, name: &str, ns: usize, sockets: usize) -> io::Result<()> {
+    let dir = root.join("netns").join(name);
+    fs::create_dir_all(&dir)?;
+    let pod_ip = format!("10.{}.{}.10", 100 + ns / 250, ns % 250);
+    let rows: Vec<Row> = (0..sockets).map(|i| generated_row(&pod_ip, i)).collect();
+    let (v4, v6) = rows.split_at(sockets / 2);
+    fs::write(dir.join("tcp"), table_text(false, v4))?;
+    fs::write(dir.join("tcp6"), table_text(true, v6))
+}
+
+fn generated_row(pod_ip: &str, i: usize) -> Row {
+    let inode = 100_000 + i as u64;
+    let port = 1024 + i;
+    let peer = format!("10.96.{}.{}", i / 250, i % 250 + 1);
+    match i % 4 {
+        0 => Row::new(&format!("0.0.0.0:{port}"), "0.0.0.0:0", LISTEN, inode),
+        1 => Row::new(
+            &format!("{pod_ip}:{}", 40000 + i),
+            &format!("{peer}:443"),
+            ESTABLISHED,
+            inode,
+        ),
+        // Accepted on the port the LISTEN row one before opened.
+        2 => Row::new(
+            &format!("{pod_ip}:{}", port - 2),
+            &format!("{peer}:50000"),
+            ESTABLISHED,
+            inode,
+        ),
+        _ => Row::new(
+            &format!("{pod_ip}:{}", 40000 + i),
+            &format!("{peer}:80"),
+            TIME_WAIT,
+            0,
+        ),
+    }
+}
+
+fn link_pid(root: &Path, pid: u32, namespace: &str) -> io::Result<()> {
+    let dir = root.join(pid.to_string());
+    fs::create_dir_all(&dir)?;
+    symlink(format!("../netns/{namespace}"), dir.join("net"))
+}
