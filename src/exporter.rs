@@ -15,10 +15,11 @@ use prometheus_client::registry::Registry;
 use crate::capture::source::{self, Next, PacketSource};
 use crate::config::Args;
 use crate::inventory::{self, Inventory};
-use crate::metrics::{KindLabels, Metrics};
+use crate::metrics::{KindLabels, Metrics, OutcomeLabels, ReasonLabels};
 use crate::pipeline::{DnsPipeline, Recorder, SharedInventory};
 use crate::resolve::ResolveConfig;
 use crate::server::{self, AppState, Exposition, Readiness};
+use crate::sockets::{self, ProcRoot, Scanner};
 use crate::{UnixMicros, capture};
 
 /// How often kernel drop counts are read from pcap.
@@ -38,6 +39,9 @@ pub enum Error {
     /// The listen address could not be bound.
     #[error(transparent)]
     Listen(std::io::Error),
+    /// The socket scanner could not start (unreadable --procfs-root).
+    #[error(transparent)]
+    Sockets(#[from] sockets::Error),
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -52,7 +56,7 @@ impl Error {
         match self {
             Error::Inventory(e) => e.is_bad_input(),
             Error::Capture(e) => e.is_bad_input(),
-            Error::Listen(_) | Error::Runtime(_) => false,
+            Error::Listen(_) | Error::Runtime(_) | Error::Sockets(_) => false,
             Error::Usage(_) => true,
         }
     }
@@ -105,6 +109,10 @@ pub fn print_metrics(args: &Args, exposition: Exposition) -> Result<String, Erro
     let mut source = source::open_file(path, Some(&args.bpf_filter))?;
     let mut pipeline = DnsPipeline::new(core.recorder.clone());
     drain(source.as_mut(), &mut pipeline, &core.metrics, &AtomicBool::new(false))?;
+    if !args.no_socket_scan {
+        let mut scanner = Scanner::new(ProcRoot(args.procfs_root.clone()))?;
+        scan_once(&mut scanner, &core.recorder);
+    }
     Ok(server::encode_metrics(&core.registry, exposition))
 }
 
@@ -115,11 +123,14 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     tracing::info!(address = %args.listen_address, "serving /metrics");
     let stop = Arc::new(AtomicBool::new(false));
     let capture = spawn_capture(&args, &core, stop.clone())?;
+    let scanner = spawn_socket_scanner(&args, &core, stop.clone())?;
     let state = AppState { registry: core.registry.clone(), readiness: core.readiness.clone() };
     server::serve(listener, state, shutdown).await;
     stop.store(true, Ordering::Release);
-    if capture.join().is_err() {
-        tracing::error!("capture thread panicked");
+    for thread in std::iter::once(capture).chain(scanner) {
+        if thread.join().is_err() {
+            tracing::error!("a source thread panicked");
+        }
     }
     tracing::info!("shut down");
     Ok(())
@@ -220,6 +231,62 @@ impl DropTracker {
         let previous = self.last_dropped.replace(stats.dropped).unwrap_or(0);
         metrics.capture_kernel_drops.inc_by(stats.dropped.saturating_sub(previous));
     }
+}
+
+/// Starts the socket scanner on a named thread, unless `--no-socket-scan`. An unreadable root fails now.
+fn spawn_socket_scanner(args: &Args, core: &Core, stop: Arc<AtomicBool>) -> Result<Option<JoinHandle<()>>, Error> {
+    if args.no_socket_scan {
+        return Ok(None);
+    }
+    let mut scanner = Scanner::new(ProcRoot(args.procfs_root.clone()))?;
+    tracing::info!(root = %args.procfs_root.display(), interval = ?args.scan_interval, "scanning TCP sockets");
+    let (recorder, interval) = (core.recorder.clone(), args.scan_interval);
+    let thread = std::thread::Builder::new().name("socket-scan".into()).spawn(move || {
+        loop {
+            scan_once(&mut scanner, &recorder);
+            if sleep_unless_stopped(&stop, interval) {
+                return;
+            }
+        }
+    });
+    thread.map(Some).map_err(|e| Error::Usage(format!("cannot start the socket scan thread: {e}")))
+}
+
+/// One full scan: new client-side connections are resolved and counted; the rest feeds the self-metrics.
+/// A failed scan (the root became unreadable) is logged and counted, and the next one tries again.
+fn scan_once(scanner: &mut Scanner, recorder: &Recorder) {
+    let metrics = recorder.metrics();
+    let started = Instant::now();
+    let report = match scanner.scan() {
+        Ok(report) => report,
+        Err(e) => {
+            metrics.socket_scans.get_or_create(&OutcomeLabels { outcome: "error" }).inc();
+            tracing::warn!(error = %e, "socket scan failed");
+            return;
+        }
+    };
+    let at = now_micros();
+    for conn in &report.new_connections {
+        let counted = recorder.connection(conn.local.ip(), conn.remote.ip(), at);
+        metrics.socket_connections.get_or_create(&OutcomeLabels { outcome: counted.metric_label() }).inc();
+    }
+    // "client" sockets are the new connections just counted by resolution outcome above.
+    for (outcome, n) in report.outcomes.by_label().into_iter().filter(|(o, _)| *o != "client") {
+        metrics.socket_connections.get_or_create(&OutcomeLabels { outcome }).inc_by(n as u64);
+    }
+    let skipped = [("vanished", report.vanished), ("unreadable", report.unreadable)];
+    for (reason, n) in skipped {
+        metrics.socket_processes_skipped.get_or_create(&ReasonLabels { reason }).inc_by(n as u64);
+    }
+    metrics.socket_namespaces.set(report.namespaces as i64);
+    metrics.socket_scan_duration.observe(started.elapsed().as_secs_f64());
+    metrics.socket_scans.get_or_create(&OutcomeLabels { outcome: "ok" }).inc();
+    tracing::debug!(
+        namespaces = report.namespaces,
+        sockets = report.sockets,
+        new = report.new_connections.len(),
+        "socket scan"
+    );
 }
 
 /// Sleeps in short steps; returns true if `stop` was set meanwhile.

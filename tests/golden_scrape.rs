@@ -1,5 +1,6 @@
 //! Golden scrape: a capture file plus an inventory file through the real binary (`--print-metrics`) must give
-//! exactly `tests/golden/scrape.prom`, minus the series that vary between runs (process metrics, build info).
+//! exactly `tests/golden/scrape.prom` (DNS answers from the capture, TCP connections from the fake `/proc` tree
+//! `tests/fixtures/proc`), minus the series that vary between runs (process metrics, build info).
 //!
 //! `UPDATE_GOLDEN=1 cargo test --test golden_scrape` rewrites the capture fixture and the golden file; review the
 //! diff before committing it.
@@ -27,7 +28,7 @@ const DLT_LINUX_SLL2: u32 = 276;
 const START: i64 = 1_772_323_200_000_000;
 
 /// The exporter's flags for this scenario: node-a is the node under test.
-const FLAGS: [&str; 9] = [
+const FLAGS: [&str; 10] = [
     "--pcap-file",
     CAPTURE,
     "--inventory-file",
@@ -36,7 +37,8 @@ const FLAGS: [&str; 9] = [
     "node-a",
     "--cluster-domain",
     "cluster.local",
-    "--no-socket-scan",
+    "--procfs-root",
+    "tests/fixtures/proc",
 ];
 
 const KUBE_DNS_SERVICE: &str = "10.96.0.10:53";
@@ -94,8 +96,13 @@ fn capture_bytes() -> Vec<u8> {
     w.into_inner()
 }
 
-/// Series whose values vary between runs or builds.
+/// Series whose values vary between runs or builds: process metrics, the build, scan durations (the scan count
+/// stays).
 fn is_volatile(line: &str) -> bool {
+    let duration = "network_mapper_socket_scan_duration_seconds_";
+    if line.starts_with(duration) && !line.starts_with("network_mapper_socket_scan_duration_seconds_count") {
+        return true;
+    }
     [
         "process_",
         "network_mapper_build_info",

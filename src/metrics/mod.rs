@@ -91,6 +91,8 @@ pub struct Metrics {
     pub socket_namespaces: Gauge,
     /// Sockets seen by scans, by outcome.
     pub socket_connections: Family<OutcomeLabels, Counter>,
+    /// Processes skipped by socket scans, by reason (`vanished`, `unreadable`).
+    pub socket_processes_skipped: Family<ReasonLabels, Counter>,
     /// Indexed inventory objects by kind.
     pub inventory_objects: Family<KindLabels, Gauge>,
     /// Whether each inventory source has synced (1) or not (0).
@@ -114,6 +116,7 @@ impl Metrics {
             socket_scan_duration: Histogram::new(exponential_buckets(0.000_5, 2.0, 14)),
             socket_namespaces: Gauge::default(),
             socket_connections: Family::default(),
+            socket_processes_skipped: Family::default(),
             inventory_objects: Family::default(),
             inventory_synced: Family::default(),
             inventory_watch_errors: Family::default(),
