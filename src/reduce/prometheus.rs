@@ -153,12 +153,13 @@ fn read_trimmed(path: &Path) -> Result<String> {
 fn fetch(client: &Client, auth: &Auth, source: &PrometheusSource, query: &str) -> Result<Vec<u8>> {
     let endpoint = format!("{}/api/v1/query", source.url.trim_end_matches('/'));
     let request = auth.apply(client.get(&endpoint).query(&[("query", query)]));
-    let response =
-        request.send().map_err(|e| ReduceError::Unreachable { url: source.url.clone(), message: error_chain(&e) })?;
+    let response = request
+        .send()
+        .map_err(|e| ReduceError::Unreachable { url: source.url.clone(), message: error_chain(&e.without_url()) })?;
     let status = response.status();
     let body = response.bytes().map_err(|e| ReduceError::Unreachable {
         url: source.url.clone(),
-        message: format!("reading the response: {}", error_chain(&e)),
+        message: format!("reading the response: {}", error_chain(&e.without_url())),
     })?;
     if !status.is_success() {
         return Err(ReduceError::ServerError { url: source.url.clone(), message: http_error_message(status, &body) });
