@@ -1,4 +1,4 @@
-//! Table-driven golden tests of `netmap-reduce`: every directory under `tests/fixtures/reduce/` is a case with
+//! Table-driven golden tests of `netmap-reduce`: every directory under `tests/fixtures/reduce/snapshots/` is a case with
 //! its inputs (`input*`, passed in name order), optional extra arguments (`args`, one per line) and the expected
 //! output of every format. `UPDATE_GOLDEN=1 cargo test --test reduce_golden` rewrites the expected files; review
 //! the diff before committing it.
@@ -17,12 +17,12 @@ const FORMATS: &[(&str, &[&str])] = &[
 ];
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reduce")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reduce/snapshots")
 }
 
 fn cases() -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = std::fs::read_dir(fixtures())
-        .expect("tests/fixtures/reduce exists")
+        .expect("tests/fixtures/reduce/snapshots exists")
         .map(|entry| entry.expect("readable fixture dir").path())
         .filter(|path| path.is_dir())
         .collect();
@@ -98,7 +98,11 @@ fn output_dir_writes_one_file_per_client_matching_the_stream() {
         for file in &files {
             let text = std::fs::read_to_string(file).unwrap();
             let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-            let name = format!("{}.{}.yaml", doc["spec"]["workload"]["name"].as_str().unwrap(), doc["metadata"]["namespace"].as_str().unwrap());
+            let name = format!(
+                "{}.{}.yaml",
+                doc["spec"]["workload"]["name"].as_str().unwrap(),
+                doc["metadata"]["namespace"].as_str().unwrap()
+            );
             assert_eq!(file.file_name().unwrap().to_string_lossy(), name);
         }
     }

@@ -100,7 +100,7 @@ fn check_v1alpha3(doc: &Value) {
 }
 
 fn golden_documents(file: &str) -> Vec<(String, String)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reduce");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reduce/snapshots");
     let mut docs = Vec::new();
     for case in std::fs::read_dir(root).unwrap() {
         let path = case.unwrap().path().join(file);
