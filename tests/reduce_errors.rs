@@ -9,7 +9,11 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 fn reduce(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netmap-reduce")).args(args).output().expect("netmap-reduce runs")
+    Command::new(env!("CARGO_BIN_EXE_netmap-reduce"))
+        .args(args)
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .expect("netmap-reduce runs")
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -174,6 +178,7 @@ fn the_live_client_does_basic_auth_from_a_password_file() {
     let password = write(dir.path(), "password", "pa55\n");
     let (port, seen) = serve(answer_queries);
     let output = Command::new(env!("CARGO_BIN_EXE_netmap-reduce"))
+        .env("NO_PROXY", "127.0.0.1")
         .env("NETMAP_PROMETHEUS", format!("http://127.0.0.1:{port}"))
         .env("NETMAP_BASIC_AUTH_USER", "reader")
         .env("NETMAP_BASIC_AUTH_PASSWORD_FILE", &password)
