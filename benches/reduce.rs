@@ -27,7 +27,7 @@ fn workload(index: usize) -> (String, String) {
 
 /// The edge `k` of client `c`: another workload, or (for one in ten) a name outside the cluster.
 fn server(c: usize, k: usize) -> (String, Option<String>) {
-    if k == TARGETS_PER_CLIENT - 1 && c % 2 == 0 {
+    if k == TARGETS_PER_CLIENT - 1 && c.is_multiple_of(2) {
         return (format!("api-{c}.example.com"), None);
     }
     let (name, namespace) = workload((c + 1 + k * 97) % CLIENTS);

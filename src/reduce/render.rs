@@ -103,7 +103,12 @@ fn server_node(call: &Call) -> Node<'_> {
 }
 
 /// Every node once, grouped by namespace (`None` first: the outside world), and every edge.
-fn graph(map: &ServiceMap) -> (BTreeMap<Option<&str>, Vec<Node<'_>>>, Vec<(Node<'_>, Node<'_>)>) {
+struct Graph<'a> {
+    nodes: BTreeMap<Option<&'a str>, Vec<Node<'a>>>,
+    edges: Vec<(Node<'a>, Node<'a>)>,
+}
+
+fn graph(map: &ServiceMap) -> Graph<'_> {
     let mut nodes: BTreeMap<Option<&str>, Vec<Node<'_>>> = BTreeMap::new();
     let mut edges = Vec::new();
     for client in &map.clients {
@@ -119,12 +124,12 @@ fn graph(map: &ServiceMap) -> (BTreeMap<Option<&str>, Vec<Node<'_>>>, Vec<(Node<
         members.sort();
         members.dedup();
     }
-    (nodes, edges)
+    Graph { nodes, edges }
 }
 
 /// Graphviz: one cluster per namespace, names outside the cluster as dashed boxes.
 pub fn render_dot(map: &ServiceMap) -> String {
-    let (nodes, edges) = graph(map);
+    let Graph { nodes, edges } = graph(map);
     let mut out = String::from("digraph network_map {\n  rankdir=LR;\n  node [shape=ellipse];\n");
     for (index, (namespace, members)) in nodes.iter().enumerate() {
         match namespace {
@@ -156,7 +161,7 @@ fn dot_quote(text: &str) -> String {
 /// Mermaid flowchart: one subgraph per namespace, names outside the cluster as stadium-shaped nodes.
 /// Node ids are generated (`n0`, `n1`…) because Mermaid ids cannot hold dots or most punctuation.
 pub fn render_mermaid(map: &ServiceMap) -> String {
-    let (nodes, edges) = graph(map);
+    let Graph { nodes, edges } = graph(map);
     let mut ids: BTreeMap<Node<'_>, String> = BTreeMap::new();
     let mut out = String::from("flowchart LR\n");
     for (index, (namespace, members)) in nodes.iter().enumerate() {
