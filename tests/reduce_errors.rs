@@ -189,3 +189,22 @@ fn the_live_client_does_basic_auth_from_a_password_file() {
     // base64("reader:pa55")
     assert!(seen.lock().unwrap().iter().all(|h| h.contains("Basic cmVhZGVyOnBhNTU=")), "{seen:?}");
 }
+
+#[test]
+fn https_goes_through_rustls_and_reports_tls_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    // Answers plain HTTP to whatever arrives first (here a TLS ClientHello, which never ends in a blank line).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.read(&mut [0u8; 4096]);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let url = format!("https://127.0.0.1:{port}");
+    // A plain-HTTP server behind an https URL: the TLS handshake fails, a network error.
+    assert_fails(&reduce(&["--prometheus", &url]), 1, &[&url, "cannot query Prometheus", "corrupt message"]);
+    let not_pem = write(dir.path(), "ca.pem", "not a certificate\n");
+    assert_fails(&reduce(&["--prometheus", &url, "--ca-file", &not_pem]), 2, &["ca.pem", "no PEM certificate"]);
+}

@@ -89,6 +89,9 @@ fn build_client(source: &PrometheusSource) -> Result<Client> {
         let pem = read_secret_file(path)?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| ReduceError::bad_input(&path.display().to_string(), format!("not a PEM CA bundle: {e}")))?;
+        if certs.is_empty() {
+            return Err(ReduceError::bad_input(&path.display().to_string(), "no PEM certificate in the CA file"));
+        }
         for cert in certs {
             builder = builder.add_root_certificate(cert);
         }
