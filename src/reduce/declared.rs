@@ -45,6 +45,10 @@ pub fn read_declared(paths: &[PathBuf]) -> Result<DeclaredEdges> {
             parse_intents_text(&file.display().to_string(), &text, &mut declared)?;
         }
     }
+    if declared.edges.is_empty() {
+        // Still a valid rule file (every edge is then undeclared), but most likely the wrong path.
+        declared.warnings.push("no declared edges found: the rule file has no rules".to_owned());
+    }
     Ok(declared)
 }
 

@@ -148,6 +148,23 @@ mod tests {
         assert!(parse(text).unwrap().is_empty());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn escaped_label_values_come_back_unchanged(value in "[a-z\\\\\"\n{},= ]{0,12}") {
+            let escaped = value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+            let line = format!("network_mapper_workload_info{{workload=\"w\",namespace=\"n\",kind=\"{escaped}\"}} 1");
+            let mut labels = LabelSet::default();
+            let rest = parse_labels(&line["network_mapper_workload_info{".len()..], &mut labels).unwrap();
+            proptest::prop_assert_eq!(rest, " 1");
+            proptest::prop_assert_eq!(labels.kind.as_deref(), Some(value.as_str()));
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "(network_mapper_edge_total|[{}=\",a-z0-9 .\\\\\n#-])*") {
+            let _ = parse_exposition(&text, &mut Snapshot::default());
+        }
+    }
+
     #[test]
     fn malformed_samples_name_their_line() {
         for (text, needle) in [
