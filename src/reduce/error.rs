@@ -1,0 +1,75 @@
+//! The reducer's one error type. Every variant names the input it came from, so a message is enough to find the
+//! bad file, series or server; [`ReduceError::exit_code`] sorts them into "fix your input" (2) and "something
+//! outside failed" (1), the contract of DESIGN §6.
+
+use std::path::PathBuf;
+
+/// Everything that can stop `netmap-reduce`.
+#[derive(Debug, thiserror::Error)]
+pub enum ReduceError {
+    /// The command line asks for something impossible (e.g. `--output-dir` with `--format list`).
+    #[error("{0}")]
+    Usage(String),
+
+    /// An input file named on the command line does not exist.
+    #[error("{path}: no such file (check the path)")]
+    MissingInput { path: PathBuf },
+
+    /// An input could not be parsed: malformed JSON, exposition or YAML, a wrong result type, bad labels.
+    #[error("{input}: {problem}")]
+    BadInput { input: String, problem: String },
+
+    /// The Prometheus API answered `"status":"error"` in a file given as input.
+    #[error("{input}: the Prometheus API response is an error ({error_type}): {message}")]
+    ApiErrorResponse { input: String, error_type: String, message: String },
+
+    /// Reading an input or writing an output failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The Prometheus server could not be reached (connection refused, DNS, TLS, timeout).
+    #[error("{url}: cannot query Prometheus: {message}")]
+    Unreachable { url: String, message: String },
+
+    /// The Prometheus server answered, but not with a usable result (HTTP error, error status, bad body).
+    #[error("{url}: {message}")]
+    ServerError { url: String, message: String },
+}
+
+impl ReduceError {
+    /// Exit code of `netmap-reduce` for this error: 2 for bad input or usage, 1 for network and I/O failures.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) | Self::MissingInput { .. } | Self::BadInput { .. } | Self::ApiErrorResponse { .. } => 2,
+            Self::Io { .. } | Self::Unreachable { .. } | Self::ServerError { .. } => 1,
+        }
+    }
+
+    /// Short, stable name of the failure class, for logs and metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Usage(_) => "usage",
+            Self::MissingInput { .. } => "missing_input",
+            Self::BadInput { .. } => "bad_input",
+            Self::ApiErrorResponse { .. } => "api_error_response",
+            Self::Io { .. } => "io",
+            Self::Unreachable { .. } => "unreachable",
+            Self::ServerError { .. } => "server_error",
+        }
+    }
+
+    pub(crate) fn bad_input(input: &str, problem: impl Into<String>) -> Self {
+        Self::BadInput { input: input.to_owned(), problem: problem.into() }
+    }
+
+    pub(crate) fn io(path: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+}
+
+/// Result alias of the reducer.
+pub type Result<T, E = ReduceError> = std::result::Result<T, E>;

@@ -1,0 +1,361 @@
+//! The reducer's data model. Parsers feed labelled samples into a [`Snapshot`], which sums every edge over all
+//! inputs, nodes and instances (DESIGN §2: each observation is counted once in the cluster, so summing is exact)
+//! and remembers workload kinds. [`Snapshot::into_map`] applies the filters and yields the sorted [`ServiceMap`]
+//! that every renderer draws from. No I/O here.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+/// Name of the edge counter (DESIGN §2).
+pub const EDGE_METRIC: &str = "network_mapper_edge_total";
+/// Name of the workload-kind companion metric (DESIGN §2).
+pub const INFO_METRIC: &str = "network_mapper_workload_info";
+
+/// One edge of the map, labelled as in the metric contract. `server_namespace` is `None` for names outside the
+/// cluster. The derived order (client, namespace, server, server_namespace) is the order of every rendering.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Edge {
+    pub client: String,
+    pub namespace: String,
+    pub server: String,
+    pub server_namespace: Option<String>,
+}
+
+/// The labels of one series that the reducer reads; every other label (instance, job, pod, node…) is summed
+/// away. Borrowed where the input allows, so a 200,000-series snapshot is not copied label by label.
+#[derive(Debug, Default, Deserialize)]
+pub struct LabelSet<'a> {
+    #[serde(borrow, rename = "__name__")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub client: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub server: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub server_namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub workload: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub exported_namespace: Option<Cow<'a, str>>,
+}
+
+/// Edges summed over every input, and the kinds of the workloads seen in `network_mapper_workload_info`.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    edges: HashMap<Edge, f64>,
+    /// (namespace, workload) → kind.
+    kinds: HashMap<(String, String), String>,
+}
+
+/// What to keep of a snapshot.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    /// Client namespaces to keep; empty keeps all.
+    pub namespaces: Vec<String>,
+    /// Edges whose summed count is below this are dropped.
+    pub min_count: f64,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Self { namespaces: Vec::new(), min_count: 1.0 }
+    }
+}
+
+/// The reduced map: clients sorted by (name, namespace), each with its calls sorted by (name, namespace).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceMap {
+    pub clients: Vec<Client>,
+}
+
+/// A calling workload and everything it calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Client {
+    pub name: String,
+    pub namespace: String,
+    /// From `network_mapper_workload_info`; `None` when the snapshot does not say.
+    pub kind: Option<String>,
+    pub calls: Vec<Call>,
+}
+
+/// One called server, as seen from its client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub server: String,
+    /// `None` for a name outside the cluster.
+    pub namespace: Option<String>,
+    pub kind: Option<String>,
+    /// Observations summed over all nodes (DESIGN §2: not a request count).
+    pub count: f64,
+}
+
+impl Call {
+    /// The Kubernetes API server (DESIGN §4.2: server `kubernetes`, namespace `default`).
+    pub fn is_api_server(&self) -> bool {
+        self.server == "kubernetes" && self.namespace.as_deref() == Some("default")
+    }
+
+    /// A target named as a Kubernetes Service rather than a workload: the API server, and Services without
+    /// backing pods, which the exporter reports with kind `Service`.
+    pub fn is_service(&self) -> bool {
+        self.is_api_server() || (self.namespace.is_some() && self.kind.as_deref() == Some("Service"))
+    }
+}
+
+impl ServiceMap {
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+}
+
+impl Snapshot {
+    /// Adds one sample. Series of other metrics are ignored (an exporter's scrape also carries its
+    /// self-metrics); a series that is neither an edge nor a workload kind is an error, as it means the input
+    /// is not what the user thinks. The error is the problem only; the caller names the input.
+    pub fn add_series(&mut self, labels: &LabelSet<'_>, value: f64) -> Result<(), String> {
+        match labels.name.as_deref() {
+            Some(EDGE_METRIC) => self.add_edge_series(labels, value),
+            Some(INFO_METRIC) => self.add_info_series(labels),
+            Some(_) => Ok(()),
+            None if labels.client.is_some() || labels.server.is_some() => self.add_edge_series(labels, value),
+            None if labels.workload.is_some() => self.add_info_series(labels),
+            None => Err(format!(
+                "a series has neither the edge labels (client, namespace, server) nor the workload labels \
+                 (workload, namespace, kind): {labels}"
+            )),
+        }
+    }
+
+    fn add_edge_series(&mut self, labels: &LabelSet<'_>, value: f64) -> Result<(), String> {
+        // NaN is what PromQL arithmetic yields for "no data"; it is not an observation.
+        if value.is_nan() {
+            return Ok(());
+        }
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!("edge {labels} has the value {value}; a count must be finite and not negative"));
+        }
+        let edge = edge_from_labels(labels)?;
+        *self.edges.entry(edge).or_insert(0.0) += value;
+        Ok(())
+    }
+
+    fn add_info_series(&mut self, labels: &LabelSet<'_>) -> Result<(), String> {
+        let workload = required(labels, "workload", &labels.workload)?;
+        let namespace = required(labels, "namespace", &labels.namespace)?;
+        let kind = required(labels, "kind", &labels.kind)?;
+        check_name("workload", workload, false)?;
+        check_name("namespace", namespace, false)?;
+        self.add_kind(namespace, workload, kind);
+        Ok(())
+    }
+
+    /// Records a workload's kind. When sources disagree, the smallest name wins so output never depends on
+    /// input order.
+    pub fn add_kind(&mut self, namespace: &str, workload: &str, kind: &str) {
+        let key = (namespace.to_owned(), workload.to_owned());
+        match self.kinds.get_mut(&key) {
+            Some(known) if known.as_str() <= kind => {}
+            Some(known) => *known = kind.to_owned(),
+            None => {
+                self.kinds.insert(key, kind.to_owned());
+            }
+        }
+    }
+
+    /// Adds an edge directly (tests, benchmarks, and callers with their own source).
+    pub fn add_edge(&mut self, edge: Edge, count: f64) {
+        *self.edges.entry(edge).or_insert(0.0) += count;
+    }
+
+    /// Folds another snapshot into this one: counts add up, kinds merge.
+    pub fn merge(&mut self, other: Snapshot) {
+        for (edge, count) in other.edges {
+            self.add_edge(edge, count);
+        }
+        for ((namespace, workload), kind) in other.kinds {
+            self.add_kind(&namespace, &workload, &kind);
+        }
+    }
+
+    /// Number of distinct edges so far.
+    pub fn edge_count(&self) -> usize {
+        self.edges.len()
+    }
+
+    /// Applies the filter, joins the kinds and sorts: the map every output is rendered from.
+    pub fn into_map(self, filter: &Filter) -> ServiceMap {
+        let mut edges: Vec<(Edge, f64)> =
+            self.edges.into_iter().filter(|(edge, count)| filter.keeps(edge, *count)).collect();
+        edges.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut clients: Vec<Client> = Vec::new();
+        for (edge, count) in edges {
+            let kind = self.kinds.get(&(edge.server_namespace.clone().unwrap_or_default(), edge.server.clone()));
+            let call = Call { server: edge.server, namespace: edge.server_namespace, kind: kind.cloned(), count };
+            match clients.last_mut() {
+                Some(last) if last.name == edge.client && last.namespace == edge.namespace => last.calls.push(call),
+                _ => {
+                    let kind = self.kinds.get(&(edge.namespace.clone(), edge.client.clone())).cloned();
+                    clients.push(Client { name: edge.client, namespace: edge.namespace, kind, calls: vec![call] });
+                }
+            }
+        }
+        ServiceMap { clients }
+    }
+}
+
+impl Filter {
+    fn keeps(&self, edge: &Edge, count: f64) -> bool {
+        count >= self.min_count && (self.namespaces.is_empty() || self.namespaces.contains(&edge.namespace))
+    }
+}
+
+pub(crate) fn edge_from_labels(labels: &LabelSet<'_>) -> Result<Edge, String> {
+    if labels.exported_namespace.as_deref().is_some_and(|ns| !ns.is_empty()) {
+        return Err(format!(
+            "edge {labels} has an `exported_namespace` label: Prometheus renamed the client's `namespace` to it; \
+             scrape the exporters with `honor_labels: true` (ServiceMonitor `honorLabels: true`)"
+        ));
+    }
+    let client = required(labels, "client", &labels.client)?;
+    let namespace = required(labels, "namespace", &labels.namespace)?;
+    let server = required(labels, "server", &labels.server)?;
+    // Prometheus treats an empty label as an absent one.
+    let server_namespace = labels.server_namespace.as_deref().filter(|ns| !ns.is_empty());
+    check_name("client", client, false)?;
+    check_name("namespace", namespace, false)?;
+    check_name("server", server, server_namespace.is_none())?;
+    if let Some(ns) = server_namespace {
+        check_name("server_namespace", ns, false)?;
+    }
+    Ok(Edge {
+        client: client.to_owned(),
+        namespace: namespace.to_owned(),
+        server: server.to_owned(),
+        server_namespace: server_namespace.map(str::to_owned),
+    })
+}
+
+fn required<'l>(labels: &LabelSet<'_>, name: &str, value: &'l Option<Cow<'_, str>>) -> Result<&'l str, String> {
+    match value.as_deref() {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(format!("series {labels} has no `{name}` label")),
+    }
+}
+
+/// Names become YAML keys' values, file names and graph labels: whitespace and control characters have no
+/// place in a workload, namespace or DNS name, and a dot in a workload name would break the `name.namespace`
+/// convention of ClientIntents (workload names never have dots: DESIGN §4.1).
+fn check_name(label: &str, value: &str, dots_allowed: bool) -> Result<(), String> {
+    if let Some(bad) = value.chars().find(|c| c.is_whitespace() || c.is_control() || (!dots_allowed && *c == '.')) {
+        return Err(format!("label `{label}` has the invalid value {value:?} (it contains {bad:?})"));
+    }
+    // Names become file names in `--output-dir`.
+    if value.contains('/') {
+        return Err(format!("label `{label}` has the invalid value {value:?} (it contains '/')"));
+    }
+    Ok(())
+}
+
+impl std::fmt::Display for LabelSet<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pairs = [
+            ("__name__", &self.name),
+            ("client", &self.client),
+            ("namespace", &self.namespace),
+            ("server", &self.server),
+            ("server_namespace", &self.server_namespace),
+            ("workload", &self.workload),
+            ("kind", &self.kind),
+            ("exported_namespace", &self.exported_namespace),
+        ];
+        let shown: Vec<String> = pairs.iter().filter_map(|(k, v)| v.as_deref().map(|v| format!("{k}={v:?}"))).collect();
+        write!(f, "{{{}}}", shown.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels<'a>(client: &'a str, ns: &'a str, server: &'a str, server_ns: Option<&'a str>) -> LabelSet<'a> {
+        LabelSet {
+            client: Some(client.into()),
+            namespace: Some(ns.into()),
+            server: Some(server.into()),
+            server_namespace: server_ns.map(Into::into),
+            ..LabelSet::default()
+        }
+    }
+
+    #[test]
+    fn the_same_edge_from_several_nodes_is_summed() {
+        let mut snapshot = Snapshot::default();
+        snapshot.add_series(&labels("a", "shop", "b", Some("shop")), 2.0).unwrap();
+        snapshot.add_series(&labels("a", "shop", "b", Some("shop")), 3.0).unwrap();
+        let map = snapshot.into_map(&Filter::default());
+        assert_eq!(map.clients.len(), 1);
+        assert_eq!(map.clients[0].calls[0].count, 5.0);
+    }
+
+    #[test]
+    fn an_empty_server_namespace_means_outside_the_cluster() {
+        let mut snapshot = Snapshot::default();
+        snapshot.add_series(&labels("a", "shop", "api.example.com", Some("")), 1.0).unwrap();
+        let map = snapshot.into_map(&Filter::default());
+        assert_eq!(map.clients[0].calls[0].namespace, None);
+    }
+
+    #[test]
+    fn a_dot_in_a_workload_name_is_refused() {
+        let mut snapshot = Snapshot::default();
+        let err = snapshot.add_series(&labels("a.b", "shop", "b", Some("shop")), 1.0).unwrap_err();
+        assert!(err.contains("`client`"), "{err}");
+    }
+
+    #[test]
+    fn exported_namespace_explains_honor_labels() {
+        let mut snapshot = Snapshot::default();
+        let mut l = labels("a", "shop", "b", Some("shop"));
+        l.exported_namespace = l.namespace.take();
+        let err = snapshot.add_series(&l, 1.0).unwrap_err();
+        assert!(err.contains("honor_labels: true"), "{err}");
+    }
+
+    #[test]
+    fn nan_is_skipped_and_negative_counts_are_refused() {
+        let mut snapshot = Snapshot::default();
+        snapshot.add_series(&labels("a", "shop", "b", Some("shop")), f64::NAN).unwrap();
+        assert_eq!(snapshot.edge_count(), 0);
+        assert!(snapshot.add_series(&labels("a", "shop", "b", Some("shop")), -1.0).is_err());
+    }
+
+    #[test]
+    fn conflicting_kinds_resolve_to_the_smallest_name_in_any_order() {
+        let mut one = Snapshot::default();
+        one.add_kind("shop", "a", "StatefulSet");
+        one.add_kind("shop", "a", "Deployment");
+        let mut two = Snapshot::default();
+        two.add_kind("shop", "a", "Deployment");
+        two.add_kind("shop", "a", "StatefulSet");
+        assert_eq!(one.kinds, two.kinds);
+        assert_eq!(one.kinds[&("shop".to_owned(), "a".to_owned())], "Deployment");
+    }
+
+    #[test]
+    fn filters_keep_client_namespaces_and_minimum_counts() {
+        let mut snapshot = Snapshot::default();
+        snapshot.add_series(&labels("a", "shop", "b", Some("shop")), 5.0).unwrap();
+        snapshot.add_series(&labels("c", "other", "b", Some("shop")), 5.0).unwrap();
+        snapshot.add_series(&labels("d", "shop", "b", Some("shop")), 1.0).unwrap();
+        let filter = Filter { namespaces: vec!["shop".into()], min_count: 2.0 };
+        let map = snapshot.into_map(&filter);
+        let names: Vec<&str> = map.clients.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["a"]);
+    }
+}
