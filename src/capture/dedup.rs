@@ -6,9 +6,11 @@
 //! the copy seen after kube-proxy NAT carries the Service ClusterIP as source instead of the DNS pod's IP, while its
 //! destination (the client) and payload are the same.
 
+use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::UnixMicros;
 
@@ -44,7 +46,7 @@ impl Deduplicator {
         Deduplicator {
             window_micros,
             max_entries: max_entries.max(1),
-            first_seen: HashMap::new(),
+            first_seen: HashMap::default(),
             order: VecDeque::new(),
         }
     }

@@ -82,9 +82,7 @@ pub fn dedup_key_hash(message: &[u8]) -> Option<u64> {
             break;
         }
         let label = message.get(at..at + usize::from(len))?;
-        hash = label
-            .iter()
-            .fold(hash, |h, b| fnv_byte(h, b.to_ascii_lowercase()));
+        hash = label.iter().fold(hash, |h, b| fnv_byte(h, b.to_ascii_lowercase()));
         hash = fnv_byte(hash, b'.');
         at += usize::from(len);
     }
@@ -123,19 +121,31 @@ fn classify(packet: &Packet<'_>) -> Result<Answer, NotAnswerReason> {
         RCODE::NameError => return Err(NotAnswerReason::NxDomain),
         _ => return Err(NotAnswerReason::ErrorRcode),
     }
-    let question = packet
-        .questions
-        .first()
-        .ok_or(NotAnswerReason::NoQuestion)?;
+    let question = packet.questions.first().ok_or(NotAnswerReason::NoQuestion)?;
     let addresses = addresses_of(packet, &question.qname);
     if addresses.is_empty() {
         return Err(NotAnswerReason::NoAddresses);
     }
-    Ok(Answer {
-        id: packet.id(),
-        question: question.qname.to_string().to_ascii_lowercase(),
-        addresses,
-    })
+    Ok(Answer { id: packet.id(), question: name_text(&question.qname), addresses })
+}
+
+/// The lower-case dotted text of a name, without a trailing dot. Labels of hostname bytes (letters, digits, `-`,
+/// `_`) — every name a stub resolver asks — are copied directly; anything else goes through `Name`'s escaping
+/// `Display`, which is correct but costs a formatter call per label on the packet path.
+fn name_text(name: &Name<'_>) -> String {
+    let mut text: Vec<u8> = Vec::with_capacity(64);
+    for (i, label) in name.get_labels().iter().enumerate() {
+        let bytes: &[u8] = label.as_ref();
+        if !bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_') {
+            return name.to_string().to_ascii_lowercase();
+        }
+        if i > 0 {
+            text.push(b'.');
+        }
+        text.extend(bytes.iter().map(u8::to_ascii_lowercase));
+    }
+    // Only ASCII was pushed, so this cannot fail; the fallback keeps the function total anyway.
+    String::from_utf8(text).unwrap_or_else(|_| name.to_string().to_ascii_lowercase())
 }
 
 /// Follows the CNAME chain from `name` to the first name that owns A/AAAA records. Each hop consumes an answer
@@ -161,11 +171,7 @@ fn addresses_of(packet: &Packet<'_>, name: &Name<'_>) -> Vec<IpAddr> {
 
 fn addresses_owned_by(packet: &Packet<'_>, owner: &Name<'_>) -> Vec<IpAddr> {
     let mut addresses = Vec::new();
-    for rr in packet
-        .answers
-        .iter()
-        .filter(|rr| rr.class == CLASS::IN && rr.name == *owner)
-    {
+    for rr in packet.answers.iter().filter(|rr| rr.class == CLASS::IN && rr.name == *owner) {
         let address = match &rr.rdata {
             RData::A(a) => IpAddr::V4(Ipv4Addr::from(a.address)),
             RData::AAAA(aaaa) => IpAddr::V6(Ipv6Addr::from(aaaa.address)),
@@ -176,4 +182,18 @@ fn addresses_owned_by(packet: &Packet<'_>, owner: &Name<'_>) -> Vec<IpAddr> {
         }
     }
     addresses
+}
+
+#[cfg(test)]
+mod name_text_tests {
+    use super::*;
+
+    #[test]
+    fn fast_path_matches_display_for_hostnames_and_escapes_the_rest() {
+        for text in ["Cart.Shop.SVC.cluster.local", "a", "x_y-1.example.com", "weird\\.label.example", "*.example.com"]
+        {
+            let name = Name::new(text).unwrap();
+            assert_eq!(name_text(&name), name.to_string().to_ascii_lowercase(), "{text}");
+        }
+    }
 }
