@@ -8,7 +8,7 @@
 #     and its groups pass promtool too.
 # Needs: promtool (Debian package prometheus), python3 with PyYAML.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 failed=0
 fail() { echo "FAIL $*" >&2; failed=1; }

@@ -9,7 +9,7 @@
 #   - deploy/prometheus/prometheus.yml with promtool check config.
 # Needs: kubectl, python3 with PyYAML and kubernetes-validate, node/npm, promtool.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 K8S_VERSIONS=${K8S_VERSIONS:-"1.33.0 1.37.0"}
 failed=0

@@ -16,6 +16,7 @@ py=/usr/bin/python3
 ns_a=netmap-probe-a-$$
 ns_b=netmap-probe-b-$$
 pids=()
+# shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     ip netns del "$ns_a" 2>/dev/null || true
@@ -81,6 +82,7 @@ declare -A result
 for caps in "${probe_sets[@]}"; do
     row=()
     for check in "net_tcp ${pids[0]}" "net_tcp ${pids[1]}" "inode" "ns_net ${pids[0]}" "ns_net ${pids[1]}" "environ ${pids[1]}" "pcap"; do
+        # shellcheck disable=SC2086  # $check is "what pid", split on purpose
         if probe "$caps" $check; then row+=(ok); else row+=(DENIED); fi
     done
     result[${caps:-none}]="${row[*]}"

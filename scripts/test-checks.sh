@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # the sed scripts in this file match literal $ signs
 # Tests the checkers themselves: each case copies the repository's ops files to a temp dir,
 # breaks one promise, and expects the matching check to fail with a specific message. A checker
 # that passes a broken file is worse than none.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 src=$PWD
 passed=0
 failed=0
