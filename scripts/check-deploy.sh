@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Validates deploy/: every kustomization renders, every object passes schema validation, and the
+# manifests keep their promises (scripts/check_deploy_policy.py).
+#   - `kubectl kustomize` (kustomize v5 built into kubectl) renders deploy/ and each overlay.
+#   - kubernetes-validate --strict (rejects unknown fields) for built-in kinds, against the
+#     Kubernetes version the binary is built for (k8s-openapi feature v1_33) and the newest
+#     schema the validator ships.
+#   - Prometheus Operator kinds against the operator's CRD schemas (scripts/crd-validate).
+#   - deploy/prometheus/prometheus.yml with promtool check config.
+# Needs: kubectl, python3 with PyYAML and kubernetes-validate, node/npm, promtool.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+
+K8S_VERSIONS=${K8S_VERSIONS:-"1.33.0 1.37.0"}
+failed=0
+fail() { echo "FAIL $*" >&2; failed=1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+for tool in kubectl kubernetes-validate node npm promtool python3; do
+    command -v "$tool" >/dev/null || { echo "check-deploy: $tool is not installed" >&2; exit 2; }
+done
+if [[ ! -d scripts/crd-validate/node_modules ]]; then
+    (cd scripts/crd-validate && npm ci --no-audit --no-fund --loglevel=error) || { echo "check-deploy: npm ci failed" >&2; exit 2; }
+fi
+
+rendered=()
+for dir in deploy deploy/overlays/*/; do
+    dir=${dir%/}
+    out="$tmp/$(echo "$dir" | tr / _).yaml"
+    if kubectl kustomize "$dir" >"$out" 2>"$tmp/err"; then
+        echo "ok   kubectl kustomize $dir ($(grep -c '^kind:' "$out") objects)"
+        rendered+=("$out")
+    else
+        fail "kubectl kustomize $dir: $(cat "$tmp/err")"
+    fi
+done
+
+for out in "${rendered[@]}"; do
+    for version in $K8S_VERSIONS; do
+        # Built-in kinds only; the validator warns (and does not fail) on CRD kinds, which
+        # are checked below against their own schemas.
+        kubernetes-validate --strict --quiet -k "$version" "$out" >"$tmp/kv.raw" 2>&1
+        rc=$?
+        grep -v "Couldn't find schema for kind" "$tmp/kv.raw" >"$tmp/kv"
+        if [[ $rc -ne 0 || -s $tmp/kv ]]; then
+            fail "kubernetes-validate --strict -k $version $(basename "$out"): $(cat "$tmp/kv")"
+        else
+            echo "ok   kubernetes-validate --strict -k $version $(basename "$out")"
+        fi
+    done
+    python3 -c '
+import json, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["apiVersion"].startswith("monitoring.coreos.com/")]
+print(json.dumps(docs))' "$out" >"$tmp/crd.json"
+    if [[ $(cat "$tmp/crd.json") != "[]" ]]; then
+        node scripts/crd-validate/validate.mjs <"$tmp/crd.json" || fail "CRD schema validation of $(basename "$out")"
+    fi
+done
+
+if python3 scripts/check_deploy_policy.py "${rendered[@]}"; then
+    echo "ok   policy checks on ${#rendered[@]} renderings"
+else
+    fail "policy checks"
+fi
+
+# The plain scrape config. Debian's promtool is built without Kubernetes service discovery, so
+# it checks a copy whose kubernetes_sd_configs block is swapped for static_configs (everything
+# else, relabelling and rule files included, is checked as shipped); the SD block itself is
+# checked by key in check_deploy_policy.py.
+config=deploy/prometheus/prometheus.yml
+if python3 scripts/check_deploy_policy.py --scrape-config "$config"; then
+    mkdir -p "$tmp/tree/deploy/prometheus"
+    ln -s "$PWD/alerts" "$tmp/tree/alerts"
+    python3 - "$config" "$tmp/tree/$config" <<'PY'
+import sys, yaml
+config = yaml.safe_load(open(sys.argv[1]))
+for job in config["scrape_configs"]:
+    if job.pop("kubernetes_sd_configs", None) is not None:
+        job["static_configs"] = [{"targets": ["127.0.0.1:9953"]}]
+yaml.safe_dump(config, open(sys.argv[2], "w"))
+PY
+    if promtool check config "$tmp/tree/$config" >"$tmp/promtool" 2>&1; then
+        echo "ok   promtool check config $config"
+    else
+        fail "promtool check config $config: $(cat "$tmp/promtool")"
+    fi
+else
+    fail "$config"
+fi
+
+if [[ $failed -ne 0 ]]; then
+    echo "check-deploy: FAILED" >&2
+    exit 1
+fi
+echo "check-deploy: all checks passed"
