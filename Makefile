@@ -26,9 +26,13 @@ lint: setup
 test-rust: setup
 	$(CARGO) test --locked
 
-## check-ops: manifests, alert rules, dashboards, Dockerfile steps
+## check-ops: manifests, alert rules, dashboards, Dockerfile steps, and the checkers' own break-a-copy tests
 check-ops: setup
-	@for s in scripts/check-*.sh; do [ -e "$$s" ] || continue; echo "== $$s"; bash "$$s" || exit 1; done
+	scripts/check-deploy.sh
+	scripts/check-alerts.sh
+	python3 scripts/check-grafana.py
+	python3 scripts/check-dockerfile.py
+	scripts/test-checks.sh
 
 ## test: all gates, as CI runs them
 test: fmt lint test-rust check-ops

@@ -17,18 +17,23 @@ missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
+# apt-cache (used by scripts/check-dockerfile.py) needs package lists; a fresh machine has none.
+needs_update=0
+[ -n "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -print -quit 2>/dev/null)" ] || needs_update=1
+if [ ${#missing[@]} -gt 0 ] || [ "$needs_update" = 1 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing packages: ${missing[*]}; run as root (or: sudo apt-get install ${missing[*]})" >&2
     exit 1
   fi
-  echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
 fi
 
-# Python packages for manifest validation (see scripts/check-deploy.sh).
+# Python packages for manifest and dashboard validation (scripts/check-deploy.sh, scripts/check-grafana.py).
 if [ -f scripts/requirements.txt ]; then
-  python3 -m pip install -q --disable-pip-version-check -r scripts/requirements.txt
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r scripts/requirements.txt
 fi
