@@ -199,8 +199,13 @@ fn supported_link_type<T: Activated + ?Sized>(
     })
 }
 
+/// libpcap 1.10 has no names for the private-use DLTs 147–162, which are what odd captures usually carry.
 fn link_type_name(dlt: Linktype) -> String {
-    dlt.get_name().unwrap_or_else(|_| "unknown".to_string())
+    match (dlt.get_name(), dlt.0) {
+        (Ok(name), _) => name,
+        (Err(_), user @ 147..=162) => format!("USER{}", user - 147),
+        (Err(_), _) => "unknown".to_string(),
+    }
 }
 
 fn apply_filter<T: Activated + ?Sized>(
