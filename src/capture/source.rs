@@ -292,3 +292,47 @@ fn pcap_detail(e: pcap::Error) -> String {
 fn micros(seconds: impl Into<i64>, microseconds: impl Into<i64>) -> UnixMicros {
     seconds.into() * 1_000_000 + microseconds.into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_counters_stay_monotonic_across_the_u32_wrap() {
+        let mut stats = StatsCounter::default();
+        assert_eq!(
+            stats.update(10, 1),
+            KernelStats {
+                received: 10,
+                dropped: 1
+            }
+        );
+        assert_eq!(
+            stats.update(u32::MAX - 5, 2).received,
+            u64::from(u32::MAX - 5)
+        );
+        let wrapped = stats.update(4, 3);
+        assert_eq!(wrapped.received, u64::from(u32::MAX) + 5);
+        assert_eq!(wrapped.dropped, 3);
+    }
+
+    #[test]
+    fn permission_errors_from_libpcap_name_the_capability() {
+        let eperm = pcap::Error::PcapError("socket: Operation not permitted".into());
+        let err = live_open_error("any", eperm);
+        assert!(matches!(err, Error::PermissionDenied { .. }));
+        assert!(!err.is_bad_input());
+        let other = live_open_error(
+            "eth9",
+            pcap::Error::PcapError("No such device exists".into()),
+        );
+        assert!(matches!(other, Error::OpenDevice { .. }));
+        assert!(other.to_string().contains("eth9"));
+    }
+
+    #[test]
+    fn private_use_link_types_get_a_name() {
+        assert_eq!(link_type_name(Linktype(147)), "USER0");
+        assert_eq!(link_type_name(Linktype(1)), "EN10MB");
+    }
+}
