@@ -3,9 +3,12 @@
 //! into monotonic counters.
 //!
 //! The trait is blocking on purpose: the exporter reads it on a dedicated thread (one wakeup per packet would cost
-//! more in async), and a live source returns [`Next::Idle`] every 100 ms without traffic so that thread can notice
-//! shutdown.
+//! more in async), and a live source returns [`Next::Idle`] after at most 100 ms without traffic so that thread can
+//! notice shutdown. libpcap's own timeout cannot do that on Linux (since 1.9 it only bounds how long a packet may
+//! wait in the buffer, and never fires while no packet arrives), so the capture is non-blocking and waits in
+//! `poll(2)` on its selectable descriptor, only once the ring is drained.
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use pcap::{Activated, Active, Capture, Linktype, Offline};
@@ -73,10 +76,12 @@ pub fn open_live(interface: &str, bpf_filter: &str) -> Result<Box<dyn PacketSour
     let describe = format!("interface {interface}");
     let link = supported_link_type(&capture, &describe)?;
     apply_filter(&mut capture, bpf_filter)?;
+    let capture = capture.setnonblock().map_err(device_error)?;
     Ok(Box::new(LiveSource {
         capture,
         link,
         describe,
+        drained: false,
         stats: StatsCounter::default(),
     }))
 }
@@ -103,6 +108,8 @@ struct LiveSource {
     capture: Capture<Active>,
     link: LinkType,
     describe: String,
+    /// The last read found the ring empty: wait in poll(2) before reading again.
+    drained: bool,
     stats: StatsCounter,
 }
 
@@ -112,12 +119,24 @@ impl PacketSource for LiveSource {
     }
 
     fn next(&mut self) -> Result<Next<'_>, Error> {
+        if self.drained {
+            if !wait_readable(self.capture.as_raw_fd(), READ_TIMEOUT_MS)
+                .map_err(|e| self.read_error(e))?
+            {
+                return Ok(Next::Idle);
+            }
+            self.drained = false;
+        }
         match self.capture.next_packet() {
             Ok(packet) => Ok(Next::Packet(Packet {
                 at: micros(packet.header.ts.tv_sec, packet.header.ts.tv_usec),
                 data: packet.data,
             })),
-            Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
+            // Non-blocking mode reports an empty ring as a timeout.
+            Err(pcap::Error::TimeoutExpired) => {
+                self.drained = true;
+                Ok(Next::Idle)
+            }
             Err(e) => Err(Error::Read {
                 source_name: self.describe.clone(),
                 detail: pcap_detail(e),
@@ -132,6 +151,34 @@ impl PacketSource for LiveSource {
 
     fn describe(&self) -> String {
         format!("{} ({})", self.describe, self.link.name())
+    }
+}
+
+impl LiveSource {
+    fn read_error(&self, e: std::io::Error) -> Error {
+        Error::Read {
+            source_name: self.describe.clone(),
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// Waits until `fd` is readable or `timeout_ms` passes; an interrupted wait counts as a timeout.
+fn wait_readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> Result<bool, std::io::Error> {
+    let mut poll_fd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, owned by this frame, and its count.
+    let ready = unsafe { libc::poll(&mut poll_fd, 1, timeout_ms) };
+    match ready {
+        n if n > 0 => Ok(true),
+        0 => Ok(false),
+        _ => match std::io::Error::last_os_error() {
+            e if e.kind() == std::io::ErrorKind::Interrupted => Ok(false),
+            e => Err(e),
+        },
     }
 }
 
@@ -199,8 +246,13 @@ fn supported_link_type<T: Activated + ?Sized>(
     })
 }
 
+/// libpcap 1.10 has no names for the private-use DLTs 147–162, which are what odd captures usually carry.
 fn link_type_name(dlt: Linktype) -> String {
-    dlt.get_name().unwrap_or_else(|_| "unknown".to_string())
+    match (dlt.get_name(), dlt.0) {
+        (Ok(name), _) => name,
+        (Err(_), user @ 147..=162) => format!("USER{}", user - 147),
+        (Err(_), _) => "unknown".to_string(),
+    }
 }
 
 fn apply_filter<T: Activated + ?Sized>(
@@ -239,4 +291,48 @@ fn pcap_detail(e: pcap::Error) -> String {
 /// `timeval` field widths differ between platforms, hence the conversions.
 fn micros(seconds: impl Into<i64>, microseconds: impl Into<i64>) -> UnixMicros {
     seconds.into() * 1_000_000 + microseconds.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_counters_stay_monotonic_across_the_u32_wrap() {
+        let mut stats = StatsCounter::default();
+        assert_eq!(
+            stats.update(10, 1),
+            KernelStats {
+                received: 10,
+                dropped: 1
+            }
+        );
+        assert_eq!(
+            stats.update(u32::MAX - 5, 2).received,
+            u64::from(u32::MAX - 5)
+        );
+        let wrapped = stats.update(4, 3);
+        assert_eq!(wrapped.received, u64::from(u32::MAX) + 5);
+        assert_eq!(wrapped.dropped, 3);
+    }
+
+    #[test]
+    fn permission_errors_from_libpcap_name_the_capability() {
+        let eperm = pcap::Error::PcapError("socket: Operation not permitted".into());
+        let err = live_open_error("any", eperm);
+        assert!(matches!(err, Error::PermissionDenied { .. }));
+        assert!(!err.is_bad_input());
+        let other = live_open_error(
+            "eth9",
+            pcap::Error::PcapError("No such device exists".into()),
+        );
+        assert!(matches!(other, Error::OpenDevice { .. }));
+        assert!(other.to_string().contains("eth9"));
+    }
+
+    #[test]
+    fn private_use_link_types_get_a_name() {
+        assert_eq!(link_type_name(Linktype(147)), "USER0");
+        assert_eq!(link_type_name(Linktype(1)), "EN10MB");
+    }
 }
