@@ -14,21 +14,14 @@ use network_mapper::sockets::table::{self, Family};
 use network_mapper::sockets::{ProcRoot, Scanner};
 use sockets_support::{FakeProcShape, generated_clients_per_namespace, write_fake_proc};
 
-const SHAPE: FakeProcShape = FakeProcShape {
-    namespaces: 200,
-    sockets_per_namespace: 500,
-    pids_per_namespace: 5,
-};
+const SHAPE: FakeProcShape = FakeProcShape { namespaces: 200, sockets_per_namespace: 500, pids_per_namespace: 5 };
 const SCANS: usize = 30;
 const BUDGET: Duration = Duration::from_millis(50);
 
 /// CPU time this thread has run, user and system together. (`/proc/thread-self/schedstat` would avoid libc
 /// but only advances at scheduler ticks, too coarse for a few-millisecond scan.)
 fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes one timespec through a valid pointer.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
@@ -51,10 +44,7 @@ fn main() {
     let (first_cpu, first_wall) = (thread_cpu() - cpu0, wall0.elapsed());
     assert_eq!(first.new_connections.len(), clients);
     assert_eq!(first.pids, 1 + SHAPE.namespaces * SHAPE.pids_per_namespace);
-    assert_eq!(
-        first.sockets,
-        SHAPE.namespaces * SHAPE.sockets_per_namespace
-    );
+    assert_eq!(first.sockets, SHAPE.namespaces * SHAPE.sockets_per_namespace);
     assert_tables_read_once(&first);
 
     let (mut cpu, mut wall) = (Vec::new(), Vec::new());
@@ -63,10 +53,7 @@ fn main() {
         let report = scanner.scan().expect("scan");
         cpu.push(thread_cpu() - cpu0);
         wall.push(wall0.elapsed());
-        assert_eq!(
-            (report.new_connections.len(), report.outcomes.already_seen),
-            (0, clients)
-        );
+        assert_eq!((report.new_connections.len(), report.outcomes.already_seen), (0, clients));
         assert_tables_read_once(&report);
     }
     let (cpu, wall) = (median(cpu), median(wall));
@@ -75,16 +62,9 @@ fn main() {
         "tree: {} namespaces x {} sockets, {} pids per namespace ({} pids)",
         SHAPE.namespaces, SHAPE.sockets_per_namespace, SHAPE.pids_per_namespace, first.pids
     );
-    println!(
-        "tables read per scan: {} (tcp + tcp6 of each namespace, once)",
-        first.tables_read
-    );
-    println!(
-        "first scan (reports {clients} connections): cpu {first_cpu:.2?}, wall {first_wall:.2?}"
-    );
-    println!(
-        "steady scan, median of {SCANS}: cpu {cpu:.2?}, wall {wall:.2?} (budget {BUDGET:?} cpu)"
-    );
+    println!("tables read per scan: {} (tcp + tcp6 of each namespace, once)", first.tables_read);
+    println!("first scan (reports {clients} connections): cpu {first_cpu:.2?}, wall {first_wall:.2?}");
+    println!("steady scan, median of {SCANS}: cpu {cpu:.2?}, wall {wall:.2?} (budget {BUDGET:?} cpu)");
     compare_parsers();
     scan_real_proc();
     if cpu > BUDGET || first_cpu > BUDGET {
@@ -110,26 +90,15 @@ fn scan_real_proc() {
 }
 
 fn assert_tables_read_once(report: &network_mapper::sockets::ScanReport) {
-    assert_eq!(
-        report.namespaces, SHAPE.namespaces,
-        "every pod namespace read"
-    );
-    assert_eq!(
-        report.tables_read,
-        2 * SHAPE.namespaces,
-        "tcp and tcp6 once per namespace, never per pid"
-    );
+    assert_eq!(report.namespaces, SHAPE.namespaces, "every pod namespace read");
+    assert_eq!(report.tables_read, 2 * SHAPE.namespaces, "tcp and tcp6 once per namespace, never per pid");
     assert!(report.skipped_host_netns);
 }
 
 /// ns per row for the hand-written parser and for `procfs::net::TcpNetEntries` on the same table.
 fn compare_parsers() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let shape = FakeProcShape {
-        namespaces: 1,
-        sockets_per_namespace: 2000,
-        pids_per_namespace: 1,
-    };
+    let shape = FakeProcShape { namespaces: 1, sockets_per_namespace: 2000, pids_per_namespace: 1 };
     write_fake_proc(dir.path(), shape).expect("write table");
     let text = std::fs::read(dir.path().join("netns/pod1/tcp")).expect("read table");
     let rows = table::rows(&text, Family::V4).count();
@@ -139,9 +108,7 @@ fn compare_parsers() {
         page_size: 4096,
         is_little_endian: cfg!(target_endian = "little"),
     };
-    let ours = per_row(rows, || {
-        table::rows(&text, Family::V4).filter(Result::is_ok).count()
-    });
+    let ours = per_row(rows, || table::rows(&text, Family::V4).filter(Result::is_ok).count());
     let theirs = per_row(rows, || {
         use procfs::FromReadSI;
         let procfs::net::TcpNetEntries(entries) =

@@ -21,11 +21,7 @@ fn client6() -> SocketAddr {
 }
 
 fn answer(id: u16, name: &str, last_octet: u8) -> Vec<u8> {
-    synth::response(
-        id,
-        name,
-        &[Record::A(name, Ipv4Addr::new(10, 0, 0, last_octet))],
-    )
+    synth::response(id, name, &[Record::A(name, Ipv4Addr::new(10, 0, 0, last_octet))])
 }
 
 /// Decoded messages, owned: (src, dst, tcp, bytes).
@@ -33,9 +29,7 @@ type Seen = Vec<(SocketAddr, SocketAddr, bool, Vec<u8>)>;
 
 fn decode(decoder: &mut FrameDecoder, link: LinkType, frame: &[u8]) -> (FrameOutcome, Seen) {
     let mut seen = Vec::new();
-    let outcome = decoder.decode(link, frame, &mut |m| {
-        seen.push((m.src, m.dst, m.tcp, m.bytes.to_vec()))
-    });
+    let outcome = decoder.decode(link, frame, &mut |m| seen.push((m.src, m.dst, m.tcp, m.bytes.to_vec())));
     (outcome, seen)
 }
 
@@ -49,18 +43,12 @@ fn udp_answer_decodes_on_every_link_type_and_ip_version() {
     for (server, client) in [(server4(), client4()), (server6(), client6())] {
         let packet = synth::udp_packet(server, client, &message);
         for link in LinkType::ALL {
-            if (link == LinkType::Ipv4 && server.is_ipv6())
-                || (link == LinkType::Ipv6 && server.is_ipv4())
-            {
+            if (link == LinkType::Ipv4 && server.is_ipv6()) || (link == LinkType::Ipv6 && server.is_ipv4()) {
                 continue;
             }
             let (outcome, seen) = decode_one(link, &synth::frame(link, &packet));
             assert_eq!(outcome, FrameOutcome::Dns, "{link:?} {server}");
-            assert_eq!(
-                seen,
-                vec![(server, client, false, message.clone())],
-                "{link:?} {server}"
-            );
+            assert_eq!(seen, vec![(server, client, false, message.clone())], "{link:?} {server}");
         }
     }
 }
@@ -82,10 +70,7 @@ fn vlan_and_qinq_tags_are_followed() {
 fn vlan_tag_after_sll_header_is_followed() {
     // libpcap re-inserts a stripped VLAN tag after the cooked header on device `any`.
     let message = answer(9, "b.example", 2);
-    let mut frame = synth::frame(
-        LinkType::LinuxSll,
-        &synth::udp_packet(server4(), client4(), &message),
-    );
+    let mut frame = synth::frame(LinkType::LinuxSll, &synth::udp_packet(server4(), client4(), &message));
     frame.splice(14..16, [0x81, 0x00, 0x00, 0x64, 0x08, 0x00]);
     let (outcome, seen) = decode_one(LinkType::LinuxSll, &frame);
     assert_eq!(outcome, FrameOutcome::Dns);
@@ -96,9 +81,7 @@ fn vlan_tag_after_sll_header_is_followed() {
 fn ipv4_options_are_skipped_and_ethernet_padding_is_trimmed() {
     let message = answer(10, "c.example", 3);
     let udp_only = &synth::udp_packet(server4(), client4(), &message)[20..];
-    let (IpAddr::V4(s), IpAddr::V4(d)) = (server4().ip(), client4().ip()) else {
-        unreachable!()
-    };
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (server4().ip(), client4().ip()) else { unreachable!() };
     let packet = synth::ipv4_packet(s, d, 17, &[1, 1, 1, 0, 0x94, 0x04, 0, 0], udp_only);
     let mut frame = synth::ethernet_frame(&[], &packet);
     frame.extend_from_slice(&[0; 12]); // padding after the IP packet
@@ -111,27 +94,16 @@ fn ipv4_options_are_skipped_and_ethernet_padding_is_trimmed() {
 fn ipv6_extension_headers_are_skipped_and_fragments_reported() {
     let message = answer(11, "d.example", 4);
     let udp_only = &synth::udp_packet(server6(), client6(), &message)[40..];
-    let (IpAddr::V6(s), IpAddr::V6(d)) = (server6().ip(), client6().ip()) else {
-        unreachable!()
-    };
+    let (IpAddr::V6(s), IpAddr::V6(d)) = (server6().ip(), client6().ip()) else { unreachable!() };
     let hop_by_hop: &[u8] = &[1, 4, 0, 0, 0, 0];
     let auth: &[u8] = &[0; 18];
-    let packet = synth::ipv6_packet(
-        s,
-        d,
-        17,
-        &[(0, hop_by_hop), (60, &[1, 0]), (51, auth)],
-        udp_only,
-    );
+    let packet = synth::ipv6_packet(s, d, 17, &[(0, hop_by_hop), (60, &[1, 0]), (51, auth)], udp_only);
     let (outcome, seen) = decode_one(LinkType::Ipv6, &packet);
     assert_eq!(outcome, FrameOutcome::Dns);
     assert_eq!(seen[0].3, message);
 
     let fragment = synth::ipv6_packet(s, d, 17, &[(44, &[0, 1, 0, 0, 0, 7])], udp_only);
-    assert_eq!(
-        decode_one(LinkType::Ipv6, &fragment).0,
-        FrameOutcome::Fragment
-    );
+    assert_eq!(decode_one(LinkType::Ipv6, &fragment).0, FrameOutcome::Fragment);
 }
 
 #[test]
@@ -148,17 +120,8 @@ fn ipv4_fragments_are_reported() {
 fn traffic_not_from_port_53_is_not_dns() {
     let message = answer(13, "f.example", 6);
     let query_direction = synth::udp_packet(client4(), server4(), &message);
-    assert_eq!(
-        decode_one(LinkType::Raw, &query_direction).0,
-        FrameOutcome::NotDns
-    );
-    let tcp = synth::tcp_packet(
-        client4(),
-        server4(),
-        1,
-        TCP_ACK,
-        &synth::tcp_dns_payload(&[&message]),
-    );
+    assert_eq!(decode_one(LinkType::Raw, &query_direction).0, FrameOutcome::NotDns);
+    let tcp = synth::tcp_packet(client4(), server4(), 1, TCP_ACK, &synth::tcp_dns_payload(&[&message]));
     assert_eq!(decode_one(LinkType::Raw, &tcp).0, FrameOutcome::NotDns);
     let icmp = synth::ip_packet(server4().ip(), client4().ip(), 1, &[8, 0, 0, 0]);
     assert_eq!(decode_one(LinkType::Raw, &icmp).0, FrameOutcome::NotDns);
@@ -171,12 +134,7 @@ fn traffic_not_from_port_53_is_not_dns() {
 fn every_cut_of_a_frame_is_truncated_never_a_message() {
     let message = answer(14, "g.example", 7);
     for (server, client) in [(server4(), client4()), (server6(), client6())] {
-        for link in [
-            LinkType::Ethernet,
-            LinkType::LinuxSll,
-            LinkType::LinuxSll2,
-            LinkType::Raw,
-        ] {
+        for link in [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::Raw] {
             let frame = synth::frame(link, &synth::udp_packet(server, client, &message));
             for cut in 0..frame.len() {
                 let (outcome, seen) = decode_one(link, &frame[..cut]);
@@ -192,53 +150,29 @@ fn contradictory_headers_are_malformed() {
     let packet = synth::udp_packet(server4(), client4(), &answer(15, "h.example", 8));
     let mut bad_ihl = packet.clone();
     bad_ihl[0] = 0x43;
-    assert_eq!(
-        decode_one(LinkType::Ipv4, &bad_ihl).0,
-        FrameOutcome::Malformed
-    );
+    assert_eq!(decode_one(LinkType::Ipv4, &bad_ihl).0, FrameOutcome::Malformed);
     let mut bad_total = packet.clone();
     bad_total[2..4].copy_from_slice(&10u16.to_be_bytes());
-    assert_eq!(
-        decode_one(LinkType::Ipv4, &bad_total).0,
-        FrameOutcome::Malformed
-    );
+    assert_eq!(decode_one(LinkType::Ipv4, &bad_total).0, FrameOutcome::Malformed);
     let mut bad_udp_len = packet.clone();
     bad_udp_len[24..26].copy_from_slice(&4u16.to_be_bytes());
-    assert_eq!(
-        decode_one(LinkType::Ipv4, &bad_udp_len).0,
-        FrameOutcome::Malformed
-    );
+    assert_eq!(decode_one(LinkType::Ipv4, &bad_udp_len).0, FrameOutcome::Malformed);
     let mut v6_on_v4_link = packet.clone();
     v6_on_v4_link[0] = 0x65;
-    assert_eq!(
-        decode_one(LinkType::Ipv4, &v6_on_v4_link).0,
-        FrameOutcome::Malformed
-    );
+    assert_eq!(decode_one(LinkType::Ipv4, &v6_on_v4_link).0, FrameOutcome::Malformed);
     let mut bad_tcp_offset = synth::tcp_packet(server4(), client4(), 1, TCP_ACK, b"xx");
     bad_tcp_offset[32] = 0x20;
-    assert_eq!(
-        decode_one(LinkType::Ipv4, &bad_tcp_offset).0,
-        FrameOutcome::Malformed
-    );
+    assert_eq!(decode_one(LinkType::Ipv4, &bad_tcp_offset).0, FrameOutcome::Malformed);
     let five_tags = synth::ethernet_frame(&[1, 2, 3, 4, 5], &packet);
-    assert_eq!(
-        decode_one(LinkType::Ethernet, &five_tags).0,
-        FrameOutcome::Malformed
-    );
+    assert_eq!(decode_one(LinkType::Ethernet, &five_tags).0, FrameOutcome::Malformed);
 }
 
 /// Feeds a sequence of TCP segments (seq, flags, payload) from the server to one decoder.
-fn feed_tcp(
-    decoder: &mut FrameDecoder,
-    segments: &[(u32, u8, &[u8])],
-) -> (Vec<FrameOutcome>, Vec<Vec<u8>>) {
+fn feed_tcp(decoder: &mut FrameDecoder, segments: &[(u32, u8, &[u8])]) -> (Vec<FrameOutcome>, Vec<Vec<u8>>) {
     let mut outcomes = Vec::new();
     let mut messages = Vec::new();
     for (seq, flags, payload) in segments {
-        let frame = synth::frame(
-            LinkType::LinuxSll2,
-            &synth::tcp_packet(server4(), client4(), *seq, *flags, payload),
-        );
+        let frame = synth::frame(LinkType::LinuxSll2, &synth::tcp_packet(server4(), client4(), *seq, *flags, payload));
         let (outcome, seen) = decode(decoder, LinkType::LinuxSll2, &frame);
         outcomes.push(outcome);
         for (src, dst, tcp, bytes) in seen {
@@ -254,23 +188,12 @@ fn tcp_handshake_then_several_messages_in_one_segment() {
     let (m1, m2) = (answer(1, "one.example", 1), answer(2, "two.example", 2));
     let stream = synth::tcp_dns_payload(&[&m1, &m2]);
     let mut decoder = FrameDecoder::new();
-    let (outcomes, messages) = feed_tcp(
-        &mut decoder,
-        &[
-            (999, TCP_SYN | TCP_ACK, b""),
-            (1000, TCP_PSH | TCP_ACK, &stream),
-        ],
-    );
-    assert_eq!(
-        outcomes,
-        vec![FrameOutcome::TcpNoMessage, FrameOutcome::Dns]
-    );
+    let (outcomes, messages) =
+        feed_tcp(&mut decoder, &[(999, TCP_SYN | TCP_ACK, b""), (1000, TCP_PSH | TCP_ACK, &stream)]);
+    assert_eq!(outcomes, vec![FrameOutcome::TcpNoMessage, FrameOutcome::Dns]);
     assert_eq!(messages, vec![m1, m2]);
     assert_eq!(decoder.tcp_flows(), 1);
-    feed_tcp(
-        &mut decoder,
-        &[(1000 + stream.len() as u32, TCP_FIN | TCP_ACK, b"")],
-    );
+    feed_tcp(&mut decoder, &[(1000 + stream.len() as u32, TCP_FIN | TCP_ACK, b"")]);
     assert_eq!(decoder.tcp_flows(), 0, "FIN drops the flow");
 }
 
@@ -354,14 +277,8 @@ fn tcp_rst_drops_the_flow_and_its_partial_message() {
     let m1 = answer(1, "one.example", 1);
     let stream = synth::tcp_dns_payload(&[&m1]);
     let mut decoder = FrameDecoder::new();
-    let (_, messages) = feed_tcp(
-        &mut decoder,
-        &[
-            (0, TCP_SYN | TCP_ACK, b""),
-            (1, TCP_ACK, &stream[..10]),
-            (11, TCP_RST, b""),
-        ],
-    );
+    let (_, messages) =
+        feed_tcp(&mut decoder, &[(0, TCP_SYN | TCP_ACK, b""), (1, TCP_ACK, &stream[..10]), (11, TCP_RST, b"")]);
     assert!(messages.is_empty());
     assert_eq!(decoder.tcp_flows(), 0);
 }
@@ -377,21 +294,13 @@ fn tcp_state_is_bounded_by_flows_and_bytes() {
     assert_eq!(decoder.tcp_flows(), 4);
 
     // A message longer than the per-flow cap is skipped whole; the next one is still found.
-    let big = synth::response(
-        1,
-        "big.example",
-        &[Record::A("big.example", Ipv4Addr::LOCALHOST); 10],
-    );
+    let big = synth::response(1, "big.example", &[Record::A("big.example", Ipv4Addr::LOCALHOST); 10]);
     let small = answer(2, "small.example", 2);
     assert!(big.len() > 100);
     let stream = synth::tcp_dns_payload(&[&big, &small]);
     let (_, messages) = feed_tcp(
         &mut decoder,
-        &[
-            (0, TCP_SYN | TCP_ACK, b""),
-            (1, TCP_ACK, &stream[..50]),
-            (51, TCP_ACK, &stream[50..]),
-        ],
+        &[(0, TCP_SYN | TCP_ACK, b""), (1, TCP_ACK, &stream[..50]), (51, TCP_ACK, &stream[50..])],
     );
     assert_eq!(messages, vec![small]);
 }
@@ -399,13 +308,7 @@ fn tcp_state_is_bounded_by_flows_and_bytes() {
 #[test]
 fn tcp_over_ipv6_decodes() {
     let m1 = answer(3, "six.example", 6);
-    let packet = synth::tcp_packet(
-        server6(),
-        client6(),
-        7,
-        TCP_ACK | TCP_PSH,
-        &synth::tcp_dns_payload(&[&m1]),
-    );
+    let packet = synth::tcp_packet(server6(), client6(), 7, TCP_ACK | TCP_PSH, &synth::tcp_dns_payload(&[&m1]));
     let (outcome, seen) = decode_one(LinkType::Ethernet, &synth::ethernet_frame(&[5], &packet));
     assert_eq!(outcome, FrameOutcome::Dns);
     assert_eq!(seen, vec![(server6(), client6(), true, m1)]);
@@ -432,11 +335,7 @@ fn link_types_map_from_dlt_and_back() {
     for link in LinkType::ALL {
         assert_eq!(LinkType::from_dlt(link.linktype() as i32), Some(link));
     }
-    assert_eq!(
-        LinkType::from_dlt(12),
-        Some(LinkType::Raw),
-        "DLT_RAW as libpcap reports it on Linux"
-    );
+    assert_eq!(LinkType::from_dlt(12), Some(LinkType::Raw), "DLT_RAW as libpcap reports it on Linux");
     assert_eq!(LinkType::from_dlt(147), None);
     assert_eq!(LinkType::from_dlt(0), None);
 }
@@ -446,17 +345,11 @@ fn decoded_udp_message_parses_to_the_answer() {
     let message = synth::response(
         42,
         "Api.Example.COM",
-        &[
-            Record::Cname("api.example.com", "lb.example.net"),
-            Record::Aaaa("lb.example.net", Ipv6Addr::LOCALHOST),
-        ],
+        &[Record::Cname("api.example.com", "lb.example.net"), Record::Aaaa("lb.example.net", Ipv6Addr::LOCALHOST)],
     );
     let (_, seen) = decode_one(
         LinkType::LinuxSll,
-        &synth::frame(
-            LinkType::LinuxSll,
-            &synth::udp_packet(server4(), client4(), &message),
-        ),
+        &synth::frame(LinkType::LinuxSll, &synth::udp_packet(server4(), client4(), &message)),
     );
     match dns::parse_response(&seen[0].3) {
         DnsResponse::Answer(a) => {

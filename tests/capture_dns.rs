@@ -25,22 +25,12 @@ fn a_and_aaaa_answers_for_the_question_are_kept() {
     let message = synth::response(
         7,
         NAME,
-        &[
-            Record::A(NAME, v4(1)),
-            Record::Aaaa(NAME, Ipv6Addr::LOCALHOST),
-            Record::A(NAME, v4(1)),
-        ],
+        &[Record::A(NAME, v4(1)), Record::Aaaa(NAME, Ipv6Addr::LOCALHOST), Record::A(NAME, v4(1))],
     );
-    let DnsResponse::Answer(answer) = parse_response(&message) else {
-        panic!("not an answer")
-    };
+    let DnsResponse::Answer(answer) = parse_response(&message) else { panic!("not an answer") };
     assert_eq!(answer.id, 7);
     assert_eq!(answer.question, NAME);
-    assert_eq!(
-        answer.addresses,
-        vec![IpAddr::V4(v4(1)), IpAddr::V6(Ipv6Addr::LOCALHOST)],
-        "repeats removed"
-    );
+    assert_eq!(answer.addresses, vec![IpAddr::V4(v4(1)), IpAddr::V6(Ipv6Addr::LOCALHOST)], "repeats removed");
 }
 
 #[test]
@@ -50,13 +40,7 @@ fn question_is_lower_cased_and_owner_names_match_case_insensitively() {
         "Redis-Cart.Shop.SVC.cluster.local",
         &[Record::A("redis-cart.shop.svc.CLUSTER.local", v4(2))],
     );
-    assert_eq!(
-        expect_answer(&message),
-        (
-            "redis-cart.shop.svc.cluster.local".to_string(),
-            vec![IpAddr::V4(v4(2))]
-        )
-    );
+    assert_eq!(expect_answer(&message), ("redis-cart.shop.svc.cluster.local".to_string(), vec![IpAddr::V4(v4(2))]));
 }
 
 #[test]
@@ -72,22 +56,13 @@ fn cname_chains_are_followed_from_the_question_name() {
             Record::A("pop7.cdn.example", v4(4)),
         ],
     );
-    assert_eq!(
-        expect_answer(&message),
-        (
-            "www.example.com".to_string(),
-            vec![IpAddr::V4(v4(3)), IpAddr::V4(v4(4))]
-        )
-    );
+    assert_eq!(expect_answer(&message), ("www.example.com".to_string(), vec![IpAddr::V4(v4(3)), IpAddr::V4(v4(4))]));
 }
 
 #[test]
 fn answers_for_unrelated_names_only_are_no_addresses() {
     let message = synth::response(3, NAME, &[Record::A("other.example", v4(5))]);
-    assert_eq!(
-        parse_response(&message),
-        DnsResponse::NotAnswer(NotAnswerReason::NoAddresses)
-    );
+    assert_eq!(parse_response(&message), DnsResponse::NotAnswer(NotAnswerReason::NoAddresses));
 }
 
 #[test]
@@ -101,49 +76,22 @@ fn cname_loops_and_dangling_chains_are_no_addresses() {
             Record::A("c.example", v4(6)),
         ],
     );
-    assert_eq!(
-        parse_response(&looping),
-        DnsResponse::NotAnswer(NotAnswerReason::NoAddresses)
-    );
+    assert_eq!(parse_response(&looping), DnsResponse::NotAnswer(NotAnswerReason::NoAddresses));
     let dangling = synth::response(5, "a.example", &[Record::Cname("a.example", "b.example")]);
-    assert_eq!(
-        parse_response(&dangling),
-        DnsResponse::NotAnswer(NotAnswerReason::NoAddresses)
-    );
+    assert_eq!(parse_response(&dangling), DnsResponse::NotAnswer(NotAnswerReason::NoAddresses));
     let self_loop = synth::response(5, "a.example", &[Record::Cname("a.example", "a.example")]);
-    assert_eq!(
-        parse_response(&self_loop),
-        DnsResponse::NotAnswer(NotAnswerReason::NoAddresses)
-    );
+    assert_eq!(parse_response(&self_loop), DnsResponse::NotAnswer(NotAnswerReason::NoAddresses));
 }
 
 #[test]
 fn nxdomain_empty_and_error_responses_are_not_answers() {
     let search_variant = "cartservice.shop.svc.cluster.local.shop.svc.cluster.local";
-    assert_eq!(
-        parse_response(&synth::nxdomain(6, search_variant)),
-        DnsResponse::NotAnswer(NotAnswerReason::NxDomain)
-    );
-    assert_eq!(
-        parse_response(&synth::response(6, NAME, &[])),
-        DnsResponse::NotAnswer(NotAnswerReason::NoAddresses)
-    );
-    let servfail = synth::response_with(
-        6,
-        NAME,
-        TYPE::A,
-        RCODE::ServerFailure,
-        &[Record::A(NAME, v4(1))],
-    );
-    assert_eq!(
-        parse_response(&servfail),
-        DnsResponse::NotAnswer(NotAnswerReason::ErrorRcode)
-    );
+    assert_eq!(parse_response(&synth::nxdomain(6, search_variant)), DnsResponse::NotAnswer(NotAnswerReason::NxDomain));
+    assert_eq!(parse_response(&synth::response(6, NAME, &[])), DnsResponse::NotAnswer(NotAnswerReason::NoAddresses));
+    let servfail = synth::response_with(6, NAME, TYPE::A, RCODE::ServerFailure, &[Record::A(NAME, v4(1))]);
+    assert_eq!(parse_response(&servfail), DnsResponse::NotAnswer(NotAnswerReason::ErrorRcode));
     let query = synth::query(6, NAME, TYPE::A);
-    assert_eq!(
-        parse_response(&query),
-        DnsResponse::NotAnswer(NotAnswerReason::Query)
-    );
+    assert_eq!(parse_response(&query), DnsResponse::NotAnswer(NotAnswerReason::Query));
 }
 
 #[test]
@@ -151,28 +99,14 @@ fn a_response_without_a_question_is_not_an_answer() {
     let mut message = synth::response(8, NAME, &[]);
     message.truncate(12);
     message[4..6].copy_from_slice(&[0, 0]);
-    assert_eq!(
-        parse_response(&message),
-        DnsResponse::NotAnswer(NotAnswerReason::NoQuestion)
-    );
+    assert_eq!(parse_response(&message), DnsResponse::NotAnswer(NotAnswerReason::NoQuestion));
 }
 
 #[test]
 fn garbage_and_every_truncation_are_malformed_never_a_panic() {
-    let message = synth::response(
-        9,
-        NAME,
-        &[
-            Record::Cname(NAME, "x.example"),
-            Record::A("x.example", v4(7)),
-        ],
-    );
+    let message = synth::response(9, NAME, &[Record::Cname(NAME, "x.example"), Record::A("x.example", v4(7))]);
     for cut in 0..message.len() {
-        assert_eq!(
-            parse_response(&message[..cut]),
-            DnsResponse::Malformed,
-            "cut at {cut}"
-        );
+        assert_eq!(parse_response(&message[..cut]), DnsResponse::Malformed, "cut at {cut}");
     }
     assert_eq!(parse_response(b"\xff\xff\xff"), DnsResponse::Malformed);
 }
@@ -183,16 +117,8 @@ fn dedup_hash_covers_id_and_question_case_insensitively() {
     // Same id and question, different answer and case: a copy.
     let upper = synth::response(10, &NAME.to_uppercase(), &[Record::A(NAME, v4(2))]);
     assert_eq!(dedup_key_hash(&upper), Some(base));
-    assert_ne!(
-        dedup_key_hash(&synth::response(11, NAME, &[])),
-        Some(base),
-        "other id"
-    );
-    assert_ne!(
-        dedup_key_hash(&synth::response(10, "other.example", &[])),
-        Some(base),
-        "other name"
-    );
+    assert_ne!(dedup_key_hash(&synth::response(11, NAME, &[])), Some(base), "other id");
+    assert_ne!(dedup_key_hash(&synth::response(10, "other.example", &[])), Some(base), "other name");
     let aaaa = synth::response_with(10, NAME, TYPE::AAAA, RCODE::NoError, &[]);
     assert_ne!(dedup_key_hash(&aaaa), Some(base), "other type");
 }
@@ -208,11 +134,7 @@ fn dedup_hash_is_none_when_the_question_is_cut() {
 }
 
 fn key(client: &str, port: u16, hash: u64) -> DedupKey {
-    DedupKey {
-        client: client.parse().unwrap(),
-        client_port: port,
-        message_hash: hash,
-    }
+    DedupKey { client: client.parse().unwrap(), client_port: port, message_hash: hash }
 }
 
 #[test]
@@ -221,14 +143,8 @@ fn copies_within_the_window_are_duplicates_and_later_ones_count_again() {
     let k = key("10.244.1.7", 41000, 99);
     assert!(dedup.first_sighting(k, 1_000_000));
     assert!(!dedup.first_sighting(k, 1_000_010));
-    assert!(
-        !dedup.first_sighting(k, 2_999_999),
-        "copies do not extend the window"
-    );
-    assert!(
-        dedup.first_sighting(k, 3_000_000),
-        "a new observation after the window"
-    );
+    assert!(!dedup.first_sighting(k, 2_999_999), "copies do not extend the window");
+    assert!(dedup.first_sighting(k, 3_000_000), "a new observation after the window");
     assert_eq!(dedup.len(), 1);
 }
 
@@ -241,14 +157,8 @@ fn the_nat_copy_is_a_duplicate_because_the_key_has_no_source() {
     let mut dedup = Deduplicator::new(2_000_000, 100);
     assert!(dedup.first_sighting(key("10.244.1.7", 41000, hash), 5));
     assert!(!dedup.first_sighting(key("10.244.1.7", 41000, hash), 6));
-    assert!(
-        dedup.first_sighting(key("10.244.1.8", 41000, hash), 7),
-        "another client"
-    );
-    assert!(
-        dedup.first_sighting(key("10.244.1.7", 41001, hash), 8),
-        "another port"
-    );
+    assert!(dedup.first_sighting(key("10.244.1.8", 41000, hash), 7), "another client");
+    assert!(dedup.first_sighting(key("10.244.1.7", 41001, hash), 8), "another port");
 }
 
 #[test]
@@ -257,11 +167,7 @@ fn expired_entries_are_evicted() {
     for i in 0..10_000u64 {
         assert!(dedup.first_sighting(key("10.0.0.1", 1, i), i as i64 * 10));
     }
-    assert!(
-        dedup.len() <= 101,
-        "only the last window is remembered, got {}",
-        dedup.len()
-    );
+    assert!(dedup.len() <= 101, "only the last window is remembered, got {}", dedup.len());
 }
 
 #[test]
@@ -271,14 +177,8 @@ fn memory_is_bounded_by_max_entries_oldest_first() {
         assert!(dedup.first_sighting(key("10.0.0.1", 1, i), 10 + i as i64));
     }
     assert_eq!(dedup.len(), 3);
-    assert!(
-        dedup.first_sighting(key("10.0.0.1", 1, 0), 20),
-        "the oldest was evicted"
-    );
-    assert!(
-        !dedup.first_sighting(key("10.0.0.1", 1, 3), 21),
-        "the newest is remembered"
-    );
+    assert!(dedup.first_sighting(key("10.0.0.1", 1, 0), 20), "the oldest was evicted");
+    assert!(!dedup.first_sighting(key("10.0.0.1", 1, 3), 21), "the newest is remembered");
 }
 
 #[test]

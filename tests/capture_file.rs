@@ -20,39 +20,20 @@ fn endpoints(link: LinkType) -> (SocketAddr, SocketAddr) {
 
 /// Frames for one link type: an answer over UDP, a query (not an answer), and an answer over TCP.
 fn frames(link: LinkType) -> Vec<Vec<u8>> {
-    let answer = synth::response(
-        1,
-        "a.example",
-        &[Record::A("a.example", Ipv4Addr::new(192, 0, 2, 1))],
-    );
+    let answer = synth::response(1, "a.example", &[Record::A("a.example", Ipv4Addr::new(192, 0, 2, 1))]);
     let (server, client) = endpoints(link);
-    let tcp_answer = synth::response(
-        2,
-        "b.example",
-        &[Record::A("b.example", Ipv4Addr::new(192, 0, 2, 2))],
-    );
+    let tcp_answer = synth::response(2, "b.example", &[Record::A("b.example", Ipv4Addr::new(192, 0, 2, 2))]);
     vec![
         synth::frame(link, &synth::udp_packet(server, client, &answer)),
         synth::frame(link, &synth::udp_packet(client, server, &answer)),
-        synth::frame(
-            link,
-            &synth::tcp_packet(
-                server,
-                client,
-                9,
-                0x18,
-                &synth::tcp_dns_payload(&[&tcp_answer]),
-            ),
-        ),
+        synth::frame(link, &synth::tcp_packet(server, client, 9, 0x18, &synth::tcp_dns_payload(&[&tcp_answer]))),
     ]
 }
 
 fn write_pcap(path: &Path, linktype: u32, frames: &[Vec<u8>]) {
     let mut writer = PcapWriter::new(std::fs::File::create(path).unwrap(), linktype).unwrap();
     for (i, frame) in frames.iter().enumerate() {
-        writer
-            .write(1_700_000_000_000_000 + i as i64 * 1_500, frame)
-            .unwrap();
+        writer.write(1_700_000_000_000_000 + i as i64 * 1_500, frame).unwrap();
     }
 }
 
@@ -98,11 +79,7 @@ fn pcap_files_of_every_link_type_round_trip() {
 fn pcapng_files_are_read_too() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sll2.pcapng");
-    let mut writer = PcapngWriter::new(
-        std::fs::File::create(&path).unwrap(),
-        LinkType::LinuxSll2.linktype(),
-    )
-    .unwrap();
+    let mut writer = PcapngWriter::new(std::fs::File::create(&path).unwrap(), LinkType::LinuxSll2.linktype()).unwrap();
     for frame in frames(LinkType::LinuxSll2) {
         writer.write(1_700_000_000_250_000, &frame).unwrap();
     }
@@ -111,11 +88,7 @@ fn pcapng_files_are_read_too() {
     assert_eq!(source.link_type(), LinkType::LinuxSll2);
     let packets = read_all(source.as_mut()).unwrap();
     assert_eq!(packets.len(), 3);
-    assert!(
-        packets
-            .iter()
-            .all(|(at, _, _)| *at == 1_700_000_000_250_000)
-    );
+    assert!(packets.iter().all(|(at, _, _)| *at == 1_700_000_000_250_000));
 }
 
 #[test]
@@ -124,16 +97,8 @@ fn a_bpf_filter_applies_to_files() {
     let path = dir.path().join("eth.pcap");
     write_pcap(&path, 1, &frames(LinkType::Ethernet));
     let mut source = open_file(&path, Some(DEFAULT_FILTER)).unwrap();
-    let outcomes: Vec<_> = read_all(source.as_mut())
-        .unwrap()
-        .into_iter()
-        .map(|(_, o, _)| o)
-        .collect();
-    assert_eq!(
-        outcomes,
-        vec![FrameOutcome::Dns, FrameOutcome::Dns],
-        "the query from the client is filtered out"
-    );
+    let outcomes: Vec<_> = read_all(source.as_mut()).unwrap().into_iter().map(|(_, o, _)| o).collect();
+    assert_eq!(outcomes, vec![FrameOutcome::Dns, FrameOutcome::Dns], "the query from the client is filtered out");
 }
 
 #[test]
@@ -141,9 +106,7 @@ fn a_bad_filter_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("eth.pcap");
     write_pcap(&path, 1, &frames(LinkType::Ethernet));
-    let err = open_file(&path, Some("udp src prt 53"))
-        .err()
-        .expect("invalid filter");
+    let err = open_file(&path, Some("udp src prt 53")).err().expect("invalid filter");
     assert!(matches!(err, Error::BadFilter { .. }), "{err}");
     assert!(err.is_bad_input());
     assert!(err.to_string().contains("udp src prt 53"), "{err}");
@@ -155,20 +118,14 @@ fn a_record_cut_mid_file_is_an_error_naming_the_file() {
     let path = dir.path().join("cut.pcap");
     write_pcap(&path, 1, &frames(LinkType::Ethernet));
     let full = std::fs::read(&path).unwrap();
-    for cut in [
-        full.len() - 5,
-        full.len() - frames(LinkType::Ethernet)[2].len() - 8,
-    ] {
+    for cut in [full.len() - 5, full.len() - frames(LinkType::Ethernet)[2].len() - 8] {
         std::fs::write(&path, &full[..cut]).unwrap();
         let mut source = open_file(&path, None).unwrap();
         let err = read_all(source.as_mut()).expect_err("truncated file");
         assert!(matches!(err, Error::CorruptFile { .. }), "{err}");
         assert!(err.is_bad_input());
         let message = err.to_string();
-        assert!(
-            message.contains(&path.display().to_string()) && message.contains("truncated"),
-            "{message}"
-        );
+        assert!(message.contains(&path.display().to_string()) && message.contains("truncated"), "{message}");
     }
 }
 
@@ -176,11 +133,7 @@ fn a_record_cut_mid_file_is_an_error_naming_the_file() {
 fn garbage_missing_and_empty_files_are_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage.pcap");
-    std::fs::write(
-        &garbage,
-        b"this is not a capture file, just some text that goes on for a while",
-    )
-    .unwrap();
+    std::fs::write(&garbage, b"this is not a capture file, just some text that goes on for a while").unwrap();
     let empty = dir.path().join("empty.pcap");
     std::fs::write(&empty, b"").unwrap();
     let missing = dir.path().join("missing.pcap");
@@ -188,10 +141,7 @@ fn garbage_missing_and_empty_files_are_errors_naming_the_file() {
         let err = open_file(&path, None).err().expect("not a capture file");
         assert!(matches!(err, Error::OpenFile { .. }), "{err}");
         assert!(err.is_bad_input());
-        assert!(
-            err.to_string().contains(&path.display().to_string()),
-            "{err}"
-        );
+        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
     }
 }
 
@@ -201,16 +151,10 @@ fn an_unsupported_link_type_is_named() {
     let path = dir.path().join("user0.pcap");
     write_pcap(&path, 147, &[vec![1, 2, 3]]);
     let err = open_file(&path, None).err().expect("unsupported link type");
-    assert!(
-        matches!(err, Error::UnsupportedLinkType { dlt: 147, .. }),
-        "{err}"
-    );
+    assert!(matches!(err, Error::UnsupportedLinkType { dlt: 147, .. }), "{err}");
     assert!(err.is_bad_input());
     assert_eq!(err.metric_label(), "unsupported_link_type");
     let message = err.to_string();
-    assert!(
-        message.contains("unsupported link type 147 (USER0)"),
-        "{message}"
-    );
+    assert!(message.contains("unsupported link type 147 (USER0)"), "{message}");
     assert!(message.contains(&path.display().to_string()), "{message}");
 }

@@ -22,11 +22,7 @@ fn exercise(decoder: &mut FrameDecoder, link: LinkType, frame: &[u8]) {
             assert_eq!(a.question, a.question.to_ascii_lowercase());
         }
     });
-    assert_eq!(
-        outcome == FrameOutcome::Dns,
-        messages > 0,
-        "{outcome:?} with {messages} messages"
-    );
+    assert_eq!(outcome == FrameOutcome::Dns, messages > 0, "{outcome:?} with {messages} messages");
 }
 
 fn link_type() -> impl Strategy<Value = LinkType> {
@@ -41,15 +37,9 @@ fn valid_frame(link: LinkType, tcp: bool, v6: bool) -> Vec<u8> {
         _ => v6,
     };
     let (server, client): (SocketAddr, SocketAddr) = if v6 {
-        (
-            "[2001:db8::53]:53".parse().unwrap(),
-            "[2001:db8::7]:40000".parse().unwrap(),
-        )
+        ("[2001:db8::53]:53".parse().unwrap(), "[2001:db8::7]:40000".parse().unwrap())
     } else {
-        (
-            "192.0.2.53:53".parse().unwrap(),
-            "192.0.2.7:40000".parse().unwrap(),
-        )
+        ("192.0.2.53:53".parse().unwrap(), "192.0.2.7:40000".parse().unwrap())
     };
     let answer = synth::response(
         3,
@@ -61,13 +51,7 @@ fn valid_frame(link: LinkType, tcp: bool, v6: bool) -> Vec<u8> {
         ],
     );
     let packet = if tcp {
-        synth::tcp_packet(
-            server,
-            client,
-            77,
-            TCP_ACK,
-            &synth::tcp_dns_payload(&[&answer, &answer]),
-        )
+        synth::tcp_packet(server, client, 77, TCP_ACK, &synth::tcp_dns_payload(&[&answer, &answer]))
     } else {
         synth::udp_packet(server, client, &answer)
     };

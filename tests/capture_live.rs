@@ -41,10 +41,7 @@ struct CaptureResult {
 }
 
 /// Reads the live source until `stop` is set, decoding every frame.
-fn capture_until(
-    interface: &str,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<Result<CaptureResult, Error>> {
+fn capture_until(interface: &str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Result<CaptureResult, Error>> {
     let mut source = open_live(interface, DEFAULT_FILTER).expect("open live capture on the veth");
     std::thread::spawn(move || {
         let link = source.link_type();
@@ -56,27 +53,14 @@ fn capture_until(
                     decoder.decode(link, p.data, &mut |m| {
                         let id = u16::from_be_bytes([m.bytes[0], m.bytes[1]]);
                         let response = dns::parse_response(m.bytes);
-                        by_id.insert(
-                            id,
-                            Seen {
-                                server: m.src,
-                                client: m.dst,
-                                tcp: m.tcp,
-                                response,
-                            },
-                        );
+                        by_id.insert(id, Seen { server: m.src, client: m.dst, tcp: m.tcp, response });
                     });
                 }
                 Next::Idle => idle_reports += 1,
                 Next::End => break,
             }
         }
-        Ok(CaptureResult {
-            by_id,
-            idle_reports,
-            link,
-            stats: source.kernel_stats(),
-        })
+        Ok(CaptureResult { by_id, idle_reports, link, stats: source.kernel_stats() })
     })
 }
 
@@ -98,37 +82,16 @@ fn live_capture_decodes_real_dnsmasq_answers_over_udp_tcp_ipv4_and_ipv6() {
     let root_v4 = IpAddr::V4(lab.veth.root_v4);
     let timeout = Duration::from_secs(3);
 
-    let queries = [
-        (0x1001, "svc.example", TYPE::A),
-        (0x1002, "WWW.example", TYPE::A),
-        (0x1003, "nx.example", TYPE::A),
-    ];
+    let queries = [(0x1001, "svc.example", TYPE::A), (0x1002, "WWW.example", TYPE::A), (0x1003, "nx.example", TYPE::A)];
     let mut clients = HashMap::new();
     for (id, name, qtype) in queries {
-        let (client, _) = udp_exchange(
-            root_v4,
-            lab.server_v4(),
-            &synth::query(id, name, qtype),
-            timeout,
-        )
-        .unwrap();
+        let (client, _) = udp_exchange(root_v4, lab.server_v4(), &synth::query(id, name, qtype), timeout).unwrap();
         clients.insert(id, client);
     }
     let v6_query = synth::query(0x1004, "svc.example", TYPE::AAAA);
-    let (client, _) = udp_exchange(
-        IpAddr::V6(lab.veth.root_v6),
-        lab.server_v6(),
-        &v6_query,
-        timeout,
-    )
-    .unwrap();
+    let (client, _) = udp_exchange(IpAddr::V6(lab.veth.root_v6), lab.server_v6(), &v6_query, timeout).unwrap();
     clients.insert(0x1004, client);
-    let (client, _) = tcp_exchange(
-        lab.server_v4(),
-        &synth::query(0x1005, "svc.example", TYPE::A),
-        timeout,
-    )
-    .unwrap();
+    let (client, _) = tcp_exchange(lab.server_v4(), &synth::query(0x1005, "svc.example", TYPE::A), timeout).unwrap();
     clients.insert(0x1005, client);
 
     // Let the capture see the last answers and at least one idle timeout, then stop it.
@@ -137,60 +100,27 @@ fn live_capture_decodes_real_dnsmasq_answers_over_udp_tcp_ipv4_and_ipv6() {
         std::thread::sleep(Duration::from_millis(50));
     }
     stop.store(true, Ordering::Relaxed);
-    let result = capture
-        .join()
-        .expect("capture thread")
-        .expect("capture read");
+    let result = capture.join().expect("capture thread").expect("capture read");
 
-    assert_eq!(
-        result.link,
-        LinkType::Ethernet,
-        "a veth captures as Ethernet"
-    );
-    assert!(
-        result.idle_reports > 0,
-        "a quiet live capture reports Idle so shutdown can be noticed"
-    );
+    assert_eq!(result.link, LinkType::Ethernet, "a veth captures as Ethernet");
+    assert!(result.idle_reports > 0, "a quiet live capture reports Idle so shutdown can be noticed");
     let stats = result.stats.expect("live captures have kernel stats");
     assert!(stats.received >= 5 && stats.dropped == 0, "{stats:?}");
 
     for (id, client) in &clients {
-        let seen = result
-            .by_id
-            .get(id)
-            .unwrap_or_else(|| panic!("answer {id:#x} not captured: {:?}", result.by_id));
-        assert_eq!(
-            seen.client, *client,
-            "client of {id:#x} is the response's destination"
-        );
+        let seen = result.by_id.get(id).unwrap_or_else(|| panic!("answer {id:#x} not captured: {:?}", result.by_id));
+        assert_eq!(seen.client, *client, "client of {id:#x} is the response's destination");
         assert_eq!(seen.server.port(), 53);
         assert_eq!(seen.tcp, *id == 0x1005, "transport of {id:#x}");
     }
     let v4 = |last| IpAddr::V4(Ipv4Addr::new(10, 99, 0, last));
-    assert_eq!(
-        addresses(&result.by_id[&0x1001]),
-        ("svc.example", &[v4(7)][..])
-    );
-    assert_eq!(
-        addresses(&result.by_id[&0x1002]),
-        ("www.example", &[v4(8)][..]),
-        "through the CNAME"
-    );
-    assert_eq!(
-        result.by_id[&0x1003].response,
-        DnsResponse::NotAnswer(NotAnswerReason::NxDomain)
-    );
+    assert_eq!(addresses(&result.by_id[&0x1001]), ("svc.example", &[v4(7)][..]));
+    assert_eq!(addresses(&result.by_id[&0x1002]), ("www.example", &[v4(8)][..]), "through the CNAME");
+    assert_eq!(result.by_id[&0x1003].response, DnsResponse::NotAnswer(NotAnswerReason::NxDomain));
     let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x99, 0, 0, 0, 0, 7));
-    assert_eq!(
-        addresses(&result.by_id[&0x1004]),
-        ("svc.example", &[v6][..])
-    );
+    assert_eq!(addresses(&result.by_id[&0x1004]), ("svc.example", &[v6][..]));
     assert_eq!(result.by_id[&0x1004].server, lab.server_v6());
-    assert_eq!(
-        addresses(&result.by_id[&0x1005]),
-        ("svc.example", &[v4(7)][..]),
-        "over TCP"
-    );
+    assert_eq!(addresses(&result.by_id[&0x1005]), ("svc.example", &[v4(7)][..]), "over TCP");
 }
 
 #[test]
@@ -198,9 +128,7 @@ fn opening_a_missing_interface_fails_with_its_name() {
     if !support::live_prerequisites_met() {
         return;
     }
-    let err = open_live("nm-no-such-if", DEFAULT_FILTER)
-        .err()
-        .expect("no such interface");
+    let err = open_live("nm-no-such-if", DEFAULT_FILTER).err().expect("no such interface");
     assert!(matches!(err, Error::OpenDevice { .. }), "{err}");
     assert!(err.to_string().contains("nm-no-such-if"), "{err}");
     assert!(!err.is_bad_input());
@@ -211,9 +139,7 @@ fn a_bad_live_filter_is_reported() {
     if !support::live_prerequisites_met() {
         return;
     }
-    let err = open_live("lo", "port fifty-three")
-        .err()
-        .expect("bad filter");
+    let err = open_live("lo", "port fifty-three").err().expect("bad filter");
     assert!(matches!(err, Error::BadFilter { .. }), "{err}");
     assert!(err.is_bad_input());
 }
@@ -224,17 +150,12 @@ const EPERM_PROBE: &str = "NETMAP_TEST_EPERM_PROBE";
 fn capturing_without_cap_net_raw_says_which_capability_is_missing() {
     if std::env::var_os(EPERM_PROBE).is_some() {
         // The re-executed copy below, running as nobody with no capabilities.
-        let err = open_live("lo", DEFAULT_FILTER)
-            .err()
-            .expect("capture must be refused without CAP_NET_RAW");
+        let err = open_live("lo", DEFAULT_FILTER).err().expect("capture must be refused without CAP_NET_RAW");
         assert!(matches!(err, Error::PermissionDenied { .. }), "{err}");
         assert_eq!(err.metric_label(), "permission_denied");
         let message = err.to_string();
         println!("unprivileged open_live: {message}");
-        assert!(
-            message.contains("CAP_NET_RAW") && message.contains("securityContext"),
-            "{message}"
-        );
+        assert!(message.contains("CAP_NET_RAW") && message.contains("securityContext"), "{message}");
         return;
     }
     if !support::live_prerequisites_met() {
@@ -243,13 +164,7 @@ fn capturing_without_cap_net_raw_says_which_capability_is_missing() {
     let me = std::env::current_exe().unwrap();
     let name = "capturing_without_cap_net_raw_says_which_capability_is_missing";
     let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
         .arg(&me)
         .args(["--exact", name, "--nocapture"])
         .env(EPERM_PROBE, "1")

@@ -15,18 +15,11 @@ fn fixture() -> PathBuf {
 }
 
 fn ino(path: &Path) -> u64 {
-    fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .ino()
+    fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).ino()
 }
 
 fn conn(local: &str, remote: &str, netns: u64, inode: u64) -> Connection {
-    Connection {
-        local: local.parse().unwrap(),
-        remote: remote.parse().unwrap(),
-        netns,
-        inode,
-    }
+    Connection { local: local.parse().unwrap(), remote: remote.parse().unwrap(), netns, inode }
 }
 
 /// The six client-side connections of the fixture, as the first scan must report them.
@@ -114,27 +107,16 @@ fn a_new_connection_is_reported_once_and_a_closed_one_is_forgotten() {
     fs::write(redis.join("tcp"), table_text(false, &rows)).unwrap();
     let report = scan(&mut scanner);
     let netns = ino(&redis.join("tcp"));
-    assert_eq!(
-        report.new_connections,
-        vec![conn("10.244.1.12:41001", "10.96.0.40:8125", netns, 7003)]
-    );
+    assert_eq!(report.new_connections, vec![conn("10.244.1.12:41001", "10.96.0.40:8125", netns, 7003)]);
     assert_eq!(report.outcomes.already_seen, 5);
     assert_eq!(scanner.tracked_connections(), 6);
 
     // The old connection reappearing (same inode) is new again: it was forgotten when it closed.
     let mut reopened = rows.to_vec();
-    reopened.push(Row::new(
-        "10.244.1.12:41000",
-        "10.96.0.10:53",
-        ESTABLISHED,
-        7001,
-    ));
+    reopened.push(Row::new("10.244.1.12:41000", "10.96.0.10:53", ESTABLISHED, 7001));
     fs::write(redis.join("tcp"), table_text(false, &reopened)).unwrap();
     let report = scan(&mut scanner);
-    assert_eq!(
-        report.new_connections,
-        vec![conn("10.244.1.12:41000", "10.96.0.10:53", netns, 7001)]
-    );
+    assert_eq!(report.new_connections, vec![conn("10.244.1.12:41000", "10.96.0.10:53", netns, 7001)]);
 }
 
 #[test]
@@ -201,10 +183,7 @@ fn a_malformed_row_is_counted_and_the_rest_of_its_table_kept() {
     copy_tree(&fixture(), dir.path()).unwrap();
     let tcp = dir.path().join("netns/cart/tcp");
     let mut text = fs::read_to_string(&tcp).unwrap();
-    text.insert_str(
-        text.find('\n').unwrap() + 1,
-        "   9: 0B01F40A:ZZZZ truncated\n",
-    );
+    text.insert_str(text.find('\n').unwrap() + 1, "   9: 0B01F40A:ZZZZ truncated\n");
     fs::write(&tcp, text).unwrap();
     let mut scanner = Scanner::new(ProcRoot(dir.path().to_path_buf())).unwrap();
     let report = scan(&mut scanner);

@@ -47,11 +47,7 @@ fn socket_inodes(pid: u32) -> HashSet<u64> {
     fds.filter_map(|fd| fs::read_link(fd.ok()?.path()).ok())
         .filter_map(|target| {
             let target = target.to_str()?.to_owned();
-            target
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
+            target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
         })
         .collect()
 }
@@ -68,59 +64,29 @@ fn reported_netns(pid: u32) -> u64 {
 /// The connections of one scan that belong to our two namespaces.
 fn ours(scanner: &mut Scanner, ids: &[u64]) -> Vec<Connection> {
     let report = scanner.scan().expect("scan /proc");
-    assert!(
-        report.skipped_host_netns,
-        "the host namespace is pid 1's and must be seen and skipped"
-    );
-    report
-        .new_connections
-        .into_iter()
-        .filter(|c| ids.contains(&c.netns))
-        .collect()
+    assert!(report.skipped_host_netns, "the host namespace is pid 1's and must be seen and skipped");
+    report.new_connections.into_iter().filter(|c| ids.contains(&c.netns)).collect()
 }
 
 /// `found` is exactly one connection: the client's end `local -> remote`, on a socket the client holds.
-fn assert_only_client_side(
-    found: &[Connection],
-    client_pid: u32,
-    local: SocketAddr,
-    remote: SocketAddr,
-    netns: u64,
-) {
+fn assert_only_client_side(found: &[Connection], client_pid: u32, local: SocketAddr, remote: SocketAddr, netns: u64) {
     let [conn] = found else {
-        panic!(
-            "expected exactly the client side {local} -> {remote}, never the server side; got {found:?}"
-        );
+        panic!("expected exactly the client side {local} -> {remote}, never the server side; got {found:?}");
     };
-    assert_eq!(
-        (conn.local, conn.remote, conn.netns),
-        (local, remote, netns)
-    );
+    assert_eq!((conn.local, conn.remote, conn.netns), (local, remote, netns));
     let held = socket_inodes(client_pid);
-    assert!(
-        held.contains(&conn.inode),
-        "inode {} is not one of the client's sockets {held:?}",
-        conn.inode
-    );
+    assert!(held.contains(&conn.inode), "inode {} is not one of the client's sockets {held:?}", conn.inode);
 }
 
 fn may_run() -> bool {
     let is_root = fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
+        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
         .unwrap_or(false);
     if is_root {
         return true;
     }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "sockets_live needs root in CI"
-    );
-    eprintln!(
-        "sockets_live: not root, so no network namespaces can be created; run as root (CI does)"
-    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "sockets_live needs root in CI");
+    eprintln!("sockets_live: not root, so no network namespaces can be created; run as root (CI does)");
     false
 }
 
@@ -135,28 +101,14 @@ fn the_scanner_finds_the_client_side_of_a_real_connection_once() {
     let (server_ip, client_ip) = (format!("169.254.{octet}.1"), format!("169.254.{octet}.2"));
     let server_ns = Netns::create(format!("nmsk-{id}-srv")).expect("ip netns add");
     let client_ns = Netns::create(format!("nmsk-{id}-cli")).expect("ip netns add");
-    connect_veth(
-        &server_ns,
-        &client_ns,
-        &format!("nmv{id}"),
-        &format!("{server_ip}/30"),
-        &format!("{client_ip}/30"),
-    )
-    .expect("veth pair");
+    connect_veth(&server_ns, &client_ns, &format!("nmv{id}"), &format!("{server_ip}/30"), &format!("{client_ip}/30"))
+        .expect("veth pair");
 
     let port = PORT.to_string();
-    let mut server: LineChild = server_ns
-        .spawn("python3", &["-c", SERVER, &server_ip, &port])
-        .expect("start server");
+    let mut server: LineChild = server_ns.spawn("python3", &["-c", SERVER, &server_ip, &port]).expect("start server");
     assert_eq!(server.read_line().expect("server starts"), "ready");
-    let mut client = client_ns
-        .spawn("python3", &["-c", CLIENT, &server_ip, &port])
-        .expect("start client");
-    let first_port: u16 = client
-        .ask("connect")
-        .expect("connect")
-        .parse()
-        .expect("a port");
+    let mut client = client_ns.spawn("python3", &["-c", CLIENT, &server_ip, &port]).expect("start client");
+    let first_port: u16 = client.ask("connect").expect("connect").parse().expect("a port");
 
     let ids = [reported_netns(client.pid()), reported_netns(server.pid())];
     assert_ne!(ids[0], ids[1]);
@@ -169,25 +121,14 @@ fn the_scanner_finds_the_client_side_of_a_real_connection_once() {
     assert_only_client_side(&first, client.pid(), local(first_port), remote, ids[0]);
 
     for _ in 0..3 {
-        assert_eq!(
-            ours(&mut scanner, &ids),
-            vec![],
-            "an open connection is reported only once"
-        );
+        assert_eq!(ours(&mut scanner, &ids), vec![], "an open connection is reported only once");
     }
 
-    let second_port: u16 = client
-        .ask("connect")
-        .expect("connect")
-        .parse()
-        .expect("a port");
+    let second_port: u16 = client.ask("connect").expect("connect").parse().expect("a port");
     let second = ours(&mut scanner, &ids);
     assert_only_client_side(&second, client.pid(), local(second_port), remote, ids[0]);
 
-    assert_eq!(
-        client.ask(&format!("close {first_port}")).expect("close"),
-        "closed"
-    );
+    assert_eq!(client.ask(&format!("close {first_port}")).expect("close"), "closed");
     assert_eq!(ours(&mut scanner, &ids), vec![], "closing reports nothing");
     assert_eq!(ours(&mut scanner, &ids), vec![]);
 }

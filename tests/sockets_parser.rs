@@ -29,9 +29,7 @@ fn endpoint(v6: bool) -> impl Strategy<Value = SocketAddr> {
         ]
         .boxed()
     } else {
-        any::<u32>()
-            .prop_map(|n| IpAddr::V4(Ipv4Addr::from(n)))
-            .boxed()
+        any::<u32>().prop_map(|n| IpAddr::V4(Ipv4Addr::from(n))).boxed()
     };
     (ip, any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(ip, port))
 }
@@ -39,14 +37,7 @@ fn endpoint(v6: bool) -> impl Strategy<Value = SocketAddr> {
 fn table_rows(v6: bool) -> impl Strategy<Value = Vec<Row>> {
     let row = (endpoint(v6), endpoint(v6), 1u8..=12, any::<u64>());
     prop::collection::vec(row, 0..40).prop_map(|rows| {
-        rows.into_iter()
-            .map(|(local, remote, state, inode)| Row {
-                local,
-                remote,
-                state,
-                inode,
-            })
-            .collect()
+        rows.into_iter().map(|(local, remote, state, inode)| Row { local, remote, state, inode }).collect()
     })
 }
 
@@ -61,8 +52,7 @@ fn check_against_procfs(v6: bool, rows: &[Row]) -> Result<(), TestCaseError> {
         .collect::<Result<_, _>>()
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let procfs::net::TcpNetEntries(theirs) =
-        procfs::net::TcpNetEntries::from_read(text.as_bytes(), &system_info())
-            .expect("procfs parses it");
+        procfs::net::TcpNetEntries::from_read(text.as_bytes(), &system_info()).expect("procfs parses it");
     prop_assert_eq!(ours.len(), theirs.len());
     for (ours, theirs) in ours.iter().zip(&theirs) {
         prop_assert_eq!(ours.local, canonical(theirs.local_address));

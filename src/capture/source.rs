@@ -77,31 +77,19 @@ pub fn open_live(interface: &str, bpf_filter: &str) -> Result<Box<dyn PacketSour
     let link = supported_link_type(&capture, &describe)?;
     apply_filter(&mut capture, bpf_filter)?;
     let capture = capture.setnonblock().map_err(device_error)?;
-    Ok(Box::new(LiveSource {
-        capture,
-        link,
-        describe,
-        drained: false,
-        stats: StatsCounter::default(),
-    }))
+    Ok(Box::new(LiveSource { capture, link, describe, drained: false, stats: StatsCounter::default() }))
 }
 
 /// Opens a pcap or pcapng file. A filter, if given, is applied as it would be on a live capture.
 pub fn open_file(path: &Path, bpf_filter: Option<&str>) -> Result<Box<dyn PacketSource>, Error> {
-    let mut capture = Capture::from_file(path).map_err(|e| Error::OpenFile {
-        path: path.to_path_buf(),
-        detail: pcap_detail(e),
-    })?;
+    let mut capture =
+        Capture::from_file(path).map_err(|e| Error::OpenFile { path: path.to_path_buf(), detail: pcap_detail(e) })?;
     let describe = format!("file {}", path.display());
     let link = supported_link_type(&capture, &describe)?;
     if let Some(filter) = bpf_filter {
         apply_filter(&mut capture, filter)?;
     }
-    Ok(Box::new(FileSource {
-        capture,
-        link,
-        path: path.to_path_buf(),
-    }))
+    Ok(Box::new(FileSource { capture, link, path: path.to_path_buf() }))
 }
 
 struct LiveSource {
@@ -120,9 +108,7 @@ impl PacketSource for LiveSource {
 
     fn next(&mut self) -> Result<Next<'_>, Error> {
         if self.drained {
-            if !wait_readable(self.capture.as_raw_fd(), READ_TIMEOUT_MS)
-                .map_err(|e| self.read_error(e))?
-            {
+            if !wait_readable(self.capture.as_raw_fd(), READ_TIMEOUT_MS).map_err(|e| self.read_error(e))? {
                 return Ok(Next::Idle);
             }
             self.drained = false;
@@ -137,10 +123,7 @@ impl PacketSource for LiveSource {
                 self.drained = true;
                 Ok(Next::Idle)
             }
-            Err(e) => Err(Error::Read {
-                source_name: self.describe.clone(),
-                detail: pcap_detail(e),
-            }),
+            Err(e) => Err(Error::Read { source_name: self.describe.clone(), detail: pcap_detail(e) }),
         }
     }
 
@@ -156,20 +139,13 @@ impl PacketSource for LiveSource {
 
 impl LiveSource {
     fn read_error(&self, e: std::io::Error) -> Error {
-        Error::Read {
-            source_name: self.describe.clone(),
-            detail: e.to_string(),
-        }
+        Error::Read { source_name: self.describe.clone(), detail: e.to_string() }
     }
 }
 
 /// Waits until `fd` is readable or `timeout_ms` passes; an interrupted wait counts as a timeout.
 fn wait_readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> Result<bool, std::io::Error> {
-    let mut poll_fd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
+    let mut poll_fd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd, owned by this frame, and its count.
     let ready = unsafe { libc::poll(&mut poll_fd, 1, timeout_ms) };
     match ready {
@@ -200,10 +176,7 @@ impl PacketSource for FileSource {
                 data: packet.data,
             })),
             Err(pcap::Error::NoMorePackets) => Ok(Next::End),
-            Err(e) => Err(Error::CorruptFile {
-                path: self.path.clone(),
-                detail: pcap_detail(e),
-            }),
+            Err(e) => Err(Error::CorruptFile { path: self.path.clone(), detail: pcap_detail(e) }),
         }
     }
 
@@ -234,10 +207,7 @@ impl StatsCounter {
     }
 }
 
-fn supported_link_type<T: Activated + ?Sized>(
-    capture: &Capture<T>,
-    describe: &str,
-) -> Result<LinkType, Error> {
+fn supported_link_type<T: Activated + ?Sized>(capture: &Capture<T>, describe: &str) -> Result<LinkType, Error> {
     let dlt = capture.get_datalink();
     LinkType::from_dlt(dlt.0).ok_or_else(|| Error::UnsupportedLinkType {
         source_name: describe.to_string(),
@@ -255,29 +225,17 @@ fn link_type_name(dlt: Linktype) -> String {
     }
 }
 
-fn apply_filter<T: Activated + ?Sized>(
-    capture: &mut Capture<T>,
-    filter: &str,
-) -> Result<(), Error> {
-    capture.filter(filter, true).map_err(|e| Error::BadFilter {
-        filter: filter.to_string(),
-        detail: pcap_detail(e),
-    })
+fn apply_filter<T: Activated + ?Sized>(capture: &mut Capture<T>, filter: &str) -> Result<(), Error> {
+    capture.filter(filter, true).map_err(|e| Error::BadFilter { filter: filter.to_string(), detail: pcap_detail(e) })
 }
 
 fn live_open_error(interface: &str, e: pcap::Error) -> Error {
     let detail = pcap_detail(e);
     let lower = detail.to_ascii_lowercase();
     if lower.contains("permission") || lower.contains("not permitted") {
-        Error::PermissionDenied {
-            interface: interface.to_string(),
-            detail,
-        }
+        Error::PermissionDenied { interface: interface.to_string(), detail }
     } else {
-        Error::OpenDevice {
-            interface: interface.to_string(),
-            detail,
-        }
+        Error::OpenDevice { interface: interface.to_string(), detail }
     }
 }
 
@@ -300,17 +258,8 @@ mod tests {
     #[test]
     fn kernel_counters_stay_monotonic_across_the_u32_wrap() {
         let mut stats = StatsCounter::default();
-        assert_eq!(
-            stats.update(10, 1),
-            KernelStats {
-                received: 10,
-                dropped: 1
-            }
-        );
-        assert_eq!(
-            stats.update(u32::MAX - 5, 2).received,
-            u64::from(u32::MAX - 5)
-        );
+        assert_eq!(stats.update(10, 1), KernelStats { received: 10, dropped: 1 });
+        assert_eq!(stats.update(u32::MAX - 5, 2).received, u64::from(u32::MAX - 5));
         let wrapped = stats.update(4, 3);
         assert_eq!(wrapped.received, u64::from(u32::MAX) + 5);
         assert_eq!(wrapped.dropped, 3);
@@ -322,10 +271,7 @@ mod tests {
         let err = live_open_error("any", eperm);
         assert!(matches!(err, Error::PermissionDenied { .. }));
         assert!(!err.is_bad_input());
-        let other = live_open_error(
-            "eth9",
-            pcap::Error::PcapError("No such device exists".into()),
-        );
+        let other = live_open_error("eth9", pcap::Error::PcapError("No such device exists".into()));
         assert!(matches!(other, Error::OpenDevice { .. }));
         assert!(other.to_string().contains("eth9"));
     }

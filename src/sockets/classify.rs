@@ -50,8 +50,7 @@ impl Listeners {
     /// Whether a socket bound to `local` is the accepted end of one of these listeners.
     pub fn accepts(&self, local: SocketAddr) -> bool {
         // The emptiness check spares hashing a SocketAddr in the common case of wildcard listeners only.
-        self.any_address.contains(&local.port())
-            || (!self.specific.is_empty() && self.specific.contains(&local))
+        self.any_address.contains(&local.port()) || (!self.specific.is_empty() && self.specific.contains(&local))
     }
 
     /// Builds the listeners of a whole namespace (tests and callers that hold all rows at once).
@@ -86,12 +85,7 @@ mod tests {
     use super::*;
 
     fn row(local: &str, remote: &str, state: u8) -> SocketRow {
-        SocketRow {
-            local: local.parse().unwrap(),
-            remote: remote.parse().unwrap(),
-            state,
-            inode: 1,
-        }
+        SocketRow { local: local.parse().unwrap(), remote: remote.parse().unwrap(), state, inode: 1 }
     }
 
     #[test]
@@ -100,10 +94,7 @@ mod tests {
             row("0.0.0.0:8080", "0.0.0.0:0", state::LISTEN),
             row("10.0.0.10:42482", "10.0.0.11:8080", state::ESTABLISHED),
         ];
-        assert_eq!(
-            classify(&rows[1], &Listeners::from_rows(&rows)),
-            Outcome::Client
-        );
+        assert_eq!(classify(&rows[1], &Listeners::from_rows(&rows)), Outcome::Client);
     }
 
     #[test]
@@ -125,10 +116,7 @@ mod tests {
             row("10.0.0.10:9090", "0.0.0.0:0", state::LISTEN),
             row("10.0.0.99:9090", "10.0.0.12:80", state::ESTABLISHED),
         ];
-        assert_eq!(
-            classify(&rows[1], &Listeners::from_rows(&rows)),
-            Outcome::Client
-        );
+        assert_eq!(classify(&rows[1], &Listeners::from_rows(&rows)), Outcome::Client);
     }
 
     #[test]
@@ -141,11 +129,7 @@ mod tests {
             ("[::ffff:127.0.0.1]:40000", "[::ffff:127.0.0.1]:8080"),
         ] {
             let established = row(local, remote, state::ESTABLISHED);
-            assert_eq!(
-                classify(&established, &listeners),
-                Outcome::Loopback,
-                "{local} -> {remote}"
-            );
+            assert_eq!(classify(&established, &listeners), Outcome::Loopback, "{local} -> {remote}");
         }
     }
 
@@ -153,10 +137,7 @@ mod tests {
     fn time_wait_and_unknown_states_are_not_established() {
         let listeners = Listeners::default();
         for st in [state::TIME_WAIT, state::LISTEN, 0x02, 0x0D, 0xFF] {
-            assert_eq!(
-                classify(&row("10.0.0.10:1", "10.0.0.11:2", st), &listeners),
-                Outcome::NotEstablished
-            );
+            assert_eq!(classify(&row("10.0.0.10:1", "10.0.0.11:2", st), &listeners), Outcome::NotEstablished);
         }
     }
 }

@@ -61,9 +61,7 @@ impl HostNetns {
     pub fn of_pid1(root: &Path) -> io::Result<Self> {
         let pid1 = root.join("1");
         let tcp_file = tcp_file_ino(&pid1)?;
-        let ns = std::fs::metadata(pid1.join("ns/net"))
-            .ok()
-            .map(|meta| meta.ino());
+        let ns = std::fs::metadata(pid1.join("ns/net")).ok().map(|meta| meta.ino());
         Ok(HostNetns { ns, tcp_file })
     }
 

@@ -109,14 +109,9 @@ struct Pass {
 impl Scanner {
     /// Checks that `root` is a readable procfs tree with a pid 1 (whose namespace is the host's).
     pub fn new(root: ProcRoot) -> Result<Scanner, Error> {
-        fs::read_dir(&root.0).map_err(|source| Error::UnreadableRoot {
-            path: root.0.clone(),
-            source,
-        })?;
-        let host = HostNetns::of_pid1(&root.0).map_err(|source| Error::NotProcfs {
-            path: root.0.join("1/net/tcp"),
-            source,
-        })?;
+        fs::read_dir(&root.0).map_err(|source| Error::UnreadableRoot { path: root.0.clone(), source })?;
+        let host = HostNetns::of_pid1(&root.0)
+            .map_err(|source| Error::NotProcfs { path: root.0.join("1/net/tcp"), source })?;
         Ok(Scanner {
             root,
             host,
@@ -138,10 +133,8 @@ impl Scanner {
 
     /// One full pass over the tree. Only an unreadable root is an error.
     pub fn scan(&mut self) -> Result<ScanReport, Error> {
-        let entries = fs::read_dir(&self.root.0).map_err(|source| Error::UnreadableRoot {
-            path: self.root.0.clone(),
-            source,
-        })?;
+        let entries =
+            fs::read_dir(&self.root.0).map_err(|source| Error::UnreadableRoot { path: self.root.0.clone(), source })?;
         let mut pass = Pass::default();
         let mut pids = Vec::new();
         for entry in entries {
@@ -233,10 +226,7 @@ impl Scanner {
             let outcome = classify(row, &self.listeners);
             if outcome != Outcome::Client {
                 report.outcomes.count(outcome);
-            } else if self
-                .seen
-                .observe(tcp_file, SocketKey::new(row.inode, row.local, row.remote))
-            {
+            } else if self.seen.observe(tcp_file, SocketKey::new(row.inode, row.local, row.remote)) {
                 report.outcomes.count(outcome);
                 report.new_connections.push(Connection {
                     local: row.local,
@@ -291,7 +281,5 @@ fn parse_into(table: &[u8], family: Family, rows: &mut Vec<SocketRow>, pid_dir: 
 fn pid_of(name: &std::ffi::OsStr) -> Option<u32> {
     let name = name.to_str()?;
     // parse() alone would accept "+5"; procfs names are plain digits.
-    name.bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| name.parse().ok())?
+    name.bytes().all(|b| b.is_ascii_digit()).then(|| name.parse().ok())?
 }

@@ -17,11 +17,7 @@ pub enum SocketKey {
 
 impl SocketKey {
     pub fn new(inode: u64, local: SocketAddr, remote: SocketAddr) -> Self {
-        if inode == 0 {
-            SocketKey::Tuple(local, remote)
-        } else {
-            SocketKey::Inode(inode)
-        }
+        if inode == 0 { SocketKey::Tuple(local, remote) } else { SocketKey::Inode(inode) }
     }
 }
 
@@ -120,11 +116,7 @@ mod tests {
 
     #[test]
     fn inode_zero_falls_back_to_the_four_tuple() {
-        let (a, b, c) = (
-            addr("10.0.0.1:1000"),
-            addr("10.0.0.2:80"),
-            addr("10.0.0.3:80"),
-        );
+        let (a, b, c) = (addr("10.0.0.1:1000"), addr("10.0.0.2:80"), addr("10.0.0.3:80"));
         assert_eq!(SocketKey::new(0, a, b), SocketKey::Tuple(a, b));
         assert_ne!(SocketKey::new(0, a, b), SocketKey::new(0, a, c));
         assert_eq!(SocketKey::new(5, a, b), SocketKey::Inode(5));

@@ -45,11 +45,7 @@ pub struct MalformedRow {
 /// Iterates over the rows of a table. The first line (the column header) is skipped, as are blank lines.
 pub fn rows(table: &[u8], family: Family) -> Rows<'_> {
     let (_header, rest) = split_line(table);
-    Rows {
-        rest,
-        line: 1,
-        family,
-    }
+    Rows { rest, line: 1, family }
 }
 
 /// Iterator returned by [`rows`].
@@ -89,41 +85,25 @@ fn split_line(text: &[u8]) -> (&[u8], &[u8]) {
 pub fn parse_row(mut text: &[u8], family: Family) -> Result<SocketRow, &'static str> {
     let mut next = |what| next_field(&mut text).ok_or(what);
     next("missing slot number")?;
-    let local =
-        parse_endpoint(next("missing local address")?, family).ok_or("bad local address")?;
-    let remote =
-        parse_endpoint(next("missing remote address")?, family).ok_or("bad remote address")?;
+    let local = parse_endpoint(next("missing local address")?, family).ok_or("bad local address")?;
+    let remote = parse_endpoint(next("missing remote address")?, family).ok_or("bad remote address")?;
     let state = next("missing state")?;
     let state = match hex(state) {
         Some(s) if state.len() == 2 => s as u8,
         _ => return Err("bad state"),
     };
-    for what in [
-        "missing queues",
-        "missing timer",
-        "missing retransmits",
-        "missing uid",
-        "missing timeout",
-    ] {
+    for what in ["missing queues", "missing timer", "missing retransmits", "missing uid", "missing timeout"] {
         next(what)?;
     }
     let inode = decimal(next("missing inode")?).ok_or("bad inode")?;
-    Ok(SocketRow {
-        local,
-        remote,
-        state,
-        inode,
-    })
+    Ok(SocketRow { local, remote, state, inode })
 }
 
 /// Splits the next whitespace-separated field off the front of `text`.
 fn next_field<'a>(text: &mut &'a [u8]) -> Option<&'a [u8]> {
     let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
     let rest = &text[start..];
-    let end = rest
-        .iter()
-        .position(u8::is_ascii_whitespace)
-        .unwrap_or(rest.len());
+    let end = rest.iter().position(u8::is_ascii_whitespace).unwrap_or(rest.len());
     let (field, rest) = rest.split_at(end);
     *text = rest;
     Some(field)
@@ -187,7 +167,8 @@ fn decimal(digits: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    const HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+    const HEADER: &str =
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
 
     fn v4(table_rows: &str) -> Vec<Result<SocketRow, MalformedRow>> {
         rows(format!("{HEADER}{table_rows}").as_bytes(), Family::V4).collect()
@@ -225,9 +206,7 @@ mod tests {
             "   0: 0000000000000000FFFF00000A00000A:A5F2 0000000000000000FFFF00000B00000A:1F90 01 00000000:00000000 00:00000000 00000000 0 0 77 1\n",
             "   1: B80D0120000000000000000001000000:0050 B80D0120000000000000000002000000:C000 01 00000000:00000000 00:00000000 00000000 0 0 78 1\n",
         );
-        let parsed: Vec<_> = rows(table.as_bytes(), Family::V6)
-            .map(Result::unwrap)
-            .collect();
+        let parsed: Vec<_> = rows(table.as_bytes(), Family::V6).map(Result::unwrap).collect();
         assert_eq!(parsed[0].local, "10.0.0.10:42482".parse().unwrap());
         assert_eq!(parsed[0].remote, "10.0.0.11:8080".parse().unwrap());
         assert_eq!(parsed[1].local, "[2001:db8::1]:80".parse().unwrap());
@@ -244,20 +223,8 @@ mod tests {
             "   3: 0A00000A:A5F4 0B00000A:1F90 01 00000000:00000000 00:00000000 00000000 0 0 14 1\n",
         ));
         assert_eq!(parsed[0].unwrap().state, 0x0D);
-        assert_eq!(
-            parsed[1],
-            Err(MalformedRow {
-                line: 3,
-                what: "bad local address"
-            })
-        );
-        assert_eq!(
-            parsed[2],
-            Err(MalformedRow {
-                line: 4,
-                what: "missing timer"
-            })
-        );
+        assert_eq!(parsed[1], Err(MalformedRow { line: 3, what: "bad local address" }));
+        assert_eq!(parsed[2], Err(MalformedRow { line: 4, what: "missing timer" }));
         assert_eq!(parsed[3].unwrap().inode, 14);
         assert_eq!(parsed.len(), 4);
     }

@@ -29,12 +29,7 @@ pub struct Row {
 
 impl Row {
     pub fn new(local: &str, remote: &str, state: u8, inode: u64) -> Row {
-        Row {
-            local: local.parse().expect("test address"),
-            remote: remote.parse().expect("test address"),
-            state,
-            inode,
-        }
+        Row { local: local.parse().expect("test address"), remote: remote.parse().expect("test address"), state, inode }
     }
 }
 
@@ -112,9 +107,7 @@ pub struct FakeProcShape {
 
 /// Client-side connections per namespace in a generated tree (see [`write_fake_proc`]).
 pub fn generated_clients_per_namespace(shape: FakeProcShape) -> usize {
-    (0..shape.sockets_per_namespace)
-        .filter(|i| i % 4 == 1)
-        .count()
+    (0..shape.sockets_per_namespace).filter(|i| i % 4 == 1).count()
 }
 
 /// Writes a procfs tree with the same conventions as `tests/fixtures/proc` (see its README): pid 1 in a host
@@ -151,25 +144,10 @@ fn generated_row(pod_ip: &str, i: usize) -> Row {
     let peer = format!("10.96.{}.{}", i / 250, i % 250 + 1);
     match i % 4 {
         0 => Row::new(&format!("0.0.0.0:{port}"), "0.0.0.0:0", LISTEN, inode),
-        1 => Row::new(
-            &format!("{pod_ip}:{}", 40000 + i),
-            &format!("{peer}:443"),
-            ESTABLISHED,
-            inode,
-        ),
+        1 => Row::new(&format!("{pod_ip}:{}", 40000 + i), &format!("{peer}:443"), ESTABLISHED, inode),
         // Accepted on the port the LISTEN row one before opened.
-        2 => Row::new(
-            &format!("{pod_ip}:{}", port - 2),
-            &format!("{peer}:50000"),
-            ESTABLISHED,
-            inode,
-        ),
-        _ => Row::new(
-            &format!("{pod_ip}:{}", 40000 + i),
-            &format!("{peer}:80"),
-            TIME_WAIT,
-            0,
-        ),
+        2 => Row::new(&format!("{pod_ip}:{}", port - 2), &format!("{peer}:50000"), ESTABLISHED, inode),
+        _ => Row::new(&format!("{pod_ip}:{}", 40000 + i), &format!("{peer}:80"), TIME_WAIT, 0),
     }
 }
 

@@ -55,11 +55,7 @@ impl Netns {
             .spawn()?;
         let stdin = child.stdin.take().expect("piped");
         let stdout = BufReader::new(child.stdout.take().expect("piped"));
-        Ok(LineChild {
-            child,
-            stdin,
-            stdout,
-        })
+        Ok(LineChild { child, stdin, stdout })
     }
 }
 
@@ -75,13 +71,7 @@ impl Drop for Netns {
 /// pair lives only inside the namespaces, so deleting them removes it.
 pub fn connect_veth(a: &Netns, b: &Netns, tag: &str, a_addr: &str, b_addr: &str) -> io::Result<()> {
     let (a_if, b_if) = (format!("{tag}a"), format!("{tag}b"));
-    run(
-        "ip",
-        &[
-            "link", "add", &a_if, "netns", &a.name, "type", "veth", "peer", "name", &b_if, "netns",
-            &b.name,
-        ],
-    )?;
+    run("ip", &["link", "add", &a_if, "netns", &a.name, "type", "veth", "peer", "name", &b_if, "netns", &b.name])?;
     for (ns, ifname, addr) in [(a, &a_if, a_addr), (b, &b_if, b_addr)] {
         ns.ip(&["addr", "add", addr, "dev", ifname])?;
         ns.ip(&["link", "set", ifname, "up"])?;
@@ -111,10 +101,7 @@ impl LineChild {
     pub fn read_line(&mut self) -> io::Result<String> {
         let mut reply = String::new();
         if self.stdout.read_line(&mut reply)? == 0 {
-            return Err(io::Error::other(format!(
-                "child {} closed its stdout",
-                self.child.id()
-            )));
+            return Err(io::Error::other(format!("child {} closed its stdout", self.child.id())));
         }
         Ok(reply.trim().to_string())
     }

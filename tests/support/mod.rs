@@ -22,14 +22,9 @@ const LOCK_PATH: &str = "/tmp/network-mapper-live-tests.lock";
 /// Returns true when live tests can run. Otherwise fails (under CI) or prints why the test is skipped.
 pub fn live_prerequisites_met() -> bool {
     let problem = if !is_root() {
-        Some(
-            "live capture tests need root (network namespaces, veth pairs, CAP_NET_RAW)"
-                .to_string(),
-        )
+        Some("live capture tests need root (network namespaces, veth pairs, CAP_NET_RAW)".to_string())
     } else if !Path::new(DNSMASQ).exists() {
-        Some(format!(
-            "{DNSMASQ} is missing: apt-get install dnsmasq-base"
-        ))
+        Some(format!("{DNSMASQ} is missing: apt-get install dnsmasq-base"))
     } else if Command::new("ip").arg("-V").output().is_err() {
         Some("`ip` is missing: apt-get install iproute2".to_string())
     } else {
@@ -51,35 +46,19 @@ pub fn live_prerequisites_met() -> bool {
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
         .unwrap_or(false)
 }
 
 /// Runs a command, panicking with its stderr if it fails (setup steps must work for the test to mean anything).
 pub fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
 }
 
 /// Best effort, for Drop guards: cleanup must never panic during an unwinding test.
 fn run_quietly(program: &str, args: &[&str]) {
-    let _ = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    let _ = Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
 }
 
 /// Serialises live tests across test binaries (they share the root namespace's routing table).
@@ -106,9 +85,7 @@ pub struct NetNs {
 impl NetNs {
     pub fn create(name: &str) -> NetNs {
         run("ip", &["netns", "add", name]);
-        let ns = NetNs {
-            name: name.to_string(),
-        };
+        let ns = NetNs { name: name.to_string() };
         run("ip", &["-n", name, "link", "set", "lo", "up"]);
         ns
     }
@@ -134,21 +111,7 @@ impl VethPair {
     pub fn create(netns: &NetNs, lab: u32) -> VethPair {
         let pid = std::process::id();
         let (root_if, ns_if) = (format!("nm{pid}r{lab}"), format!("nm{pid}n{lab}"));
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                &root_if,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &ns_if,
-                "netns",
-                &netns.name,
-            ],
-        );
+        run("ip", &["link", "add", &root_if, "type", "veth", "peer", "name", &ns_if, "netns", &netns.name]);
         // The guard exists from here on, so a failure below still removes the pair.
         let base = (lab * 4) as u8;
         let third = 1 + (pid % 250) as u8; // 169.254.0/24 and .255/24 are reserved
@@ -168,26 +131,10 @@ impl VethPair {
         let (root4, ns4) = (format!("{}/30", self.root_v4), format!("{}/30", self.ns_v4));
         let (root6, ns6) = (format!("{}/64", self.root_v6), format!("{}/64", self.ns_v6));
         run("ip", &["addr", "add", &root4, "dev", &self.root_if]);
-        run(
-            "ip",
-            &["-6", "addr", "add", &root6, "dev", &self.root_if, "nodad"],
-        );
+        run("ip", &["-6", "addr", "add", &root6, "dev", &self.root_if, "nodad"]);
         run("ip", &["link", "set", &self.root_if, "up"]);
         run("ip", &["-n", ns, "addr", "add", &ns4, "dev", &self.ns_if]);
-        run(
-            "ip",
-            &[
-                "-n",
-                ns,
-                "-6",
-                "addr",
-                "add",
-                &ns6,
-                "dev",
-                &self.ns_if,
-                "nodad",
-            ],
-        );
+        run("ip", &["-n", ns, "-6", "addr", "add", &ns6, "dev", &self.ns_if, "nodad"]);
         run("ip", &["-n", ns, "link", "set", &self.ns_if, "up"]);
     }
 }
@@ -208,30 +155,12 @@ impl Dnsmasq {
     pub fn start(netns: &NetNs, veth: &VethPair, records: &[&str]) -> Dnsmasq {
         let listen4 = format!("--listen-address={}", veth.ns_v4);
         let listen6 = format!("--listen-address={}", veth.ns_v6);
-        let mut args = vec![
-            "netns",
-            "exec",
-            &netns.name,
-            DNSMASQ,
-            "--no-daemon",
-            "--no-resolv",
-            "--no-hosts",
-        ];
-        args.extend([
-            "--conf-file=/dev/null",
-            "--bind-interfaces",
-            "--port=53",
-            "--pid-file=",
-            "--user=root",
-        ]);
+        let mut args = vec!["netns", "exec", &netns.name, DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts"];
+        args.extend(["--conf-file=/dev/null", "--bind-interfaces", "--port=53", "--pid-file=", "--user=root"]);
         args.extend(["--group=root", "--cache-size=0", &listen4, &listen6]);
         args.extend(records);
-        let child = Command::new("ip")
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dnsmasq");
+        let child =
+            Command::new("ip").args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start dnsmasq");
         Dnsmasq { child }
     }
 }
@@ -261,12 +190,7 @@ impl DnsLab {
         let netns = NetNs::create(&format!("nm-test-{}-{lab}", std::process::id()));
         let veth = VethPair::create(&netns, lab);
         let dnsmasq = Dnsmasq::start(&netns, &veth, records);
-        let lab = DnsLab {
-            dnsmasq,
-            veth,
-            netns,
-            _lock: lock,
-        };
+        let lab = DnsLab { dnsmasq, veth, netns, _lock: lock };
         lab.wait_until_answering(probe_name);
         lab
     }
@@ -283,13 +207,7 @@ impl DnsLab {
         let query = network_mapper::capture::synth::query(1, probe_name, simple_dns::TYPE::A);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if udp_exchange(
-                IpAddr::V4(self.veth.root_v4),
-                self.server_v4(),
-                &query,
-                Duration::from_millis(200),
-            )
-            .is_ok()
+            if udp_exchange(IpAddr::V4(self.veth.root_v4), self.server_v4(), &query, Duration::from_millis(200)).is_ok()
             {
                 return;
             }
@@ -336,11 +254,7 @@ pub fn udp_exchange(
 }
 
 /// Sends one DNS query over TCP (length-prefixed) and returns (client address used, response bytes).
-pub fn tcp_exchange(
-    server: SocketAddr,
-    query: &[u8],
-    timeout: Duration,
-) -> std::io::Result<(SocketAddr, Vec<u8>)> {
+pub fn tcp_exchange(server: SocketAddr, query: &[u8], timeout: Duration) -> std::io::Result<(SocketAddr, Vec<u8>)> {
     let mut stream = TcpStream::connect_timeout(&server, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.write_all(&(query.len() as u16).to_be_bytes())?;
