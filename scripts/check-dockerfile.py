@@ -146,11 +146,13 @@ def build_context(dest):
     for dirpath, dirnames, filenames in os.walk(ROOT):
         rel_dir = os.path.relpath(dirpath, ROOT)
         dirnames[:] = [d for d in dirnames if not ignored(os.path.normpath(os.path.join(rel_dir, d)))]
+        # Like docker, copy symlinks as links (os.walk lists links to directories without entering them).
+        filenames += [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
         for name in filenames:
             rel = os.path.normpath(os.path.join(rel_dir, name))
             if not ignored(rel):
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / rel, dest / rel)
+                shutil.copy2(ROOT / rel, dest / rel, follow_symlinks=False)
 
 
 def run_build_stage(build, tmp):
