@@ -82,9 +82,7 @@ pub fn dedup_key_hash(message: &[u8]) -> Option<u64> {
             break;
         }
         let label = message.get(at..at + usize::from(len))?;
-        hash = label
-            .iter()
-            .fold(hash, |h, b| fnv_byte(h, b.to_ascii_lowercase()));
+        hash = label.iter().fold(hash, |h, b| fnv_byte(h, b.to_ascii_lowercase()));
         hash = fnv_byte(hash, b'.');
         at += usize::from(len);
     }
@@ -123,19 +121,12 @@ fn classify(packet: &Packet<'_>) -> Result<Answer, NotAnswerReason> {
         RCODE::NameError => return Err(NotAnswerReason::NxDomain),
         _ => return Err(NotAnswerReason::ErrorRcode),
     }
-    let question = packet
-        .questions
-        .first()
-        .ok_or(NotAnswerReason::NoQuestion)?;
+    let question = packet.questions.first().ok_or(NotAnswerReason::NoQuestion)?;
     let addresses = addresses_of(packet, &question.qname);
     if addresses.is_empty() {
         return Err(NotAnswerReason::NoAddresses);
     }
-    Ok(Answer {
-        id: packet.id(),
-        question: question.qname.to_string().to_ascii_lowercase(),
-        addresses,
-    })
+    Ok(Answer { id: packet.id(), question: question.qname.to_string().to_ascii_lowercase(), addresses })
 }
 
 /// Follows the CNAME chain from `name` to the first name that owns A/AAAA records. Each hop consumes an answer
@@ -161,11 +152,7 @@ fn addresses_of(packet: &Packet<'_>, name: &Name<'_>) -> Vec<IpAddr> {
 
 fn addresses_owned_by(packet: &Packet<'_>, owner: &Name<'_>) -> Vec<IpAddr> {
     let mut addresses = Vec::new();
-    for rr in packet
-        .answers
-        .iter()
-        .filter(|rr| rr.class == CLASS::IN && rr.name == *owner)
-    {
+    for rr in packet.answers.iter().filter(|rr| rr.class == CLASS::IN && rr.name == *owner) {
         let address = match &rr.rdata {
             RData::A(a) => IpAddr::V4(Ipv4Addr::from(a.address)),
             RData::AAAA(aaaa) => IpAddr::V6(Ipv6Addr::from(aaaa.address)),

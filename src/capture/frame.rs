@@ -60,14 +60,8 @@ impl LinkType {
         }
     }
 
-    pub const ALL: [LinkType; 6] = [
-        LinkType::Ethernet,
-        LinkType::LinuxSll,
-        LinkType::LinuxSll2,
-        LinkType::Raw,
-        LinkType::Ipv4,
-        LinkType::Ipv6,
-    ];
+    pub const ALL: [LinkType; 6] =
+        [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::Raw, LinkType::Ipv4, LinkType::Ipv6];
 }
 
 /// One whole DNS message as seen on the wire, TCP length prefix stripped. `src` is the server, `dst` the client.
@@ -144,9 +138,7 @@ impl FrameDecoder {
     /// Bounds for the TCP reassembly state: at most `max_flows` flows (least recently used evicted) and at most
     /// `max_bytes_per_flow` buffered bytes per flow (a longer message drops the flow).
     pub fn with_tcp_limits(max_flows: usize, max_bytes_per_flow: usize) -> Self {
-        FrameDecoder {
-            tcp: TcpReassembler::new(max_flows, max_bytes_per_flow),
-        }
+        FrameDecoder { tcp: TcpReassembler::new(max_flows, max_bytes_per_flow) }
     }
 
     /// Number of TCP flows currently holding reassembly state.
@@ -155,12 +147,7 @@ impl FrameDecoder {
     }
 
     /// Decodes one frame, calling `on_message` for every whole DNS message it completes.
-    pub fn decode(
-        &mut self,
-        link: LinkType,
-        frame: &[u8],
-        on_message: &mut dyn FnMut(DnsMessage<'_>),
-    ) -> FrameOutcome {
+    pub fn decode(&mut self, link: LinkType, frame: &[u8], on_message: &mut dyn FnMut(DnsMessage<'_>)) -> FrameOutcome {
         match self.decode_layers(link, frame, on_message) {
             Ok(outcome) | Err(outcome) => outcome,
         }
@@ -180,11 +167,7 @@ impl FrameDecoder {
         }
     }
 
-    fn tcp_segment(
-        &mut self,
-        ip: &IpPayload<'_>,
-        on_message: &mut dyn FnMut(DnsMessage<'_>),
-    ) -> Layer<FrameOutcome> {
+    fn tcp_segment(&mut self, ip: &IpPayload<'_>, on_message: &mut dyn FnMut(DnsMessage<'_>)) -> Layer<FrameOutcome> {
         let b = ip.bytes;
         let (src_port, dst_port) = ports(b)?;
         if src_port != DNS_PORT {
@@ -204,11 +187,7 @@ impl FrameDecoder {
             payload,
         };
         let emitted = self.tcp.segment(segment, on_message);
-        Ok(if emitted > 0 {
-            FrameOutcome::Dns
-        } else {
-            FrameOutcome::TcpNoMessage
-        })
+        Ok(if emitted > 0 { FrameOutcome::Dns } else { FrameOutcome::TcpNoMessage })
     }
 }
 
@@ -299,19 +278,10 @@ fn ipv6(b: &[u8]) -> Layer<IpPayload<'_>> {
         return Err(FrameOutcome::Malformed);
     }
     let payload_len = usize::from(be_u16(b, 4)?);
-    let end = if payload_len == 0 {
-        b.len()
-    } else {
-        40 + payload_len
-    };
+    let end = if payload_len == 0 { b.len() } else { 40 + payload_len };
     let payload = b.get(40..end).ok_or(FrameOutcome::Truncated)?;
     let (protocol, bytes) = skip_ipv6_extensions(b[6], payload)?;
-    Ok(IpPayload {
-        src: IpAddr::V6(ipv6_addr(&b[8..24])),
-        dst: IpAddr::V6(ipv6_addr(&b[24..40])),
-        protocol,
-        bytes,
-    })
+    Ok(IpPayload { src: IpAddr::V6(ipv6_addr(&b[8..24])), dst: IpAddr::V6(ipv6_addr(&b[24..40])), protocol, bytes })
 }
 
 /// Skips hop-by-hop, routing, destination-options, AH and mobility headers; a fragment header ends decoding.
@@ -319,9 +289,7 @@ fn skip_ipv6_extensions(mut next: u8, mut rest: &[u8]) -> Layer<(u8, &[u8])> {
     // Each extension header is at least 8 bytes, so this loop is bounded by the packet length.
     loop {
         let len = match next {
-            0 | 43 | 60 | 135 | 139 | 140 => {
-                (usize::from(*rest.get(1).ok_or(FrameOutcome::Truncated)?) + 1) * 8
-            }
+            0 | 43 | 60 | 135 | 139 | 140 => (usize::from(*rest.get(1).ok_or(FrameOutcome::Truncated)?) + 1) * 8,
             51 => (usize::from(*rest.get(1).ok_or(FrameOutcome::Truncated)?) + 2) * 4,
             44 => return Err(FrameOutcome::Fragment),
             _ => return Ok((next, rest)),

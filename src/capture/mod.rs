@@ -40,11 +40,7 @@ pub enum Error {
         "{source_name}: unsupported link type {dlt} ({name}); supported: EN10MB (Ethernet), LINUX_SLL, LINUX_SLL2, \
          RAW, IPV4, IPV6"
     )]
-    UnsupportedLinkType {
-        source_name: String,
-        dlt: i32,
-        name: String,
-    },
+    UnsupportedLinkType { source_name: String, dlt: i32, name: String },
     #[error("invalid BPF filter {filter:?}: {detail}")]
     BadFilter { filter: String, detail: String },
     #[error("reading packets from {source_name} failed: {detail}")]

@@ -73,30 +73,19 @@ pub fn open_live(interface: &str, bpf_filter: &str) -> Result<Box<dyn PacketSour
     let describe = format!("interface {interface}");
     let link = supported_link_type(&capture, &describe)?;
     apply_filter(&mut capture, bpf_filter)?;
-    Ok(Box::new(LiveSource {
-        capture,
-        link,
-        describe,
-        stats: StatsCounter::default(),
-    }))
+    Ok(Box::new(LiveSource { capture, link, describe, stats: StatsCounter::default() }))
 }
 
 /// Opens a pcap or pcapng file. A filter, if given, is applied as it would be on a live capture.
 pub fn open_file(path: &Path, bpf_filter: Option<&str>) -> Result<Box<dyn PacketSource>, Error> {
-    let mut capture = Capture::from_file(path).map_err(|e| Error::OpenFile {
-        path: path.to_path_buf(),
-        detail: pcap_detail(e),
-    })?;
+    let mut capture =
+        Capture::from_file(path).map_err(|e| Error::OpenFile { path: path.to_path_buf(), detail: pcap_detail(e) })?;
     let describe = format!("file {}", path.display());
     let link = supported_link_type(&capture, &describe)?;
     if let Some(filter) = bpf_filter {
         apply_filter(&mut capture, filter)?;
     }
-    Ok(Box::new(FileSource {
-        capture,
-        link,
-        path: path.to_path_buf(),
-    }))
+    Ok(Box::new(FileSource { capture, link, path: path.to_path_buf() }))
 }
 
 struct LiveSource {
@@ -118,10 +107,7 @@ impl PacketSource for LiveSource {
                 data: packet.data,
             })),
             Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
-            Err(e) => Err(Error::Read {
-                source_name: self.describe.clone(),
-                detail: pcap_detail(e),
-            }),
+            Err(e) => Err(Error::Read { source_name: self.describe.clone(), detail: pcap_detail(e) }),
         }
     }
 
@@ -153,10 +139,7 @@ impl PacketSource for FileSource {
                 data: packet.data,
             })),
             Err(pcap::Error::NoMorePackets) => Ok(Next::End),
-            Err(e) => Err(Error::CorruptFile {
-                path: self.path.clone(),
-                detail: pcap_detail(e),
-            }),
+            Err(e) => Err(Error::CorruptFile { path: self.path.clone(), detail: pcap_detail(e) }),
         }
     }
 
@@ -187,10 +170,7 @@ impl StatsCounter {
     }
 }
 
-fn supported_link_type<T: Activated + ?Sized>(
-    capture: &Capture<T>,
-    describe: &str,
-) -> Result<LinkType, Error> {
+fn supported_link_type<T: Activated + ?Sized>(capture: &Capture<T>, describe: &str) -> Result<LinkType, Error> {
     let dlt = capture.get_datalink();
     LinkType::from_dlt(dlt.0).ok_or_else(|| Error::UnsupportedLinkType {
         source_name: describe.to_string(),
@@ -203,29 +183,17 @@ fn link_type_name(dlt: Linktype) -> String {
     dlt.get_name().unwrap_or_else(|_| "unknown".to_string())
 }
 
-fn apply_filter<T: Activated + ?Sized>(
-    capture: &mut Capture<T>,
-    filter: &str,
-) -> Result<(), Error> {
-    capture.filter(filter, true).map_err(|e| Error::BadFilter {
-        filter: filter.to_string(),
-        detail: pcap_detail(e),
-    })
+fn apply_filter<T: Activated + ?Sized>(capture: &mut Capture<T>, filter: &str) -> Result<(), Error> {
+    capture.filter(filter, true).map_err(|e| Error::BadFilter { filter: filter.to_string(), detail: pcap_detail(e) })
 }
 
 fn live_open_error(interface: &str, e: pcap::Error) -> Error {
     let detail = pcap_detail(e);
     let lower = detail.to_ascii_lowercase();
     if lower.contains("permission") || lower.contains("not permitted") {
-        Error::PermissionDenied {
-            interface: interface.to_string(),
-            detail,
-        }
+        Error::PermissionDenied { interface: interface.to_string(), detail }
     } else {
-        Error::OpenDevice {
-            interface: interface.to_string(),
-            detail,
-        }
+        Error::OpenDevice { interface: interface.to_string(), detail }
     }
 }
 

@@ -9,9 +9,7 @@ use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use simple_dns::rdata::{A, AAAA, CNAME, RData};
-use simple_dns::{
-    CLASS, Name, Packet, PacketFlag, QCLASS, QTYPE, Question, RCODE, ResourceRecord, TYPE,
-};
+use simple_dns::{CLASS, Name, Packet, PacketFlag, QCLASS, QTYPE, Question, RCODE, ResourceRecord, TYPE};
 
 use super::frame::LinkType;
 use crate::UnixMicros;
@@ -36,21 +34,13 @@ pub fn nxdomain(id: u16, question: &str) -> Vec<u8> {
 }
 
 /// A response with any question type and RCODE.
-pub fn response_with(
-    id: u16,
-    question: &str,
-    qtype: TYPE,
-    rcode: RCODE,
-    answers: &[Record<'_>],
-) -> Vec<u8> {
+pub fn response_with(id: u16, question: &str, qtype: TYPE, rcode: RCODE, answers: &[Record<'_>]) -> Vec<u8> {
     let mut packet = Packet::new_reply(id);
     packet.set_flags(PacketFlag::RECURSION_DESIRED | PacketFlag::RECURSION_AVAILABLE);
     *packet.rcode_mut() = rcode;
     packet.questions.push(question_for(question, qtype));
     packet.answers.extend(answers.iter().map(record));
-    packet
-        .build_bytes_vec_compressed()
-        .expect("synthetic DNS response encodes")
+    packet.build_bytes_vec_compressed().expect("synthetic DNS response encodes")
 }
 
 /// A recursive query, as a stub resolver sends it.
@@ -58,18 +48,11 @@ pub fn query(id: u16, question: &str, qtype: TYPE) -> Vec<u8> {
     let mut packet = Packet::new_query(id);
     packet.set_flags(PacketFlag::RECURSION_DESIRED);
     packet.questions.push(question_for(question, qtype));
-    packet
-        .build_bytes_vec()
-        .expect("synthetic DNS query encodes")
+    packet.build_bytes_vec().expect("synthetic DNS query encodes")
 }
 
 fn question_for(name: &str, qtype: TYPE) -> Question<'_> {
-    Question::new(
-        dns_name(name),
-        QTYPE::TYPE(qtype),
-        QCLASS::CLASS(CLASS::IN),
-        false,
-    )
+    Question::new(dns_name(name), QTYPE::TYPE(qtype), QCLASS::CLASS(CLASS::IN), false)
 }
 
 fn dns_name(name: &str) -> Name<'_> {
@@ -117,13 +100,7 @@ pub fn udp_packet(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
 }
 
 /// An IPv4 or IPv6 packet carrying a TCP segment with the given sequence number and flags (ACK number 1).
-pub fn tcp_packet(
-    src: SocketAddr,
-    dst: SocketAddr,
-    seq: u32,
-    flags: u8,
-    payload: &[u8],
-) -> Vec<u8> {
+pub fn tcp_packet(src: SocketAddr, dst: SocketAddr, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut tcp = Vec::with_capacity(20 + payload.len());
     tcp.extend_from_slice(&src.port().to_be_bytes());
     tcp.extend_from_slice(&dst.port().to_be_bytes());
@@ -145,17 +122,8 @@ pub fn ip_packet(src: IpAddr, dst: IpAddr, protocol: u8, transport: &[u8]) -> Ve
 }
 
 /// An IPv4 packet; `options` (a multiple of 4 bytes) go between the fixed header and the payload.
-pub fn ipv4_packet(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    protocol: u8,
-    options: &[u8],
-    transport: &[u8],
-) -> Vec<u8> {
-    assert!(
-        options.len().is_multiple_of(4) && options.len() <= 40,
-        "IPv4 options are whole words"
-    );
+pub fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, options: &[u8], transport: &[u8]) -> Vec<u8> {
+    assert!(options.len().is_multiple_of(4) && options.len() <= 40, "IPv4 options are whole words");
     let header_len = 20 + options.len();
     let total = (header_len + transport.len()) as u16;
     let mut p = vec![0x40 | (header_len / 4) as u8, 0];
@@ -230,11 +198,7 @@ pub fn ethernet_frame(vlan_tags: &[u16], ip_packet: &[u8]) -> Vec<u8> {
     let mut out = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01];
     for (i, tag) in vlan_tags.iter().enumerate() {
         // The outer tag of a QinQ pair is an 802.1ad service tag.
-        let tpid: u16 = if i == 0 && vlan_tags.len() > 1 {
-            0x88A8
-        } else {
-            0x8100
-        };
+        let tpid: u16 = if i == 0 && vlan_tags.len() > 1 { 0x88A8 } else { 0x8100 };
         out.extend_from_slice(&tpid.to_be_bytes());
         out.extend_from_slice(&tag.to_be_bytes());
     }
@@ -273,12 +237,9 @@ fn set_checksum(segment: &mut [u8], at: usize, src: IpAddr, dst: IpAddr, protoco
 }
 
 fn sum_words(bytes: &[u8], start: u64) -> u64 {
-    bytes.chunks(2).fold(start, |sum, pair| {
-        sum + u64::from(u16::from_be_bytes([
-            pair[0],
-            pair.get(1).copied().unwrap_or(0),
-        ]))
-    })
+    bytes
+        .chunks(2)
+        .fold(start, |sum, pair| sum + u64::from(u16::from_be_bytes([pair[0], pair.get(1).copied().unwrap_or(0)])))
 }
 
 fn fold(mut sum: u64) -> u16 {
@@ -311,12 +272,7 @@ impl<W: Write> PcapWriter<W> {
     }
 
     /// A record whose original length may exceed what was captured (a snap-length cut).
-    pub fn write_record(
-        &mut self,
-        at: UnixMicros,
-        original_len: u32,
-        captured: &[u8],
-    ) -> io::Result<()> {
+    pub fn write_record(&mut self, at: UnixMicros, original_len: u32, captured: &[u8]) -> io::Result<()> {
         let mut header = Vec::with_capacity(16);
         header.extend_from_slice(&(at.div_euclid(1_000_000) as u32).to_le_bytes());
         header.extend_from_slice(&(at.rem_euclid(1_000_000) as u32).to_le_bytes());

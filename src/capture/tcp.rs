@@ -64,12 +64,7 @@ impl Default for TcpReassembler {
 
 impl TcpReassembler {
     pub fn new(max_flows: usize, max_bytes_per_flow: usize) -> Self {
-        TcpReassembler {
-            flows: HashMap::new(),
-            clock: 0,
-            max_flows: max_flows.max(1),
-            max_bytes_per_flow,
-        }
+        TcpReassembler { flows: HashMap::new(), clock: 0, max_flows: max_flows.max(1), max_bytes_per_flow }
     }
 
     pub fn len(&self) -> usize {
@@ -84,19 +79,8 @@ impl TcpReassembler {
             return 0;
         }
         self.clock += 1;
-        let data_seq = if s.flags & SYN != 0 {
-            s.seq.wrapping_add(1)
-        } else {
-            s.seq
-        };
-        let mut emit = |bytes: &[u8]| {
-            on_message(DnsMessage {
-                src: s.src,
-                dst: s.dst,
-                tcp: true,
-                bytes,
-            })
-        };
+        let data_seq = if s.flags & SYN != 0 { s.seq.wrapping_add(1) } else { s.seq };
+        let mut emit = |bytes: &[u8]| on_message(DnsMessage { src: s.src, dst: s.dst, tcp: true, bytes });
         let emitted = match self.flows.get_mut(&key) {
             Some(flow) if s.flags & SYN == 0 || is_repeated_syn(flow, data_seq) => {
                 flow.last_used = self.clock;
@@ -123,12 +107,8 @@ impl TcpReassembler {
         if !self.flows.contains_key(&key) && self.flows.len() >= self.max_flows {
             self.evict_least_recently_used();
         }
-        let flow = self.flows.entry(key).or_insert(Flow {
-            next_seq: data_seq,
-            pending: Vec::new(),
-            skip: 0,
-            last_used: 0,
-        });
+        let flow =
+            self.flows.entry(key).or_insert(Flow { next_seq: data_seq, pending: Vec::new(), skip: 0, last_used: 0 });
         flow.next_seq = data_seq;
         flow.pending.clear();
         flow.skip = 0;
@@ -138,11 +118,7 @@ impl TcpReassembler {
 
     /// O(flows), but only when a new flow arrives while the table is full; the table is small.
     fn evict_least_recently_used(&mut self) {
-        let oldest = self
-            .flows
-            .iter()
-            .min_by_key(|(_, f)| f.last_used)
-            .map(|(k, _)| *k);
+        let oldest = self.flows.iter().min_by_key(|(_, f)| f.last_used).map(|(k, _)| *k);
         if let Some(key) = oldest {
             self.flows.remove(&key);
         }
