@@ -175,12 +175,9 @@ fn spawn_capture(args: &Args, core: &Core, stop: Arc<AtomicBool>) -> Result<Join
     let metrics = core.metrics.clone();
     let readiness = core.readiness.clone();
     let thread = std::thread::Builder::new().name(name).spawn(move || {
-        // Observations are resolved against a synced inventory only: a partial one would count them as
-        // unresolved. Meanwhile a live capture queues in the kernel buffer (overflow shows as kernel drops).
-        while !readiness.is_ready() {
-            if sleep_unless_stopped(&stop, READY_POLL) {
-                return;
-            }
+        // A live capture queues in the kernel buffer meanwhile (overflow shows as kernel drops).
+        if !wait_until_ready(&readiness, &stop) {
+            return;
         }
         let reopen = move || source::open_live(&interface, &filter);
         capture_loop(source, pipeline, metrics, stop, live.then_some(reopen));
@@ -273,8 +270,12 @@ fn spawn_socket_scanner(args: &Args, core: &Core, stop: Arc<AtomicBool>) -> Resu
     }
     let mut scanner = Scanner::new(ProcRoot(args.procfs_root.clone()))?;
     tracing::info!(root = %args.procfs_root.display(), interval = ?args.scan_interval, "scanning TCP sockets");
-    let (recorder, interval) = (core.recorder.clone(), args.scan_interval);
+    let (recorder, interval, readiness) = (core.recorder.clone(), args.scan_interval, core.readiness.clone());
     let thread = std::thread::Builder::new().name("socket-scan".into()).spawn(move || {
+        // Connections open before the inventory synced are still there (or gone and never resolvable anyway).
+        if !wait_until_ready(&readiness, &stop) {
+            return;
+        }
         loop {
             scan_once(&mut scanner, &recorder);
             if sleep_unless_stopped(&stop, interval) {
@@ -320,6 +321,17 @@ fn scan_once(scanner: &mut Scanner, recorder: &Recorder) {
         new = report.new_connections.len(),
         "socket scan"
     );
+}
+
+/// Waits until the inventory has synced: observations are resolved against a synced inventory only, since a
+/// partial one would count them as unresolved. Returns false if `stop` was set first.
+fn wait_until_ready(readiness: &Readiness, stop: &AtomicBool) -> bool {
+    while !readiness.is_ready() {
+        if sleep_unless_stopped(stop, READY_POLL) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Sleeps in short steps; returns true if `stop` was set meanwhile.
