@@ -164,3 +164,19 @@ fn missing_inventory_source_is_a_usage_error() {
     assert!(stderr(&out).contains("--inventory-file"), "{}", stderr(&out));
     assert!(Path::new(CAPTURE).exists());
 }
+
+#[test]
+fn unreadable_procfs_root_is_a_clear_start_up_error() {
+    let out = run(&[
+        "--pcap-file",
+        CAPTURE,
+        "--inventory-file",
+        INVENTORY,
+        "--procfs-root",
+        "/nonexistent/proc",
+        "--print-metrics",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("/nonexistent/proc") && err.contains("--procfs-root"), "{err}");
+}

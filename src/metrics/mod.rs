@@ -89,6 +89,8 @@ pub struct Metrics {
     pub socket_scan_duration: Histogram,
     /// Network namespaces read by the last scan.
     pub socket_namespaces: Gauge,
+    /// TCP sockets (table rows) read by the last scan.
+    pub socket_scan_sockets: Gauge,
     /// Sockets seen by scans, by outcome.
     pub socket_connections: Family<OutcomeLabels, Counter>,
     /// Processes skipped by socket scans, by reason (`vanished`, `unreadable`).
@@ -115,6 +117,7 @@ impl Metrics {
             socket_scans: Family::default(),
             socket_scan_duration: Histogram::new(exponential_buckets(0.000_5, 2.0, 14)),
             socket_namespaces: Gauge::default(),
+            socket_scan_sockets: Gauge::default(),
             socket_connections: Family::default(),
             socket_processes_skipped: Family::default(),
             inventory_objects: Family::default(),
@@ -159,6 +162,11 @@ impl Metrics {
             "socket_namespaces",
             "Network namespaces read by the last socket scan",
             self.socket_namespaces.clone(),
+        );
+        reg.register(
+            "socket_scan_sockets",
+            "TCP sockets read by the last socket scan",
+            self.socket_scan_sockets.clone(),
         );
         reg.register("socket_connections", "Sockets seen by socket scans, by outcome", self.socket_connections.clone());
         reg.register(
