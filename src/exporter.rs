@@ -24,6 +24,8 @@ use crate::{UnixMicros, capture};
 
 /// How often kernel drop counts are read from pcap.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the capture thread checks whether the inventory has synced.
+const READY_POLL: Duration = Duration::from_millis(100);
 /// Pause before reopening a capture device that failed at run time.
 const CAPTURE_RETRY: Duration = Duration::from_secs(2);
 
@@ -33,6 +35,9 @@ pub enum Error {
     /// The inventory could not be loaded.
     #[error(transparent)]
     Inventory(#[from] inventory::Error),
+    /// The Kubernetes API client could not be set up.
+    #[error(transparent)]
+    Kube(#[from] inventory::KubeError),
     /// The capture source could not be opened.
     #[error(transparent)]
     Capture(#[from] capture::Error),
@@ -55,6 +60,7 @@ impl Error {
     pub fn is_bad_input(&self) -> bool {
         match self {
             Error::Inventory(e) => e.is_bad_input(),
+            Error::Kube(e) => e.is_bad_input(),
             Error::Capture(e) => e.is_bad_input(),
             Error::Listen(_) | Error::Runtime(_) | Error::Sockets(_) => false,
             Error::Usage(_) => true,
@@ -77,9 +83,9 @@ pub struct Core {
 impl Core {
     /// Builds the core and loads the inventory.
     pub fn new(args: &Args) -> Result<Core, Error> {
-        let (metrics, registry) = Metrics::new(args.limits());
+        let (metrics, mut registry) = Metrics::new(args.limits());
         let readiness = Readiness::default();
-        let inventory = load_inventory(args, &metrics, &readiness)?;
+        let inventory = load_inventory(args, &metrics, &mut registry, &readiness)?;
         let config = Arc::new(ResolveConfig { cluster_domain: args.cluster_domain(), node_name: args.node_name() });
         tracing::info!(cluster_domain = %config.cluster_domain, node = ?config.node_name, "resolution configured");
         let recorder = Recorder::new(inventory, config, metrics.clone());
@@ -87,19 +93,38 @@ impl Core {
     }
 }
 
-fn load_inventory(args: &Args, metrics: &Metrics, readiness: &Readiness) -> Result<SharedInventory, Error> {
-    let Some(path) = &args.inventory_file else {
-        return Err(Error::Usage(
-            "the live Kubernetes API inventory is not implemented yet: pass --inventory-file (a Kubernetes List)"
-                .into(),
-        ));
-    };
+fn load_inventory(
+    args: &Args,
+    metrics: &Metrics,
+    registry: &mut Registry,
+    readiness: &Readiness,
+) -> Result<SharedInventory, Error> {
+    let Some(path) = &args.inventory_file else { return watch_inventory(args, metrics, registry, readiness) };
     let inventory: Inventory = inventory::load_file(path)?;
     metrics.inventory_counts(inventory.counts());
     metrics.inventory_synced.get_or_create(&KindLabels { kind: "File" }).set(1);
     readiness.set(true);
     tracing::info!(path = %path.display(), counts = ?inventory.counts(), "inventory loaded from file");
     Ok(Arc::new(RwLock::new(inventory)))
+}
+
+/// Without `--inventory-file`: the API watches fill the inventory in the background, on the caller's tokio
+/// runtime; `/readyz` turns ready once every kind has synced. An unreachable API is retried, not fatal.
+fn watch_inventory(
+    args: &Args,
+    metrics: &Metrics,
+    registry: &mut Registry,
+    readiness: &Readiness,
+) -> Result<SharedInventory, Error> {
+    if args.print_metrics || tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::Usage("--print-metrics reads the inventory once: pass --inventory-file".into()));
+    }
+    let status = inventory::WatchStatus::new(metrics, registry, readiness.clone());
+    let client = inventory::client(inventory::client_config(args.kubeconfig.as_deref())?, &status)?;
+    let inventory = Arc::new(RwLock::new(Inventory::new()));
+    inventory::spawn_watches(client, inventory.clone(), status);
+    tracing::info!("watching the Kubernetes API for the inventory");
+    Ok(inventory)
 }
 
 /// `--print-metrics`: processes the capture file (and one socket scan), returns the exposition.
@@ -148,7 +173,15 @@ fn spawn_capture(args: &Args, core: &Core, stop: Arc<AtomicBool>) -> Result<Join
     let live = args.pcap_file.is_none();
     let pipeline = DnsPipeline::new(core.recorder.clone());
     let metrics = core.metrics.clone();
+    let readiness = core.readiness.clone();
     let thread = std::thread::Builder::new().name(name).spawn(move || {
+        // Observations are resolved against a synced inventory only: a partial one would count them as
+        // unresolved. Meanwhile a live capture queues in the kernel buffer (overflow shows as kernel drops).
+        while !readiness.is_ready() {
+            if sleep_unless_stopped(&stop, READY_POLL) {
+                return;
+            }
+        }
         let reopen = move || source::open_live(&interface, &filter);
         capture_loop(source, pipeline, metrics, stop, live.then_some(reopen));
     });

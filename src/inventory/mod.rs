@@ -6,10 +6,12 @@
 
 mod file;
 mod index;
+mod kube;
 mod objects;
 
 use std::path::PathBuf;
 
+pub use self::kube::{Error as KubeError, KINDS, Kind, WatchStatus, client, client_config, spawn_watches};
 pub use file::{load_file, parse_inventory};
 pub use index::{Counts, Inventory};
 pub use objects::{
