@@ -273,8 +273,15 @@ fn spawn_socket_scanner(args: &Args, core: &Core, stop: Arc<AtomicBool>) -> Resu
     }
     let mut scanner = Scanner::new(ProcRoot(args.procfs_root.clone()))?;
     tracing::info!(root = %args.procfs_root.display(), interval = ?args.scan_interval, "scanning TCP sockets");
-    let (recorder, interval) = (core.recorder.clone(), args.scan_interval);
+    let (recorder, interval, readiness) = (core.recorder.clone(), args.scan_interval, core.readiness.clone());
     let thread = std::thread::Builder::new().name("socket-scan".into()).spawn(move || {
+        // A connection is reported once, at the first scan that sees it: scanned against an inventory that has
+        // not synced yet, a connection opened before start-up would be counted unresolved and then never again.
+        while !readiness.is_ready() {
+            if sleep_unless_stopped(&stop, READY_POLL) {
+                return;
+            }
+        }
         loop {
             scan_once(&mut scanner, &recorder);
             if sleep_unless_stopped(&stop, interval) {
