@@ -20,7 +20,9 @@ use e2e::shop;
 
 /// The link subnet of the test's node: `169.254.252.0/24` (the demo uses .253).
 const LINK_SUBNET: u8 = 252;
-/// How long the API stays down.
+/// How long the API stays down while the exporter starts (cart's pooled connection must still be found).
+const STARTUP_OUTAGE: Duration = Duration::from_secs(3);
+/// How long the API stays down later, during the loadgenerator's burst.
 const OUTAGE: Duration = Duration::from_secs(5);
 
 fn bins() -> Binaries {
@@ -51,7 +53,7 @@ fn a_shop_on_a_simulated_node_is_mapped_exactly_through_prometheus() {
         return;
     }
     let started = Instant::now();
-    let mut lab = ok(shop::bring_up(bins(), LINK_SUBNET));
+    let mut lab = ok(shop::bring_up(bins(), LINK_SUBNET, STARTUP_OUTAGE));
     let pid = lab.exporter().process.pid();
     let before = ok(Usage::of(pid));
     let traffic_done = Instant::now();

@@ -166,10 +166,26 @@ impl Lab {
         Err(io::Error::other(format!("{workload}: {name} resolved to {ips:?}, expected {expected}")))
     }
 
-    /// Starts the exporter in the node against the fake API and waits until it is ready.
-    pub fn start_exporter(&mut self) -> io::Result<&Exporter> {
+    /// Starts the exporter in the node against the fake API and waits until it is ready. With a non-zero
+    /// `api_down`, the API refuses every connection for that long after the start (a node rebooting while the
+    /// control plane is busy): the exporter must serve `/metrics` meanwhile and report not ready.
+    pub fn start_exporter(&mut self, api_down: Duration) -> io::Result<&Exporter> {
         let kubeconfig = self.api.write_kubeconfig(self.dir.path());
+        self.api.set_down(!api_down.is_zero());
         let exporter = Exporter::start(&self.node, &self.bins, &kubeconfig, self.dir.path())?;
+        if !api_down.is_zero() {
+            let started = std::time::Instant::now();
+            let readyz = format!("{}/readyz", exporter.base_url);
+            monitor::until("/readyz to say 503 while the API is down", Duration::from_secs(10), || {
+                monitor::get(&readyz).filter(|(code, _)| *code == 503)
+            })
+            .map_err(|e| exporter.with_log(e))?;
+            exporter
+                .metrics()
+                .ok_or_else(|| exporter.with_log(io::Error::other("no /metrics while the API is down")))?;
+            std::thread::sleep(api_down.saturating_sub(started.elapsed()));
+            self.api.set_down(false);
+        }
         exporter.wait_ready(Duration::from_secs(30))?;
         Ok(self.exporter.insert(exporter))
     }

@@ -83,7 +83,7 @@ pub fn start_dnsmasq(netns: &str, listen: &str, records: &[String], log: &Path) 
 
 /// The application inside a pod: one Python process driven line by line.
 const AGENT: &str = r#"
-import socket, struct, sys, threading
+import socket, struct, sys, threading, time
 held = []
 def accept_forever(listener):
     while True:
@@ -126,7 +126,9 @@ def handle(cmd):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.settimeout(2)
         ok = 0
+        pause = float(cmd[4]) if len(cmd) > 4 else 0.0
         for i in range(int(cmd[3])):
+            time.sleep(pause)
             qid = i % 65535 + 1
             sock.sendto(query(qid, cmd[2]), (cmd[1], 53))
             if answers(sock.recvfrom(4096)[0], qid) > 0:

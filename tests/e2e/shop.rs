@@ -19,6 +19,8 @@ use super::cluster::{Cluster, Controller, External, NODE, Placement, PodName, Se
 pub const OTHER_NODE: &str = "node-b";
 /// Lookups of the loadgenerator's burst (each one answer, so the edge count).
 pub const BURST: usize = 2000;
+/// Seconds between two of its lookups: at most ~1000 answers/s (2000 frames/s on device `any`).
+const BURST_PAUSE: f64 = 0.001;
 /// How often payments resolves the external API (and never connects).
 pub const EXTERNAL_LOOKUPS: usize = 3;
 pub const EXTERNAL_API: &str = "api.payment-gateway.example";
@@ -126,7 +128,8 @@ pub fn traffic(lab: &mut Lab) -> io::Result<()> {
 
 /// The loadgenerator's burst of lookups of the frontend Service; returns the answers it got.
 pub fn burst(lab: &mut Lab) -> io::Result<usize> {
-    let reply = lab.ask("loadgenerator", &format!("dns-burst 10.96.0.10 frontend.shop.svc.cluster.local {BURST}"))?;
+    let command = format!("dns-burst 10.96.0.10 frontend.shop.svc.cluster.local {BURST} {BURST_PAUSE}");
+    let reply = lab.ask("loadgenerator", &command)?;
     reply.parse().map_err(|_| io::Error::other(format!("burst reply {reply:?}")))
 }
 
@@ -271,12 +274,12 @@ reviews in namespace shop calls:
   - catalog
 ";
 
-/// Builds the shop's node, opens the pre-existing connection, starts the exporter and Prometheus, and runs the
-/// application's traffic.
-pub fn bring_up(bins: super::monitor::Binaries, third: u8) -> io::Result<Lab> {
+/// Builds the shop's node, opens the pre-existing connection, starts the exporter (the API down for `api_down`
+/// at first) and Prometheus, and runs the application's traffic.
+pub fn bring_up(bins: super::monitor::Binaries, third: u8, api_down: Duration) -> io::Result<Lab> {
     let mut lab = Lab::build(bins, cluster, third)?;
     start_servers(&mut lab)?;
-    lab.start_exporter()?;
+    lab.start_exporter(api_down)?;
     lab.start_prometheus()?;
     traffic(&mut lab)?;
     Ok(lab)
