@@ -1,0 +1,237 @@
+//! Live-inventory benchmark: a fake API server holding 100,000 pods, 20,000 Services and 20,000 EndpointSlices
+//! (plus their 20,000 ReplicaSets and some Jobs). Measures
+//! 1. the whole `network-mapper` process (started against the fake API): time to /readyz and RSS after sync
+//!    (budget: under 150 MB);
+//! 2. resolution lookups over the synced index, in process (budget: under 1 µs each).
+//!
+//! Run: `cargo bench --bench inventory_kube` (release build; about a minute on 2 cores).
+
+#[path = "../tests/fake_apiserver/mod.rs"]
+mod fake_apiserver;
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use fake_apiserver::FakeApi;
+use network_mapper::inventory::{self, Inventory, WatchStatus};
+use network_mapper::metrics::{Limits, Metrics};
+use network_mapper::resolve::{Resolution, ResolveConfig, Resolver};
+use network_mapper::server::Readiness;
+use serde_json::{Value, json};
+
+const PODS: usize = 100_000;
+const SERVICES: usize = 20_000;
+const PODS_PER_SERVICE: usize = PODS / SERVICES;
+const NAMESPACES: usize = 200;
+const JOBS: usize = 2_000;
+/// 2026-03-01T00:00:00Z.
+const MARCH: i64 = 1_772_323_200 * 1_000_000;
+const RSS_BUDGET_MB: f64 = 150.0;
+const LOOKUP_BUDGET_NS: f64 = 1_000.0;
+
+fn pod_ip(i: usize) -> String {
+    format!("10.{}.{}.{}", 1 + i / 65_536, (i / 256) % 256, i % 256)
+}
+
+fn service_ip(s: usize) -> String {
+    format!("10.96.{}.{}", s / 256, s % 256)
+}
+
+fn namespace(s: usize) -> String {
+    format!("team-{}", s % NAMESPACES)
+}
+
+/// A pod as the API serves it: with the managed fields, labels and status a real one carries.
+fn pod(i: usize) -> Value {
+    let s = i / PODS_PER_SERVICE;
+    let rs = format!("app-{s}-5d8f7c9b4");
+    let name = format!("{rs}-{i:05x}");
+    let ip = pod_ip(i);
+    json!({"apiVersion": "v1", "kind": "Pod",
+      "metadata": {"name": name, "namespace": namespace(s), "uid": format!("0000-{i}"),
+        "creationTimestamp": "2026-01-01T00:00:00Z", "labels": {"app": format!("app-{s}"), "pod-template-hash": "5d8f7c9b4"},
+        "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"},
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": format!("rs-{s}"),
+                             "controller": true, "blockOwnerDeletion": true}],
+        "managedFields": [{"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
+                           "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+                           "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}}, "f:spec": {"f:containers": {}}}},
+                          {"manager": "kubelet", "operation": "Update", "apiVersion": "v1", "subresource": "status",
+                           "time": "2026-01-01T00:00:05Z", "fieldsType": "FieldsV1",
+                           "fieldsV1": {"f:status": {"f:conditions": {}, "f:podIP": {}, "f:podIPs": {}}}}]},
+      "spec": {"nodeName": format!("node-{}", i % 500), "serviceAccountName": "default",
+        "containers": [{"name": "app", "image": format!("registry.example/app-{s}:1.2.3"),
+          "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+          "env": [{"name": "LOG_LEVEL", "value": "info"}, {"name": "PORT", "value": "8080"}],
+          "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}}]},
+      "status": {"phase": "Running", "hostIP": "192.168.0.10", "podIP": ip, "podIPs": [{"ip": ip}],
+        "startTime": "2026-01-01T00:00:01Z",
+        "conditions": [{"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}],
+        "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "image": "app:1.2.3",
+          "imageID": "sha256:0123456789abcdef", "containerID": "containerd://0123456789abcdef",
+          "state": {"running": {"startedAt": "2026-01-01T00:00:02Z"}}}]}})
+}
+
+fn service(s: usize) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service",
+      "metadata": {"name": format!("app-{s}"), "namespace": namespace(s), "uid": format!("svc-{s}")},
+      "spec": {"type": "ClusterIP", "clusterIP": service_ip(s), "clusterIPs": [service_ip(s)],
+               "selector": {"app": format!("app-{s}")}, "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]}})
+}
+
+fn slice(s: usize) -> Value {
+    let endpoints: Vec<Value> = (s * PODS_PER_SERVICE..(s + 1) * PODS_PER_SERVICE)
+        .map(|i| {
+            json!({"addresses": [pod_ip(i)], "conditions": {"ready": true},
+                        "nodeName": format!("node-{}", i % 500),
+                        "targetRef": {"kind": "Pod", "namespace": namespace(s),
+                                      "name": format!("app-{s}-5d8f7c9b4-{i:05x}"), "uid": format!("0000-{i}")}})
+        })
+        .collect();
+    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+      "metadata": {"name": format!("app-{s}-abcde"), "namespace": namespace(s),
+                   "labels": {"kubernetes.io/service-name": format!("app-{s}")}},
+      "endpoints": endpoints, "ports": [{"name": "", "port": 8080, "protocol": "TCP"}]})
+}
+
+fn replica_set(s: usize) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+      "metadata": {"name": format!("app-{s}-5d8f7c9b4"), "namespace": namespace(s), "uid": format!("rs-{s}"),
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("app-{s}"),
+                             "uid": format!("d-{s}"), "controller": true}]},
+      "spec": {"replicas": PODS_PER_SERVICE}})
+}
+
+fn job(j: usize) -> Value {
+    json!({"apiVersion": "batch/v1", "kind": "Job",
+      "metadata": {"name": format!("nightly-{j}"), "namespace": namespace(j),
+        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly", "uid": "c", "controller": true}]}})
+}
+
+fn fake_cluster() -> FakeApi {
+    let api = FakeApi::start();
+    (0..PODS).for_each(|i| api.apply(pod(i)));
+    for s in 0..SERVICES {
+        api.apply(service(s));
+        api.apply(slice(s));
+        api.apply(replica_set(s));
+    }
+    (0..JOBS).for_each(|j| api.apply(job(j)));
+    api
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// VmRSS and VmHWM (peak) of a process, in MB.
+fn rss_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> f64 {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn exporter_process(api: &FakeApi, dir: &std::path::Path) -> (f64, f64, f64) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_network-mapper"))
+        .args(["--pcap-file", "tests/fixtures/scrape/capture.pcap", "--no-socket-scan", "--node-name", "node-1"])
+        .arg("--kubeconfig")
+        .arg(api.write_kubeconfig(dir))
+        .args(["--listen-address", &format!("127.0.0.1:{port}")])
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let child = Running(child);
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let http = reqwest::blocking::Client::new();
+    while !http.get(&ready).send().is_ok_and(|r| r.status() == 200) {
+        assert!(started.elapsed() < Duration::from_secs(300), "exporter did not sync within 300 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sync = started.elapsed().as_secs_f64();
+    // Let the last batch settle and the capture file be read.
+    std::thread::sleep(Duration::from_secs(2));
+    let (rss, peak) = rss_mb(child.0.id());
+    (sync, rss, peak)
+}
+
+fn synced_inventory(api: &FakeApi, dir: &std::path::Path) -> (Arc<RwLock<Inventory>>, tokio::runtime::Runtime) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (metrics, mut registry) = Metrics::new(Limits { max_edges: 10_000, max_external_names: 50 });
+    let readiness = Readiness::default();
+    let status = WatchStatus::new(&metrics, &mut registry, readiness.clone());
+    let inventory = Arc::new(RwLock::new(Inventory::new()));
+    let config = inventory::client_config(Some(&api.write_kubeconfig(dir))).unwrap();
+    let _guard = runtime.enter();
+    let client = inventory::client(config, &status).unwrap();
+    inventory::spawn_watches(client, inventory.clone(), status);
+    while !readiness.is_ready() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(_guard);
+    (inventory, runtime)
+}
+
+/// Mean nanoseconds per call of `f` over `rounds` calls.
+fn time_ns(rounds: usize, mut f: impl FnMut(usize)) -> f64 {
+    let started = Instant::now();
+    for i in 0..rounds {
+        f(i);
+    }
+    started.elapsed().as_nanos() as f64 / rounds as f64
+}
+
+fn lookups(inventory: &Inventory) -> (f64, f64) {
+    let config = ResolveConfig { cluster_domain: "cluster.local".into(), node_name: None };
+    let resolver = Resolver::new(inventory, &config);
+    let clients: Vec<IpAddr> = (0..PODS).step_by(7).map(|i| pod_ip(i).parse().unwrap()).collect();
+    let names: Vec<String> =
+        (0..SERVICES).step_by(3).map(|s| format!("app-{s}.{}.svc.cluster.local", namespace(s))).collect();
+    let service_ips: Vec<IpAddr> = (0..SERVICES).step_by(3).map(|s| service_ip(s).parse().unwrap()).collect();
+    let check = resolver.dns_answer(clients[1], &names[1], &[], MARCH);
+    assert!(matches!(check, Resolution::Edge(_)), "{check:?}");
+    let rounds = 2_000_000;
+    let dns = time_ns(rounds, |i| {
+        black_box(resolver.dns_answer(clients[i % clients.len()], &names[i % names.len()], &[], MARCH));
+    });
+    let connection = time_ns(rounds, |i| {
+        black_box(resolver.connection(clients[i % clients.len()], service_ips[i % service_ips.len()], MARCH));
+    });
+    (dns, connection)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` lists benches; nothing to list here.
+    }
+    let built = Instant::now();
+    let api = fake_cluster();
+    println!(
+        "fake API: {PODS} pods, {SERVICES} services, {SERVICES} endpointslices, {SERVICES} replicasets, {JOBS} jobs \
+         (built in {:.1} s)",
+        built.elapsed().as_secs_f64()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (sync, rss, peak) = exporter_process(&api, dir.path());
+    println!("exporter process: synced in {sync:.1} s, RSS after sync {rss:.1} MB (peak {peak:.1} MB)");
+
+    let (inventory, _runtime) = synced_inventory(&api, dir.path());
+    let (dns, connection) = lookups(&inventory.read().unwrap());
+    println!("lookup: dns_answer {dns:.0} ns, connection {connection:.0} ns (pod client, service server)");
+    assert!(rss < RSS_BUDGET_MB, "RSS {rss:.1} MB over the {RSS_BUDGET_MB} MB budget");
+    assert!(dns < LOOKUP_BUDGET_NS && connection < LOOKUP_BUDGET_NS, "lookup over {LOOKUP_BUDGET_NS} ns");
+}
