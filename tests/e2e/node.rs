@@ -205,7 +205,7 @@ pub fn remove_leftovers() {
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or_default();
         let Some(pid) = name.strip_prefix(PREFIX).and_then(|rest| rest.split('-').next()) else { continue };
-        if pid.parse::<u32>().is_err() || Path::new(&format!("/proc/{pid}")).exists() {
+        if pid.parse::<u32>().is_err() || is_alive(pid) {
             continue;
         }
         if let Ok(pids) = run("ip", &["netns", "pids", name]) {
@@ -216,4 +216,10 @@ pub fn remove_leftovers() {
         run_quietly("ip", &["link", "del", &format!("nme{pid}h")]);
         remove_netns(name);
     }
+}
+
+/// Whether process `pid` runs (a zombie, killed but not yet reaped, does not).
+fn is_alive(pid: &str) -> bool {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("State:")).is_some_and(|state| !state.trim_start().starts_with('Z'))
 }
