@@ -11,6 +11,7 @@ apt_packages=(
   graphviz                 # renders the reducer's dot output in the demo
   python3-yaml             # fixture generators
   tcpdump                  # debugging captures by hand; also provides the classic pcap tooling
+  python3                  # the pods' applications in the end-to-end test and `make demo`
 )
 
 missing=()

@@ -272,7 +272,8 @@ fn spawn_socket_scanner(args: &Args, core: &Core, stop: Arc<AtomicBool>) -> Resu
     tracing::info!(root = %args.procfs_root.display(), interval = ?args.scan_interval, "scanning TCP sockets");
     let (recorder, interval, readiness) = (core.recorder.clone(), args.scan_interval, core.readiness.clone());
     let thread = std::thread::Builder::new().name("socket-scan".into()).spawn(move || {
-        // Connections open before the inventory synced are still there (or gone and never resolvable anyway).
+        // A connection is reported once, at the first scan that sees it: scanned against an inventory that has
+        // not synced yet, a connection opened before start-up would be counted unresolved and then never again.
         if !wait_until_ready(&readiness, &stop) {
             return;
         }

@@ -1,0 +1,210 @@
+//! End-to-end harness: a Kubernetes node simulated with network namespaces, a real DNS server, real clients and
+//! connections, the fake API server, the exporter, Prometheus and the reducer, all torn down by Drop guards.
+//! Shared by the test (`tests/e2e_node.rs`) and the demo (`examples/demo_node.rs`, run by `make demo`), which
+//! both include it (and `tests/fake_apiserver`) as modules.
+//!
+//! - [`cluster`]: the cluster as data, and the API objects, DNS records and NAT rules derived from it.
+//! - [`node`]: namespaces, veths, routes, resolv.conf, iptables: the node's plumbing.
+//! - [`procs`]: dnsmasq, the per-pod applications, glibc lookups, process usage.
+//! - [`monitor`]: the exporter, Prometheus, `netmap-reduce`.
+//! - [`shop`]: the scenario (a shop of 12 workloads) with its traffic and the exact map it must produce.
+#![allow(dead_code)] // the test and the demo use different parts
+
+pub mod cluster;
+pub mod monitor;
+pub mod node;
+pub mod procs;
+pub mod shop;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::fake_apiserver::FakeApi;
+use cluster::Cluster;
+use monitor::{Binaries, Exporter, Prometheus};
+use node::SimNode;
+use procs::{Agent, Guarded};
+
+/// Live tests share the root namespace's addresses; this lock (the same one `tests/support` takes) runs them
+/// one at a time across test binaries and worktrees.
+const LOCK_PATH: &str = "/tmp/network-mapper-live-tests.lock";
+
+/// Why the lab cannot run here, if it cannot: it needs root and a few programs.
+pub fn missing_prerequisite() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("the end-to-end lab needs root (network namespaces, iptables, packet capture)".into());
+    }
+    let programs = [
+        ("/usr/sbin/dnsmasq", "dnsmasq-base"),
+        ("/usr/bin/prometheus", "prometheus"),
+        ("/usr/bin/python3", "python3"),
+        ("/usr/bin/getent", "libc-bin"),
+    ];
+    for (path, package) in programs {
+        if !Path::new(path).exists() {
+            return Some(format!("{path} is missing: apt-get install {package} (or run scripts/setup.sh)"));
+        }
+    }
+    for (program, package) in [("ip", "iproute2"), ("iptables", "iptables")] {
+        if std::process::Command::new(program).arg("-V").output().is_err() {
+            return Some(format!("`{program}` is missing: apt-get install {package}"));
+        }
+    }
+    None
+}
+
+/// Everything running. Fields drop in declaration order: processes first, then the API, the node, the files.
+pub struct Lab {
+    pub exporter: Option<Exporter>,
+    pub prometheus: Option<Prometheus>,
+    /// The application of each simulated pod, by pod name; `node` is a process of the node itself.
+    pub agents: BTreeMap<String, Agent>,
+    pub dns: Option<Guarded>,
+    pub api: FakeApi,
+    pub node: SimNode,
+    pub cluster: Cluster,
+    pub bins: Binaries,
+    pub dir: tempfile::TempDir,
+    _lock: File,
+}
+
+impl Lab {
+    /// Builds the node for the cluster `describe` returns for the node's IP (pods, kube-proxy rules, kube-dns)
+    /// and starts the fake API inside it. `third` picks the link subnet `169.254.<third>.0/24` to the root
+    /// namespace.
+    pub fn build(bins: Binaries, describe: impl FnOnce(std::net::Ipv4Addr) -> Cluster, third: u8) -> io::Result<Lab> {
+        let lock = File::create(LOCK_PATH)?;
+        if lock.try_lock().is_err() {
+            eprintln!("waiting for {LOCK_PATH} (another live test or demo is running)...");
+            lock.lock()?;
+        }
+        let dir = tempfile::Builder::new().prefix("nme2e-").tempdir()?;
+        let node = SimNode::create(third, "monitoring")?;
+        let cluster = describe(node.node_ip);
+        let node_ns = node.netns.clone();
+        // The fake API listens on 127.0.0.1 inside the node, where the exporter (hostNetwork) reaches it.
+        let api = node::in_netns(&node_ns, FakeApi::start)?;
+        let mut lab = Lab {
+            exporter: None,
+            prometheus: None,
+            agents: BTreeMap::new(),
+            dns: None,
+            api,
+            node,
+            cluster,
+            bins,
+            dir,
+            _lock: lock,
+        };
+        lab.wire_pods()?;
+        lab.start_dns()?;
+        lab.api.apply_yaml(&lab.cluster.api_list());
+        Ok(lab)
+    }
+
+    fn wire_pods(&mut self) -> io::Result<()> {
+        let pods: Vec<_> =
+            self.cluster.workloads.iter().filter(|w| w.created.is_none()).flat_map(|w| w.pod_names()).collect();
+        for pod in pods.iter().filter(|p| shop::simulated_here(p)) {
+            self.add_pod(pod)?;
+        }
+        for (ip, port, proto, backend) in self.cluster.nat_rules() {
+            self.node.add_service_nat(ip, port, proto, backend)?;
+        }
+        self.agents.insert("node".into(), Agent::start(&self.node.netns)?);
+        Ok(())
+    }
+
+    /// Wires one pod into the node and starts its application.
+    pub fn add_pod(&mut self, pod: &cluster::PodName) -> io::Result<()> {
+        let netns = self.node.add_pod(&pod.name, pod.namespace, pod.ip)?;
+        self.agents.insert(pod.name.clone(), Agent::start(&netns)?);
+        Ok(())
+    }
+
+    fn start_dns(&mut self) -> io::Result<()> {
+        let dns_pod = self.pod_of("coredns");
+        let netns = self.agent(&dns_pod).netns.clone();
+        let ip = self.cluster.workload("coredns").pods[0].ip.to_string();
+        let log = self.dir.path().join("dnsmasq.log");
+        self.dns = Some(procs::start_dnsmasq(&netns, &ip, &self.cluster.dns_records(), &log)?);
+        // Ready when the node's resolver gets an answer through the kube-dns DNAT rule (absolute name: one query).
+        let probe = format!("{}.", self.cluster.service("kube-dns").fqdn());
+        let node = self.node.netns.clone();
+        monitor::until("kube-dns to answer", Duration::from_secs(10), || procs::getent_v4(&node, &probe).ok())?;
+        Ok(())
+    }
+
+    /// The name of the first pod of `workload`.
+    pub fn pod_of(&self, workload: &str) -> String {
+        self.cluster.workload(workload).pod_names()[0].name.clone()
+    }
+
+    /// The application of pod `pod` (or `node`).
+    pub fn agent(&mut self, pod: &str) -> &mut Agent {
+        self.agents.get_mut(pod).unwrap_or_else(|| panic!("no simulated pod {pod}"))
+    }
+
+    /// Runs `command` in the application of the first pod of `workload`.
+    pub fn ask(&mut self, workload: &str, command: &str) -> io::Result<String> {
+        let pod = if workload == "node" { "node".to_owned() } else { self.pod_of(workload) };
+        self.agent(&pod).ask(command)
+    }
+
+    /// A glibc lookup from the first pod of `workload` (or the node); fails unless it yields `expected`.
+    pub fn resolve(&mut self, workload: &str, name: &str, expected: &str) -> io::Result<()> {
+        let netns =
+            if workload == "node" { self.node.netns.clone() } else { self.agent(&self.pod_of(workload)).netns.clone() };
+        let ips = procs::getent_v4(&netns, name)?;
+        if ips.iter().any(|ip| ip == expected) {
+            return Ok(());
+        }
+        Err(io::Error::other(format!("{workload}: {name} resolved to {ips:?}, expected {expected}")))
+    }
+
+    /// Starts the exporter in the node against the fake API and waits until it is ready. With a non-zero
+    /// `api_down`, the API refuses every connection for that long after the start (a node rebooting while the
+    /// control plane is busy): the exporter must serve `/metrics` meanwhile and report not ready.
+    pub fn start_exporter(&mut self, api_down: Duration) -> io::Result<&Exporter> {
+        let kubeconfig = self.api.write_kubeconfig(self.dir.path());
+        self.api.set_down(!api_down.is_zero());
+        let exporter = Exporter::start(&self.node, &self.bins, &kubeconfig, self.dir.path())?;
+        if !api_down.is_zero() {
+            let started = std::time::Instant::now();
+            let readyz = format!("{}/readyz", exporter.base_url);
+            monitor::until("/readyz to say 503 while the API is down", Duration::from_secs(10), || {
+                monitor::get(&readyz).filter(|(code, _)| *code == 503)
+            })
+            .map_err(|e| exporter.with_log(e))?;
+            exporter
+                .metrics()
+                .ok_or_else(|| exporter.with_log(io::Error::other("no /metrics while the API is down")))?;
+            std::thread::sleep(api_down.saturating_sub(started.elapsed()));
+            self.api.set_down(false);
+        }
+        exporter.wait_ready(Duration::from_secs(30))?;
+        Ok(self.exporter.insert(exporter))
+    }
+
+    pub fn start_prometheus(&mut self) -> io::Result<&Prometheus> {
+        let prometheus = Prometheus::start(&self.node, self.dir.path())?;
+        Ok(self.prometheus.insert(prometheus))
+    }
+
+    pub fn exporter(&self) -> &Exporter {
+        self.exporter.as_ref().expect("the exporter was started")
+    }
+
+    pub fn prometheus(&self) -> &Prometheus {
+        self.prometheus.as_ref().expect("Prometheus was started")
+    }
+
+    /// Where logs and Prometheus' data are (removed with the lab).
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}

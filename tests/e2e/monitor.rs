@@ -1,0 +1,158 @@
+//! The product as it runs on a node: `network-mapper` in the node namespace (device `any`, the live API through a
+//! kubeconfig, the real `/proc`), Prometheus beside it scraping with `honor_labels: true`, and `netmap-reduce
+//! --prometheus` reading the map back. Both servers listen inside the node and are reached from the root
+//! namespace over the node's link address.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use super::node::SimNode;
+use super::procs::Guarded;
+
+/// Where the two binaries are (the test gets them from cargo, the demo finds them beside itself).
+#[derive(Clone, Debug)]
+pub struct Binaries {
+    pub exporter: PathBuf,
+    pub reduce: PathBuf,
+}
+
+/// The exporter's port inside the node (the DaemonSet's default).
+pub const EXPORTER_PORT: u16 = 9953;
+/// Prometheus' port inside the node.
+pub const PROMETHEUS_PORT: u16 = 9090;
+
+/// An HTTP GET from the root namespace; `None` when the server does not answer.
+pub fn get(url: &str) -> Option<(u16, String)> {
+    let client = reqwest::blocking::Client::builder().no_proxy().timeout(Duration::from_secs(3)).build().ok()?;
+    let response = client.get(url).send().ok()?;
+    Some((response.status().as_u16(), response.text().ok()?))
+}
+
+/// Polls `probe` every 100 ms until it yields a value; fails after `limit` naming `what`.
+pub fn until<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> io::Result<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe() {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::other(format!("timed out after {limit:?} waiting for {what}")));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The value of the first sample whose line starts with `series` (name and labels, exactly as exposed).
+pub fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The running exporter.
+pub struct Exporter {
+    pub process: Guarded,
+    pub base_url: String,
+    pub log: PathBuf,
+}
+
+impl Exporter {
+    /// Starts `network-mapper` in the node namespace against the API described by `kubeconfig`.
+    pub fn start(node: &SimNode, bins: &Binaries, kubeconfig: &Path, dir: &Path) -> io::Result<Exporter> {
+        let log = dir.join("network-mapper.log");
+        let args: Vec<String> = [
+            "--node-name",
+            super::cluster::NODE,
+            "--interface",
+            "any",
+            "--procfs-root",
+            "/proc",
+            "--scan-interval",
+            "1s",
+            "--listen-address",
+            &format!("0.0.0.0:{EXPORTER_PORT}"),
+            "--kubeconfig",
+            &kubeconfig.display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        let env = [("RUST_LOG", "info")];
+        let process = Guarded::spawn(&node.netns, &bins.exporter.display().to_string(), &args, &log, &env)?;
+        Ok(Exporter { process, base_url: format!("http://{}:{EXPORTER_PORT}", node.node_ip), log })
+    }
+
+    /// `/metrics`, or `None` if it did not answer 200.
+    pub fn metrics(&self) -> Option<String> {
+        get(&format!("{}/metrics", self.base_url)).filter(|(code, _)| *code == 200).map(|(_, body)| body)
+    }
+
+    pub fn sample(&self, series: &str) -> Option<f64> {
+        sample(&self.metrics()?, series)
+    }
+
+    pub fn wait_ready(&self, limit: Duration) -> io::Result<()> {
+        let ready = || get(&format!("{}/readyz", self.base_url)).filter(|(code, _)| *code == 200);
+        until("the exporter's /readyz", limit, ready).map(drop).map_err(|e| self.with_log(e))
+    }
+
+    /// Adds the tail of the exporter's log to an error.
+    pub fn with_log(&self, error: io::Error) -> io::Error {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+        io::Error::other(format!("{error}\n--- network-mapper log (last lines) ---\n{}", tail.join("\n")))
+    }
+}
+
+/// Debian's Prometheus in the node namespace, scraping the exporter every second.
+pub struct Prometheus {
+    pub process: Guarded,
+    pub url: String,
+}
+
+impl Prometheus {
+    pub fn start(node: &SimNode, dir: &Path) -> io::Result<Prometheus> {
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: network-mapper\n    \
+             honor_labels: true  # `namespace` is the client's, not the target's (DESIGN §2)\n    \
+             static_configs:\n      - targets: ['127.0.0.1:{EXPORTER_PORT}']\n        labels: {{node: {}}}\n",
+            super::cluster::NODE
+        );
+        std::fs::write(dir.join("prometheus.yml"), config)?;
+        let args = vec![
+            format!("--config.file={}", dir.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.join("prometheus-data").display()),
+            format!("--web.listen-address=0.0.0.0:{PROMETHEUS_PORT}"),
+        ];
+        let process = Guarded::spawn(&node.netns, "prometheus", &args, &dir.join("prometheus.log"), &[])?;
+        Ok(Prometheus { process, url: format!("http://{}:{PROMETHEUS_PORT}", node.node_ip) })
+    }
+
+    /// The single value of an instant query, if there is one.
+    pub fn scalar(&self, query: &str) -> Option<f64> {
+        let client = reqwest::blocking::Client::builder().no_proxy().timeout(Duration::from_secs(3)).build().ok()?;
+        let url = format!("{}/api/v1/query", self.url);
+        let body: serde_json::Value = client.get(url).query(&[("query", query)]).send().ok()?.json().ok()?;
+        body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+}
+
+/// Runs `netmap-reduce --prometheus <url> <args>` from the root namespace; returns stdout, or stderr as the error.
+pub fn reduce(bins: &Binaries, prometheus: &Prometheus, args: &[&str]) -> io::Result<String> {
+    let out: Output = Command::new(&bins.reduce)
+        .args(["--prometheus", &prometheus.url])
+        .args(args)
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env("NO_PROXY", prometheus.url.trim_start_matches("http://").split(':').next().unwrap_or_default())
+        .output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!("netmap-reduce {args:?}: {}", String::from_utf8_lossy(&out.stderr))));
+    }
+    String::from_utf8(out.stdout).map_err(io::Error::other)
+}

@@ -1,0 +1,204 @@
+//! End to end on a simulated Kubernetes node (see `tests/e2e/`): the shop's real DNS lookups and connections,
+//! the exporter in the node namespace on device `any` with the live (fake) API, Prometheus scraping it, and
+//! `netmap-reduce --prometheus` reading the exact map back. The API server fails for a while in the middle:
+//! `/metrics` keeps answering, and a pod added after the outage is resolved. SIGTERM ends the exporter cleanly.
+//!
+//! Needs root. Without root it says so loudly and does nothing; with `CI` set it fails instead.
+
+mod e2e;
+mod fake_apiserver;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use e2e::Lab;
+use e2e::monitor::{self, Binaries, sample, until};
+use e2e::procs::Usage;
+use e2e::shop;
+
+/// The link subnet of the test's node: `169.254.252.0/24` (the demo uses .253).
+const LINK_SUBNET: u8 = 252;
+/// How long the API stays down while the exporter starts (cart's pooled connection must still be found).
+const STARTUP_OUTAGE: Duration = Duration::from_secs(3);
+/// How long the API stays down later, during the loadgenerator's burst.
+const OUTAGE: Duration = Duration::from_secs(5);
+
+fn bins() -> Binaries {
+    Binaries {
+        exporter: env!("CARGO_BIN_EXE_network-mapper").into(),
+        reduce: env!("CARGO_BIN_EXE_netmap-reduce").into(),
+    }
+}
+
+fn can_run() -> bool {
+    let Some(reason) = e2e::missing_prerequisite() else { return true };
+    assert!(std::env::var_os("CI").is_none(), "CI is set, so the end-to-end test must run: {reason}");
+    // Straight to stderr, past libtest's capture: this must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** e2e_node NOT RUN: {reason}.\n*** Run it as root (sudo make test); with CI=1 this is a failure. ***\n"
+    );
+    false
+}
+
+fn ok<T>(result: std::io::Result<T>) -> T {
+    result.unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_shop_on_a_simulated_node_is_mapped_exactly_through_prometheus() {
+    if !can_run() {
+        return;
+    }
+    let started = Instant::now();
+    let mut lab = ok(shop::bring_up(bins(), LINK_SUBNET, STARTUP_OUTAGE));
+    let pid = lab.exporter().process.pid();
+    let before = ok(Usage::of(pid));
+    let traffic_done = Instant::now();
+
+    let burst_answers = api_outage(&mut lab);
+    assert_eq!(burst_answers, shop::BURST, "the loadgenerator got an answer to every lookup");
+    lab.api.fail_next_requests(4, 500);
+    ok(shop::add_reviews(&mut lab));
+
+    let exposition = exporter_counts_exactly(&lab);
+    let after = ok(Usage::of(pid));
+    prometheus_and_reducer_agree(&lab);
+    report_usage(before, after, traffic_done.elapsed(), &exposition);
+
+    let (status, took) = ok(lab.exporter.as_mut().unwrap().process.terminate(Duration::from_secs(10)));
+    assert!(status.success(), "the exporter exits 0 on SIGTERM, got {status}");
+    let _ =
+        writeln!(std::io::stderr(), "e2e: exporter stopped {took:?} after SIGTERM; whole test {:?}", started.elapsed());
+}
+
+/// Takes the API down (open watches dropped, every connection refused) for [`OUTAGE`] while the loadgenerator's
+/// burst runs, polling `/metrics` throughout; returns the burst's answers.
+fn api_outage(lab: &mut Lab) -> usize {
+    let errors = r#"network_mapper_inventory_watch_errors_total{kind="Pod"}"#;
+    let errors_before = lab.exporter().sample(errors).unwrap_or(0.0);
+    lab.api.set_down(true);
+    let outage = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = poll_metrics(lab.exporter().base_url.clone(), stop.clone());
+    let answers = ok(shop::burst(lab));
+    std::thread::sleep(OUTAGE.saturating_sub(outage.elapsed()));
+    let exporter = lab.exporter();
+    ok(until("watch errors during the outage", Duration::from_secs(20), || {
+        exporter.sample(errors).filter(|n| *n > errors_before)
+    }));
+    stop.store(true, Ordering::Relaxed);
+    let (polls, failures) = poller.join().unwrap();
+    assert!(failures.is_empty(), "/metrics failed during the API outage: {failures:?}");
+    assert!(polls >= 10, "/metrics was polled {polls} times during the outage");
+    lab.api.set_down(false);
+    answers
+}
+
+/// Polls `/metrics` every 200 ms until `stop`; returns the number of polls and the failures.
+fn poll_metrics(base: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    std::thread::spawn(move || {
+        let (mut polls, mut failures) = (0, Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            polls += 1;
+            match monitor::get(&format!("{base}/metrics")) {
+                Some((200, body)) if body.contains("network_mapper_edge_total{") => {}
+                other => failures.push(format!("{:?}", other.map(|(code, _)| code))),
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        (polls, failures)
+    })
+}
+
+/// The exporter's edges, DNS outcomes, unresolved reasons and socket outcomes, all exact; no capture drops.
+fn exporter_counts_exactly(lab: &Lab) -> String {
+    let exporter = lab.exporter();
+    let expected = shop::expected_edge_lines();
+    let edges = |text: &str| -> Vec<String> {
+        let mut lines: Vec<String> =
+            text.lines().filter(|l| l.starts_with("network_mapper_edge_total{")).map(String::from).collect();
+        lines.sort();
+        lines
+    };
+    let settled = until("the expected edges on /metrics", Duration::from_secs(20), || {
+        exporter.metrics().filter(|text| edges(text) == expected)
+    });
+    let text = settled.unwrap_or_else(|e| {
+        let now = exporter.metrics().unwrap_or_default();
+        let capture: Vec<&str> = now
+            .lines()
+            .filter(|l| l.starts_with("network_mapper_capture_") || l.starts_with("network_mapper_dns_"))
+            .collect();
+        let found = edges(&now).join("\n");
+        panic!("{}\nexpected:\n{}\nfound:\n{found}\n{}", exporter.with_log(e), expected.join("\n"), capture.join("\n"))
+    });
+    for (outcome, n) in shop::expected_dns_outcomes() {
+        let series = format!("network_mapper_dns_responses_total{{outcome=\"{outcome}\"}}");
+        assert_eq!(sample(&text, &series), Some(n as f64), "{series}\n{text}");
+    }
+    let exact = [
+        ("network_mapper_capture_kernel_drops_total", 0.0),
+        (r#"network_mapper_unresolved_total{source="dns",side="client",reason="host_network"}"#, 1.0),
+        (r#"network_mapper_unresolved_total{source="socket",side="client",reason="host_network"}"#, 1.0),
+        // frontend 3, checkout 2, cart's pooled connection, email-reminder's DNS connection, reviews.
+        (r#"network_mapper_socket_connections_total{outcome="counted"}"#, 8.0),
+        (r#"network_mapper_socket_connections_total{outcome="other_node"}"#, 1.0),
+        (r#"network_mapper_edges_refused_total{reason="max_edges"}"#, 0.0),
+    ];
+    for (series, n) in exact {
+        assert_eq!(sample(&text, series), Some(n), "{series}\n{text}");
+    }
+    text
+}
+
+/// Prometheus has scraped the final values; the listing is exact, and so are the counts and kinds in JSON.
+fn prometheus_and_reducer_agree(lab: &Lab) {
+    let total: usize = shop::expected_edges().iter().map(|e| e.4).sum();
+    let prometheus = lab.prometheus();
+    ok(until("Prometheus to scrape the final counts", Duration::from_secs(20), || {
+        prometheus.scalar("sum(network_mapper_edge_total)").filter(|n| *n == total as f64)
+    }));
+    assert_eq!(ok(monitor::reduce(&lab.bins, prometheus, &[])), shop::EXPECTED_LISTING);
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(monitor::reduce(&lab.bins, prometheus, &["--format", "json"]))).unwrap();
+    let edges = json.as_array().expect("a JSON array");
+    let mut found: Vec<String> = edges
+        .iter()
+        .map(|e| format!("{} {} {} {} {}", e["client"], e["namespace"], e["server"], e["server_namespace"], e["count"]))
+        .collect();
+    found.sort();
+    let mut expected: Vec<String> = shop::expected_edges()
+        .iter()
+        .map(|(c, ns, s, sns, n)| {
+            let sns = sns.map_or("null".to_owned(), |v| format!("{v:?}"));
+            format!("{c:?} {ns:?} {s:?} {sns} {n}")
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(found, expected);
+    for (workload, kind) in shop::EXPECTED_KINDS {
+        let seen = edges.iter().any(|e| {
+            (e["client"] == workload && e["client_kind"] == kind)
+                || (e["server"] == workload && e["server_kind"] == kind)
+        });
+        assert!(seen, "{workload} has kind {kind} in {json:#}");
+    }
+}
+
+/// Prints the exporter's CPU and memory over the measured part of the run (for the DaemonSet's requests).
+fn report_usage(before: Usage, after: Usage, wall: Duration, exposition: &str) {
+    let cpu = after.cpu_seconds - before.cpu_seconds;
+    let packets = sample(exposition, "network_mapper_capture_packets_total").unwrap_or(0.0);
+    let _ = writeln!(
+        std::io::stderr(),
+        "e2e: exporter CPU {cpu:.2} s over {:.1} s ({:.1}% of one core; {packets} packets captured), RSS {} KiB, \
+         peak RSS {} KiB",
+        wall.as_secs_f64(),
+        100.0 * cpu / wall.as_secs_f64(),
+        after.rss_kib,
+        after.peak_rss_kib
+    );
+}
