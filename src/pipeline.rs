@@ -12,7 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use crate::UnixMicros;
 use crate::capture::dedup::{DedupKey, Deduplicator};
 use crate::capture::dns::{self, DnsResponse};
-use crate::capture::frame::{DnsMessage, FrameDecoder, LinkType};
+use crate::capture::frame::{DnsMessage, FrameDecoder, FrameOutcome, LinkType};
 use crate::inventory::Inventory;
 use crate::metrics::{EdgeOutcome, Metrics, OutcomeLabels};
 use crate::resolve::{Resolution, ResolveConfig, Resolver};
@@ -146,6 +146,8 @@ pub struct DnsPipeline {
     decoder: FrameDecoder,
     sink: MessageSink,
     packets: Counter,
+    /// One counter handle per frame outcome; six entries, so a linear search beats hashing labels.
+    frames: Vec<(FrameOutcome, Counter)>,
 }
 
 struct MessageSink {
@@ -159,10 +161,17 @@ impl DnsPipeline {
     pub fn new(recorder: Recorder) -> Self {
         let outcomes = DnsOutcomes::new(recorder.metrics());
         let packets = recorder.metrics().capture_packets.clone();
+        let frames = FrameOutcome::ALL
+            .iter()
+            .map(|&o| {
+                (o, recorder.metrics().capture_frames.get_or_create_owned(&OutcomeLabels { outcome: o.metric_label() }))
+            })
+            .collect();
         DnsPipeline {
             decoder: FrameDecoder::new(),
             sink: MessageSink { dedup: Deduplicator::new(DEDUP_WINDOW_MICROS, DEDUP_MAX_ENTRIES), recorder, outcomes },
             packets,
+            frames,
         }
     }
 
@@ -170,7 +179,10 @@ impl DnsPipeline {
     pub fn process_frame(&mut self, link: LinkType, at: UnixMicros, frame: &[u8]) {
         self.packets.inc();
         let sink = &mut self.sink;
-        self.decoder.decode(link, frame, &mut |message| sink.on_message(&message, at));
+        let outcome = self.decoder.decode(link, frame, &mut |message| sink.on_message(&message, at));
+        if let Some((_, counter)) = self.frames.iter().find(|(o, _)| *o == outcome) {
+            counter.inc();
+        }
     }
 }
 

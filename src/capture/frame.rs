@@ -92,6 +92,16 @@ pub enum FrameOutcome {
 }
 
 impl FrameOutcome {
+    /// Every outcome, for pre-creating metric series.
+    pub const ALL: [FrameOutcome; 6] = [
+        FrameOutcome::Dns,
+        FrameOutcome::NotDns,
+        FrameOutcome::TcpNoMessage,
+        FrameOutcome::Truncated,
+        FrameOutcome::Fragment,
+        FrameOutcome::Malformed,
+    ];
+
     pub fn metric_label(self) -> &'static str {
         match self {
             FrameOutcome::Dns => "dns",

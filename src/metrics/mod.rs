@@ -77,6 +77,8 @@ pub struct Metrics {
     pub capture_packets: Counter,
     /// Frames the kernel dropped (pcap stats).
     pub capture_kernel_drops: Counter,
+    /// Frames by what decoding found (`dns`, `not_dns`, `tcp_no_message`, `truncated`, `fragment`, `malformed`).
+    pub capture_frames: Family<OutcomeLabels, Counter>,
     /// Capture read errors by kind.
     pub capture_errors: Family<ErrorLabels, Counter>,
     /// DNS responses by outcome.
@@ -111,6 +113,7 @@ impl Metrics {
         let metrics = Metrics {
             capture_packets: Counter::default(),
             capture_kernel_drops: Counter::default(),
+            capture_frames: Family::default(),
             capture_errors: Family::default(),
             dns_responses: Family::default(),
             unresolved: Family::default(),
@@ -144,6 +147,7 @@ impl Metrics {
             "Frames the kernel dropped because the capture buffer was full (pcap stats)",
             self.capture_kernel_drops.clone(),
         );
+        reg.register("capture_frames", "Captured frames by what decoding found", self.capture_frames.clone());
         reg.register("capture_errors", "Errors reading the capture source, by error", self.capture_errors.clone());
         reg.register("dns_responses", "DNS responses captured, by outcome", self.dns_responses.clone());
         reg.register(
