@@ -8,15 +8,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, LazyLock};
 
 use crate::UnixMicros;
-use crate::inventory::{Inventory, PodRecord};
+use crate::inventory::{Inventory, OwnerRef, PodEntry, PodRecord, ServiceEntry};
 
 static KIND_POD: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("Pod"));
 static KIND_SERVICE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("Service"));
 static KUBERNETES: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("kubernetes"));
 static DEFAULT_NS: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("default"));
-
-/// Longest owner chain followed; real chains have two or three links, the bound only stops reference cycles.
-const MAX_OWNER_HOPS: usize = 10;
 
 /// What the resolver needs to know besides the inventory.
 #[derive(Clone, Debug)]
@@ -189,7 +186,7 @@ impl<'a> Resolver<'a> {
         };
         let server = match parse_cluster_name(name, &self.config.cluster_domain) {
             ClusterName::Service { namespace, service, host } => self.service_server(namespace, service, host, at),
-            ClusterName::Pod { ip, .. } => self.pod_for_ip(&ip, at).map(|pod| Server::Workload(self.workload_of(pod))),
+            ClusterName::Pod { ip, .. } => self.pod_for_ip(&ip, at).map(|pod| Server::Workload(identity(pod))),
             ClusterName::Outside => Ok(self.outside_server(name, addresses, at)),
         };
         finish(client, server)
@@ -204,39 +201,33 @@ impl<'a> Resolver<'a> {
         finish(client, self.address_server(&remote, at))
     }
 
-    /// The workload identity of a pod (DESIGN §4.1).
+    /// The workload identity of a pod (DESIGN §4.1). The resolver itself uses the owner-chain root the index
+    /// keeps for each pod; this walks the chain for a record from anywhere, with the same result.
     pub fn workload_of(&self, pod: &PodRecord) -> Workload {
-        let (mut kind, mut name) = (&*KIND_POD, &pod.name);
-        let mut next = pod.owner.as_ref();
-        for _ in 0..MAX_OWNER_HOPS {
-            let Some(owner) = next else { break };
-            (kind, name) = (&owner.kind, &owner.name);
-            next = self.inventory.owner(&pod.namespace, &owner.kind, &owner.name).and_then(|o| o.owner.as_ref());
-        }
-        let name = pod.workload_override.as_ref().unwrap_or(name);
-        Workload { name: identity_name(name), namespace: pod.namespace.clone(), kind: kind.clone() }
+        workload(pod, self.inventory.owner_root(&pod.namespace, pod.owner.as_ref()).as_ref())
     }
 
     /// The client pod's workload, or why this observation is not counted here.
     fn local_client(&self, ip: IpAddr, at: UnixMicros) -> Result<Workload, Resolution> {
         let pod = self.pod_for_ip(&ip, at).map_err(|reason| Resolution::Unresolved(Side::Client, reason))?;
         if let Some(node) = &self.config.node_name
-            && pod.node_name.as_deref() != Some(node.as_str())
+            && pod.record().node_name.as_deref() != Some(node.as_str())
         {
             return Err(Resolution::OtherNode);
         }
-        Ok(self.workload_of(pod))
+        Ok(identity(pod))
     }
 
     /// The one running, non-hostNetwork pod that has `ip` at time `at`.
-    fn pod_for_ip(&self, ip: &IpAddr, at: UnixMicros) -> Result<&'a PodRecord, Reason> {
-        let pods = self.inventory.pods_with_ip(ip);
-        if pods.is_empty() {
-            return Err(Reason::UnknownIp);
-        }
-        let (mut live, mut pod_network, mut active) = (0, 0, 0);
-        let mut found: Option<&'a PodRecord> = None;
-        for pod in pods.iter().filter(|p| !p.finished) {
+    fn pod_for_ip(&self, ip: &IpAddr, at: UnixMicros) -> Result<&'a PodEntry, Reason> {
+        let (mut known, mut live, mut pod_network, mut active) = (0, 0, 0, 0);
+        let mut found: Option<&'a PodEntry> = None;
+        for entry in self.inventory.pods_with_ip(ip) {
+            known += 1;
+            let pod = entry.record();
+            if pod.finished {
+                continue;
+            }
             live += 1;
             if pod.host_network {
                 continue;
@@ -244,20 +235,21 @@ impl<'a> Resolver<'a> {
             pod_network += 1;
             if !pod.terminating {
                 active += 1;
-                found = Some(pod);
+                found = Some(entry);
             }
         }
         match (live, pod_network, active, found) {
+            _ if known == 0 => Err(Reason::UnknownIp),
             (0, ..) => Err(Reason::Finished),
             (_, 0, ..) => Err(Reason::HostNetwork),
             (.., 0, _) => Err(Reason::Terminating),
-            (.., 1, Some(pod)) if !existed_at(pod, at) => Err(Reason::BeforeCreation),
+            (.., 1, Some(pod)) if !existed_at(pod.record(), at) => Err(Reason::BeforeCreation),
             (.., 1, Some(pod)) => Ok(pod),
             _ => Err(Reason::Ambiguous),
         }
     }
 
-    /// The server behind a Service: its first usable backing pod's workload, else the Service itself.
+    /// The server behind a Service named in a query.
     fn service_server(
         &self,
         namespace: &str,
@@ -268,38 +260,49 @@ impl<'a> Resolver<'a> {
         if namespace == "default" && service == "kubernetes" {
             return Ok(api_server());
         }
-        let record = self.inventory.service(namespace, service).ok_or(Reason::UnknownService)?;
+        let entry = self.inventory.service(namespace, service).ok_or(Reason::UnknownService)?;
+        Ok(self.service_entry_server(entry, host, at))
+    }
+
+    /// The server behind a Service: its first usable backing pod's workload, else the Service itself.
+    fn service_entry_server(&self, entry: &'a ServiceEntry, host: Option<&str>, at: UnixMicros) -> Server {
+        let record = entry.record();
         if !record.external_name {
             // A headless per-pod name picks that pod; if it is not (yet) an endpoint, any backing pod will do,
             // since the pods behind one Service are assumed to be one workload.
-            let backing = host.and_then(|h| self.backing_pod(namespace, service, Some(h), at));
-            if let Some(pod) = backing.or_else(|| self.backing_pod(namespace, service, None, at)) {
-                return Ok(Server::Workload(self.workload_of(pod)));
+            let backing = host.and_then(|h| self.backing_pod(entry, Some(h), at));
+            if let Some(pod) = backing.or_else(|| self.backing_pod(entry, None, at)) {
+                return Server::Workload(identity(pod));
             }
         }
-        Ok(Server::Workload(Workload {
+        Server::Workload(Workload {
             name: identity_name(&record.name),
             namespace: record.namespace.clone(),
             kind: KIND_SERVICE.clone(),
-        }))
+        })
     }
 
-    fn backing_pod(&self, namespace: &str, service: &str, host: Option<&str>, at: UnixMicros) -> Option<&'a PodRecord> {
+    fn backing_pod(&self, service: &'a ServiceEntry, host: Option<&str>, at: UnixMicros) -> Option<&'a PodEntry> {
         self.inventory
-            .slices_of(namespace, service)
-            .flat_map(|slice| slice.endpoints.iter())
-            .filter(|ep| host.is_none() || ep.hostname.as_deref() == host)
-            .filter_map(|ep| self.inventory.pod(namespace, ep.pod.as_deref()?))
-            .map(|pod| &**pod)
-            .find(|pod| !pod.host_network && !pod.terminating && !pod.finished && existed_at(pod, at))
+            .backing_pods(service)
+            .filter(|(hostname, _)| host.is_none() || *hostname == host)
+            .map(|(_, pod)| pod)
+            .find(|entry| {
+                let pod = entry.record();
+                !pod.host_network && !pod.terminating && !pod.finished && existed_at(pod, at)
+            })
     }
 
     /// A remote address: a Service ClusterIP (→ its backing workload) or a pod IP (→ its workload).
     fn address_server(&self, ip: &IpAddr, at: UnixMicros) -> Result<Server, Reason> {
         if let Some(service) = self.inventory.service_with_ip(ip) {
-            return self.service_server(&service.namespace, &service.name, None, at);
+            let record = service.record();
+            if &*record.namespace == "default" && &*record.name == "kubernetes" {
+                return Ok(api_server());
+            }
+            return Ok(self.service_entry_server(service, None, at));
         }
-        self.pod_for_ip(ip, at).map(|pod| Server::Workload(self.workload_of(pod)))
+        self.pod_for_ip(ip, at).map(|pod| Server::Workload(identity(pod)))
     }
 
     /// A name outside the cluster domain: the answer IPs are tried first (a private name for an in-cluster
@@ -321,6 +324,21 @@ fn finish(client: Workload, server: Result<Server, Reason>) -> Resolution {
 
 fn api_server() -> Server {
     Server::Workload(Workload { name: KUBERNETES.clone(), namespace: DEFAULT_NS.clone(), kind: KIND_SERVICE.clone() })
+}
+
+/// A pod's workload identity from the index's owner-chain root.
+fn identity(pod: &PodEntry) -> Workload {
+    workload(pod.record(), pod.owner_root())
+}
+
+/// The annotation override, else the root of the owner chain, else the pod itself; `.` → `_`.
+fn workload(pod: &PodRecord, root: Option<&OwnerRef>) -> Workload {
+    let (kind, name) = match root {
+        Some(root) => (&root.kind, &root.name),
+        None => (&*KIND_POD, &pod.name),
+    };
+    let name = pod.workload_override.as_ref().unwrap_or(name);
+    Workload { name: identity_name(name), namespace: pod.namespace.clone(), kind: kind.clone() }
 }
 
 /// Creation timestamps have second resolution, so compare in whole seconds.
