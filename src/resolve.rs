@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, LazyLock};
 
 use crate::UnixMicros;
-use crate::inventory::{Inventory, OwnerRef, PodEntry, PodRecord, ServiceEntry};
+use crate::inventory::{Inventory, OwnerRef, PodEntry, PodRecord, ServiceEntry, ServiceRecord};
 
 static KIND_POD: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("Pod"));
 static KIND_SERVICE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("Service"));
@@ -180,13 +180,22 @@ impl<'a> Resolver<'a> {
 
     /// A DNS answer to `client` for the question `name` (answers `addresses`), seen at `at`.
     pub fn dns_answer(&self, client: IpAddr, name: &str, addresses: &[IpAddr], at: UnixMicros) -> Resolution {
+        let parsed = parse_cluster_name(name, &self.config.cluster_domain);
+        // Each index lookup is a few cache misses; a named service is looked up before the client so that the
+        // two lookups' misses overlap instead of following one another.
+        let service = match parsed {
+            ClusterName::Service { namespace, service, .. } => self.inventory.service(namespace, service),
+            _ => None,
+        };
         let client = match self.local_client(client, at) {
             Ok(client) => client,
             Err(resolution) => return resolution,
         };
-        let server = match parse_cluster_name(name, &self.config.cluster_domain) {
-            ClusterName::Service { namespace, service, host } => self.service_server(namespace, service, host, at),
-            ClusterName::Pod { ip, .. } => self.pod_for_ip(&ip, at).map(|pod| Server::Workload(identity(pod))),
+        let server = match parsed {
+            ClusterName::Service { namespace, service: name, host } => {
+                self.service_server(namespace, name, service, host, at)
+            }
+            ClusterName::Pod { ip, .. } => self.pod_for_ip(&ip, at).map(Target::Pod),
             ClusterName::Outside => Ok(self.outside_server(name, addresses, at)),
         };
         finish(client, server)
@@ -194,28 +203,31 @@ impl<'a> Resolver<'a> {
 
     /// A client-side TCP connection from `local` to `remote`, seen at `at`.
     pub fn connection(&self, local: IpAddr, remote: IpAddr, at: UnixMicros) -> Resolution {
+        // As in `dns_answer`: the server's first lookup goes first, to overlap with the client's.
+        let service = self.inventory.service_with_ip(&remote);
         let client = match self.local_client(local, at) {
             Ok(client) => client,
             Err(resolution) => return resolution,
         };
-        finish(client, self.address_server(&remote, at))
+        finish(client, self.address_server(&remote, service, at))
     }
 
     /// The workload identity of a pod (DESIGN §4.1). The resolver itself uses the owner-chain root the index
     /// keeps for each pod; this walks the chain for a record from anywhere, with the same result.
     pub fn workload_of(&self, pod: &PodRecord) -> Workload {
-        workload(pod, self.inventory.owner_root(&pod.namespace, pod.owner.as_ref()).as_ref())
+        Identity::of(pod, self.inventory.owner_root(&pod.namespace, pod.owner.as_ref()).as_ref()).workload()
     }
 
-    /// The client pod's workload, or why this observation is not counted here.
-    fn local_client(&self, ip: IpAddr, at: UnixMicros) -> Result<Workload, Resolution> {
+    /// The client pod's identity, or why this observation is not counted here. The identity is taken here,
+    /// before the server is looked up, so that reading its name overlaps with the server's lookup.
+    fn local_client(&self, ip: IpAddr, at: UnixMicros) -> Result<Identity<'a>, Resolution> {
         let pod = self.pod_for_ip(&ip, at).map_err(|reason| Resolution::Unresolved(Side::Client, reason))?;
         if let Some(node) = &self.config.node_name
             && pod.record().node_name.as_deref() != Some(node.as_str())
         {
             return Err(Resolution::OtherNode);
         }
-        Ok(identity(pod))
+        Ok(Identity::of(pod.record(), pod.owner_root()))
     }
 
     /// The one running, non-hostNetwork pod that has `ip` at time `at`.
@@ -249,37 +261,34 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// The server behind a Service named in a query.
+    /// The server behind a Service named in a query; `found` is the index's entry for that name.
     fn service_server(
         &self,
         namespace: &str,
         service: &str,
+        found: Option<&'a ServiceEntry>,
         host: Option<&str>,
         at: UnixMicros,
-    ) -> Result<Server, Reason> {
+    ) -> Result<Target<'a>, Reason> {
         if namespace == "default" && service == "kubernetes" {
-            return Ok(api_server());
+            return Ok(Target::ApiServer);
         }
-        let entry = self.inventory.service(namespace, service).ok_or(Reason::UnknownService)?;
+        let entry = found.ok_or(Reason::UnknownService)?;
         Ok(self.service_entry_server(entry, host, at))
     }
 
     /// The server behind a Service: its first usable backing pod's workload, else the Service itself.
-    fn service_entry_server(&self, entry: &'a ServiceEntry, host: Option<&str>, at: UnixMicros) -> Server {
+    fn service_entry_server(&self, entry: &'a ServiceEntry, host: Option<&str>, at: UnixMicros) -> Target<'a> {
         let record = entry.record();
         if !record.external_name {
             // A headless per-pod name picks that pod; if it is not (yet) an endpoint, any backing pod will do,
             // since the pods behind one Service are assumed to be one workload.
             let backing = host.and_then(|h| self.backing_pod(entry, Some(h), at));
             if let Some(pod) = backing.or_else(|| self.backing_pod(entry, None, at)) {
-                return Server::Workload(identity(pod));
+                return Target::Pod(pod);
             }
         }
-        Server::Workload(Workload {
-            name: identity_name(&record.name),
-            namespace: record.namespace.clone(),
-            kind: KIND_SERVICE.clone(),
-        })
+        Target::Service(record)
     }
 
     fn backing_pod(&self, service: &'a ServiceEntry, host: Option<&str>, at: UnixMicros) -> Option<&'a PodEntry> {
@@ -294,59 +303,94 @@ impl<'a> Resolver<'a> {
     }
 
     /// A remote address: a Service ClusterIP (→ its backing workload) or a pod IP (→ its workload).
-    fn address_server(&self, ip: &IpAddr, at: UnixMicros) -> Result<Server, Reason> {
-        if let Some(service) = self.inventory.service_with_ip(ip) {
+    /// `service` is the index's service for `ip`, if any.
+    fn address_server(
+        &self,
+        ip: &IpAddr,
+        service: Option<&'a ServiceEntry>,
+        at: UnixMicros,
+    ) -> Result<Target<'a>, Reason> {
+        if let Some(service) = service {
             let record = service.record();
             if &*record.namespace == "default" && &*record.name == "kubernetes" {
-                return Ok(api_server());
+                return Ok(Target::ApiServer);
             }
             return Ok(self.service_entry_server(service, None, at));
         }
-        self.pod_for_ip(ip, at).map(|pod| Server::Workload(identity(pod)))
+        self.pod_for_ip(ip, at).map(Target::Pod)
     }
 
     /// A name outside the cluster domain: the answer IPs are tried first (a private name for an in-cluster
     /// address), then the name itself is the server.
-    fn outside_server(&self, name: &str, addresses: &[IpAddr], at: UnixMicros) -> Server {
+    fn outside_server(&self, name: &str, addresses: &[IpAddr], at: UnixMicros) -> Target<'a> {
         addresses
             .iter()
-            .find_map(|ip| self.address_server(ip, at).ok())
-            .unwrap_or_else(|| Server::External(Arc::from(name)))
+            .find_map(|ip| self.address_server(ip, self.inventory.service_with_ip(ip), at).ok())
+            .unwrap_or_else(|| Target::External(Arc::from(name)))
     }
 }
 
-fn finish(client: Workload, server: Result<Server, Reason>) -> Resolution {
-    match server {
-        Ok(server) => Resolution::Edge(Edge { client, server }),
-        Err(reason) => Resolution::Unresolved(Side::Server, reason),
-    }
+/// A server found in the index, before it becomes labels.
+enum Target<'a> {
+    Pod(&'a PodEntry),
+    /// A Service with no usable backing pod, or an ExternalName Service.
+    Service(&'a ServiceRecord),
+    /// `kubernetes.default`.
+    ApiServer,
+    External(Arc<str>),
 }
 
-fn api_server() -> Server {
-    Server::Workload(Workload { name: KUBERNETES.clone(), namespace: DEFAULT_NS.clone(), kind: KIND_SERVICE.clone() })
-}
-
-/// A pod's workload identity from the index's owner-chain root.
-fn identity(pod: &PodEntry) -> Workload {
-    workload(pod.record(), pod.owner_root())
-}
-
-/// The annotation override, else the root of the owner chain, else the pod itself; `.` → `_`.
-fn workload(pod: &PodRecord, root: Option<&OwnerRef>) -> Workload {
-    let (kind, name) = match root {
-        Some(root) => (&root.kind, &root.name),
-        None => (&*KIND_POD, &pod.name),
+/// The labels of an edge. Labels share the index's strings; each share is an atomic increment that waits for
+/// its string's cache line, so both sides' strings are read before either is shared, letting the two misses
+/// overlap instead of queueing behind each other.
+fn finish(client: Identity<'_>, server: Result<Target<'_>, Reason>) -> Resolution {
+    let server = match server {
+        Ok(server) => server,
+        Err(reason) => return Resolution::Unresolved(Side::Server, reason),
     };
-    let name = pod.workload_override.as_ref().unwrap_or(name);
-    Workload { name: identity_name(name), namespace: pod.namespace.clone(), kind: kind.clone() }
+    let server = match server {
+        Target::Pod(pod) => Ok(Identity::of(pod.record(), pod.owner_root())),
+        Target::Service(record) => Ok(Identity::new(&record.name, &record.namespace, &KIND_SERVICE)),
+        Target::ApiServer => Ok(Identity::new(&KUBERNETES, &DEFAULT_NS, &KIND_SERVICE)),
+        Target::External(name) => Err(name),
+    };
+    let server = match server {
+        Ok(identity) => Server::Workload(identity.workload()),
+        Err(name) => Server::External(name),
+    };
+    Resolution::Edge(Edge { client: client.workload(), server })
+}
+
+/// A workload identity as references into the index.
+struct Identity<'a> {
+    name: &'a Arc<str>,
+    namespace: &'a Arc<str>,
+    kind: &'a Arc<str>,
+    dotted: bool,
+}
+
+impl<'a> Identity<'a> {
+    fn new(name: &'a Arc<str>, namespace: &'a Arc<str>, kind: &'a Arc<str>) -> Identity<'a> {
+        Identity { name, namespace, kind, dotted: name.contains('.') }
+    }
+
+    /// DESIGN §4.1: the annotation override, else the root of the owner chain, else the pod itself.
+    fn of(pod: &'a PodRecord, root: Option<&'a OwnerRef>) -> Identity<'a> {
+        let (kind, name) = match root {
+            Some(root) => (&root.kind, &root.name),
+            None => (&*KIND_POD, &pod.name),
+        };
+        Identity::new(pod.workload_override.as_ref().unwrap_or(name), &pod.namespace, kind)
+    }
+
+    /// `.` separates name and namespace in intents, so it cannot appear in an identity name.
+    fn workload(&self) -> Workload {
+        let name = if self.dotted { Arc::from(self.name.replace('.', "_")) } else { self.name.clone() };
+        Workload { name, namespace: self.namespace.clone(), kind: self.kind.clone() }
+    }
 }
 
 /// Creation timestamps have second resolution, so compare in whole seconds.
 fn existed_at(pod: &PodRecord, at: UnixMicros) -> bool {
     pod.created_unix.is_none_or(|created| at.div_euclid(1_000_000) >= created)
-}
-
-/// `.` separates name and namespace in intents, so it cannot appear in an identity name.
-fn identity_name(name: &Arc<str>) -> Arc<str> {
-    if name.contains('.') { Arc::from(name.replace('.', "_")) } else { name.clone() }
 }

@@ -36,6 +36,11 @@ impl Key<'_> {
 /// A value that carries its own key.
 pub(super) trait Keyed {
     fn key(&self) -> Key<'_>;
+
+    /// Whether this value has `key`; a store may answer without reading the key's strings.
+    fn has_key(&self, key: Key<'_>) -> bool {
+        self.key() == key
+    }
 }
 
 /// Values of one kind, by stable id and by key.
@@ -60,7 +65,7 @@ fn slot<T>(chunks: &[Vec<Option<T>>], id: Id) -> &T {
 impl<T: Keyed> Slots<T> {
     /// The id of the value with this key.
     pub fn find(&self, key: Key<'_>) -> Option<Id> {
-        self.by_key.find(key.hash_value(), |&id| slot(&self.chunks, id).key() == key).copied()
+        self.by_key.find(key.hash_value(), |&id| slot(&self.chunks, id).has_key(key)).copied()
     }
 
     /// The value with this id; ids come from this store and are live.

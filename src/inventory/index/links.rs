@@ -76,6 +76,7 @@ impl Inventory {
         entry.slices.insert(at, (slice.name.clone(), backends.len()));
         entry.backends.splice(offset..offset, backends);
         entry.backends.shrink_to_fit();
+        entry.first = entry.backends.first().cloned();
         service
     }
 
@@ -89,6 +90,7 @@ impl Inventory {
         let offset: usize = entry.slices[..at].iter().map(|(_, n)| n).sum();
         let (_, count) = entry.slices.remove(at);
         let removed: Vec<Backend> = entry.backends.drain(offset..offset + count).collect();
+        entry.first = entry.backends.first().cloned();
         for backend in removed {
             self.pods.get_mut(backend.pod).endpoints -= 1;
             self.release_pod(backend.pod);
