@@ -2,10 +2,10 @@
 //!
 //! Sources (a file, the API watchers) feed it through `upsert_*`/`remove_*`; it never does I/O. Lookups are on
 //! the packet path, so the index does at write time what resolution would otherwise repeat per observation:
-//! - pods, services and slices live in [`Slots`] with stable ids; EndpointSlices refer to their pods, and pods
+//! - pods, services and slices live in `Slots` with stable ids; EndpointSlices refer to their pods, and pods
 //!   to their owners, by id, so following a reference is an array access rather than a hash probe and string
 //!   compares;
-//! - each pod carries the root of its owner chain, kept current by [`Owners`] as owners arrive, change or go;
+//! - each pod carries the root of its owner chain, kept current by `Owners` as owners arrive, change or go;
 //! - each Service carries its backing endpoints in slice order, so its server is found without visiting slices;
 //! - namespaces, node names and owner kinds are shared strings.
 //!
@@ -19,12 +19,15 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::objects::{OwnerRecord, OwnerRef, PodRecord, ServiceRecord, SliceRecord};
 use super::owners::Owners;
-use super::table::{Id, Interner, Key, Keyed, Slots};
+use super::table::{Id, Interner, Key, Slots};
 
+mod entries;
 mod links;
 #[cfg(test)]
 mod tests;
 
+use entries::SliceSlot;
+pub use entries::{PodEntry, ServiceEntry};
 use links::link_ip;
 
 /// In `pods_by_ip`: several pods hold this IP; they are listed in `shared_ips`.
@@ -39,7 +42,7 @@ pub struct Inventory {
     stamp: u64,
     pods: Slots<PodEntry>,
     present_pods: usize,
-    /// The one pod that holds an IP, or [`SHARED`]. One small entry per IP keeps the common case one probe.
+    /// The one pod that holds an IP, or `SHARED`. One small entry per IP keeps the common case one probe.
     pods_by_ip: HashMap<IpAddr, Id>,
     shared_ips: HashMap<IpAddr, Vec<Id>>,
     owners: Owners,
@@ -47,155 +50,6 @@ pub struct Inventory {
     present_services: usize,
     services_by_ip: HashMap<IpAddr, Id>,
     slices: Slots<SliceSlot>,
-}
-
-/// A pod as the index holds it: its record and the root of its owner chain.
-///
-/// Aligned to a pair of cache lines, with what resolution reads first: the pair is fetched as one on common
-/// CPUs, so resolving a pod is one memory access.
-#[derive(Debug)]
-#[repr(C, align(128))]
-pub struct PodEntry {
-    present: bool,
-    /// The root of the owner chain; `None` for a pod without owner.
-    root: Option<OwnerRef>,
-    record: PodRecord,
-    stamp: u64,
-    /// The owner slot of `record.owner`.
-    owner: Option<Id>,
-    /// How many endpoints name this pod.
-    endpoints: u32,
-}
-
-impl PodEntry {
-    /// The pod.
-    pub fn record(&self) -> &PodRecord {
-        &self.record
-    }
-
-    /// The root of the pod's controller owner chain as the index knows it now: the last owner reached by
-    /// following owner references through known owner objects (at most ten links, which only cuts reference cycles).
-    /// `None` when the pod names no owner.
-    pub fn owner_root(&self) -> Option<&OwnerRef> {
-        self.root.as_ref()
-    }
-
-    fn placeholder(namespace: &Arc<str>, name: &Arc<str>) -> PodEntry {
-        let record = PodRecord {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            ips: Vec::new(),
-            node_name: None,
-            host_network: false,
-            terminating: false,
-            finished: false,
-            created_unix: None,
-            workload_override: None,
-            owner: None,
-        };
-        PodEntry { present: false, root: None, record, stamp: 0, owner: None, endpoints: 0 }
-    }
-}
-
-impl Keyed for PodEntry {
-    fn key(&self) -> Key<'_> {
-        Key { namespace: &self.record.namespace, kind: "", name: &self.record.name }
-    }
-}
-
-/// A Service as the index holds it: its record and the endpoints of its EndpointSlices.
-///
-/// Laid out like [`PodEntry`]. Finding a service by name and its first backing pod reads only this pair of
-/// cache lines: short names are compared with an inline copy, and the first backend is kept inline.
-#[derive(Debug)]
-#[repr(C, align(128))]
-pub struct ServiceEntry {
-    present: bool,
-    /// `record.name` when it fits, for comparing without visiting the string.
-    short_name: [u8; SHORT_NAME],
-    record: ServiceRecord,
-    /// `backends[0]`.
-    first: Option<Backend>,
-    /// The endpoints that name a pod, slice by slice in slice-name order (which keeps the "first backing pod"
-    /// choice deterministic), each slice's in its own order.
-    backends: Vec<Backend>,
-    /// Names of the slices of this service, ordered, with how many of `backends` each contributed.
-    slices: Vec<(Arc<str>, usize)>,
-    stamp: u64,
-}
-
-/// Service names up to this long are kept inline; most are (a DNS label may have 63 bytes).
-const SHORT_NAME: usize = 31;
-
-#[derive(Clone, Debug)]
-struct Backend {
-    hostname: Option<Arc<str>>,
-    pod: Id,
-}
-
-impl ServiceEntry {
-    /// The service.
-    pub fn record(&self) -> &ServiceRecord {
-        &self.record
-    }
-
-    fn placeholder(namespace: &Arc<str>, name: &Arc<str>) -> ServiceEntry {
-        let record = ServiceRecord {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            cluster_ips: Vec::new(),
-            external_name: false,
-        };
-        let mut entry = ServiceEntry {
-            present: false,
-            short_name: [0; SHORT_NAME],
-            record,
-            first: None,
-            backends: Vec::new(),
-            slices: Vec::new(),
-            stamp: 0,
-        };
-        entry.set_record(entry.record.clone());
-        entry
-    }
-
-    fn set_record(&mut self, record: ServiceRecord) {
-        if let Some(inline) = self.short_name.get_mut(..record.name.len()) {
-            inline.copy_from_slice(record.name.as_bytes());
-        }
-        self.record = record;
-    }
-}
-
-impl Keyed for ServiceEntry {
-    fn key(&self) -> Key<'_> {
-        Key { namespace: &self.record.namespace, kind: "", name: &self.record.name }
-    }
-
-    fn has_key(&self, key: Key<'_>) -> bool {
-        let name = &self.record.name;
-        let same_name = match self.short_name.get(..name.len()) {
-            Some(inline) => name.len() == key.name.len() && inline == key.name.as_bytes(),
-            None => **name == *key.name,
-        };
-        // Namespaces are shared strings of a few hundred namespaces: their bytes are in cache.
-        same_name && *self.record.namespace == *key.namespace && key.kind.is_empty()
-    }
-}
-
-/// Where an EndpointSlice's endpoints went.
-#[derive(Debug)]
-struct SliceSlot {
-    namespace: Arc<str>,
-    name: Arc<str>,
-    stamp: u64,
-    service: Option<Id>,
-}
-
-impl Keyed for SliceSlot {
-    fn key(&self) -> Key<'_> {
-        Key { namespace: &self.namespace, kind: "", name: &self.name }
-    }
 }
 
 /// Object counts per kind, for the `network_mapper_inventory_objects` gauge.

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::{Backend, Inventory, SHARED, ServiceEntry, SliceRecord};
+use super::entries::{Backend, PodEntry, ServiceEntry};
+use super::{Inventory, SHARED, SliceRecord};
 use crate::inventory::table::{Id, Key};
 
 impl Inventory {
@@ -63,9 +64,9 @@ impl Inventory {
             .iter()
             .filter_map(|ep| {
                 let name = ep.pod.as_ref()?;
-                let pod = self.pods.find_or_insert(Key { namespace, kind: "", name }, || {
-                    super::PodEntry::placeholder(namespace, name)
-                });
+                let pod = self
+                    .pods
+                    .find_or_insert(Key { namespace, kind: "", name }, || PodEntry::placeholder(namespace, name));
                 self.pods.get_mut(pod).endpoints += 1;
                 Some(Backend { hostname: ep.hostname.clone(), pod })
             })
