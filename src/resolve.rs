@@ -218,16 +218,15 @@ impl<'a> Resolver<'a> {
         Identity::of(pod, self.inventory.owner_root(&pod.namespace, pod.owner.as_ref()).as_ref()).workload()
     }
 
-    /// The client pod's identity, or why this observation is not counted here. The identity is taken here,
-    /// before the server is looked up, so that reading its name overlaps with the server's lookup.
-    fn local_client(&self, ip: IpAddr, at: UnixMicros) -> Result<Identity<'a>, Resolution> {
+    /// The client pod, or why this observation is not counted here.
+    fn local_client(&self, ip: IpAddr, at: UnixMicros) -> Result<&'a PodEntry, Resolution> {
         let pod = self.pod_for_ip(&ip, at).map_err(|reason| Resolution::Unresolved(Side::Client, reason))?;
         if let Some(node) = &self.config.node_name
             && pod.record().node_name.as_deref() != Some(node.as_str())
         {
             return Err(Resolution::OtherNode);
         }
-        Ok(Identity::of(pod.record(), pod.owner_root()))
+        Ok(pod)
     }
 
     /// The one running, non-hostNetwork pod that has `ip` at time `at`.
@@ -343,11 +342,12 @@ enum Target<'a> {
 /// The labels of an edge. Labels share the index's strings; each share is an atomic increment that waits for
 /// its string's cache line, so both sides' strings are read before either is shared, letting the two misses
 /// overlap instead of queueing behind each other.
-fn finish(client: Identity<'_>, server: Result<Target<'_>, Reason>) -> Resolution {
+fn finish(client: &PodEntry, server: Result<Target<'_>, Reason>) -> Resolution {
     let server = match server {
         Ok(server) => server,
         Err(reason) => return Resolution::Unresolved(Side::Server, reason),
     };
+    let client = Identity::of(client.record(), client.owner_root());
     let server = match server {
         Target::Pod(pod) => Ok(Identity::of(pod.record(), pod.owner_root())),
         Target::Service(record) => Ok(Identity::new(&record.name, &record.namespace, &KIND_SERVICE)),

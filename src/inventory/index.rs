@@ -19,7 +19,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::objects::{OwnerRecord, OwnerRef, PodRecord, ServiceRecord, SliceRecord};
 use super::owners::Owners;
-use super::table::{Id, Interner, Key, Slots};
+use super::table::{Id, Interner, IpMap, Key, Slots};
 
 mod entries;
 mod links;
@@ -43,12 +43,12 @@ pub struct Inventory {
     pods: Slots<PodEntry>,
     present_pods: usize,
     /// The one pod that holds an IP, or `SHARED`. One small entry per IP keeps the common case one probe.
-    pods_by_ip: HashMap<IpAddr, Id>,
+    pods_by_ip: IpMap<Id>,
     shared_ips: HashMap<IpAddr, Vec<Id>>,
     owners: Owners,
     services: Slots<ServiceEntry>,
     present_services: usize,
-    services_by_ip: HashMap<IpAddr, Id>,
+    services_by_ip: IpMap<Id>,
     slices: Slots<SliceSlot>,
 }
 

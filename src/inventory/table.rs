@@ -6,10 +6,11 @@
 //! chunks: growing never moves a slot nor copies the whole store, and wastes at most one chunk.
 
 use std::hash::{BuildHasher, Hash};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
-use rustc_hash::{FxBuildHasher, FxHashSet};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 /// A slot's id: an index into its store.
 pub(super) type Id = u32;
@@ -132,6 +133,60 @@ impl<T: Keyed> Slots<T> {
     }
 }
 
+/// A map keyed by IP address, with IPv4 keys in 4 bytes: the pod map has an entry per pod, and smaller
+/// entries keep more of it in cache for the lookup every observation starts with.
+#[derive(Debug)]
+pub(super) struct IpMap<V> {
+    v4: FxHashMap<u32, V>,
+    v6: FxHashMap<u128, V>,
+}
+
+impl<V> Default for IpMap<V> {
+    fn default() -> Self {
+        IpMap { v4: FxHashMap::default(), v6: FxHashMap::default() }
+    }
+}
+
+impl<V> IpMap<V> {
+    pub fn get(&self, ip: &IpAddr) -> Option<&V> {
+        match ip {
+            IpAddr::V4(v4) => self.v4.get(&u32::from(*v4)),
+            IpAddr::V6(v6) => self.v6.get(&u128::from(*v6)),
+        }
+    }
+
+    pub fn get_mut(&mut self, ip: &IpAddr) -> Option<&mut V> {
+        match ip {
+            IpAddr::V4(v4) => self.v4.get_mut(&u32::from(*v4)),
+            IpAddr::V6(v6) => self.v6.get_mut(&u128::from(*v6)),
+        }
+    }
+
+    pub fn insert(&mut self, ip: IpAddr, value: V) -> Option<V> {
+        match ip {
+            IpAddr::V4(v4) => self.v4.insert(u32::from(v4), value),
+            IpAddr::V6(v6) => self.v6.insert(u128::from(v6), value),
+        }
+    }
+
+    pub fn remove(&mut self, ip: &IpAddr) -> Option<V> {
+        match ip {
+            IpAddr::V4(v4) => self.v4.remove(&u32::from(*v4)),
+            IpAddr::V6(v6) => self.v6.remove(&u128::from(*v6)),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Shares the strings that many records repeat (namespaces, node names, owner kinds): 100,000 pods name a few
 /// hundred namespaces and nodes. Shared strings are also pointer-equal, which makes their compares cheap.
 #[derive(Debug, Default)]
@@ -187,6 +242,19 @@ mod tests {
         assert_eq!(slots.find(key("new")), Some(7));
         assert_eq!(slots.find_or_insert(key("new"), || unreachable!()), 7);
         assert_eq!(slots.iter().count(), 3 * CHUNK);
+    }
+
+    #[test]
+    fn ip_maps_keep_v4_and_v6_apart() {
+        let mut map = IpMap::default();
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(map.insert(v4, 1), None);
+        assert_eq!(map.insert(mapped, 2), None);
+        assert_eq!((map.get(&v4), map.get(&mapped), map.len()), (Some(&1), Some(&2), 2));
+        *map.get_mut(&v4).unwrap() = 3;
+        assert_eq!(map.remove(&v4), Some(3));
+        assert_eq!(map.get(&v4), None);
     }
 
     #[test]

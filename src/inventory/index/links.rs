@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::entries::{Backend, PodEntry, ServiceEntry};
 use super::{Inventory, SHARED, SliceRecord};
-use crate::inventory::table::{Id, Key};
+use crate::inventory::table::{Id, IpMap, Key};
 
 impl Inventory {
     /// Unlinks a present pod's IPs and owner, before it is replaced or removed.
@@ -100,7 +100,7 @@ impl Inventory {
     }
 }
 
-pub(super) fn link_ip(by_ip: &mut HashMap<IpAddr, Id>, shared: &mut HashMap<IpAddr, Vec<Id>>, ip: IpAddr, id: Id) {
+pub(super) fn link_ip(by_ip: &mut IpMap<Id>, shared: &mut HashMap<IpAddr, Vec<Id>>, ip: IpAddr, id: Id) {
     match by_ip.get_mut(&ip) {
         None => {
             by_ip.insert(ip, id);
@@ -114,7 +114,7 @@ pub(super) fn link_ip(by_ip: &mut HashMap<IpAddr, Id>, shared: &mut HashMap<IpAd
 }
 
 /// Drops every claim of pod `id` on `ip`.
-fn unlink_ip(by_ip: &mut HashMap<IpAddr, Id>, shared: &mut HashMap<IpAddr, Vec<Id>>, ip: &IpAddr, id: Id) {
+fn unlink_ip(by_ip: &mut IpMap<Id>, shared: &mut HashMap<IpAddr, Vec<Id>>, ip: &IpAddr, id: Id) {
     match by_ip.get(ip).copied() {
         Some(SHARED) => {
             let Some(pods) = shared.get_mut(ip) else { return };
