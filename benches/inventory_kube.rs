@@ -2,7 +2,7 @@
 //! (plus their 20,000 ReplicaSets and some Jobs). Measures
 //! 1. the whole `network-mapper` process (started against the fake API): time to /readyz and RSS after sync
 //!    (budget: under 150 MB), and as a diagnostic the same with `MALLOC_ARENA_MAX=1` (glibc arena slack);
-//! 2. resolution lookups over the synced index, in process (budget: under 1 µs each).
+//! 2. resolution lookups over the synced index, in process, the median of five rounds (budget: under 1 µs each).
 //!
 //! Run: `cargo bench --bench inventory_kube` (release build; under two minutes on 2 cores).
 
@@ -188,13 +188,25 @@ fn synced_inventory(api: &FakeApi, dir: &std::path::Path) -> (Arc<RwLock<Invento
     (inventory, runtime)
 }
 
-/// Mean nanoseconds per call of `f` over `rounds` calls.
-fn time_ns(rounds: usize, mut f: impl FnMut(usize)) -> f64 {
-    let started = Instant::now();
-    for i in 0..rounds {
-        f(i);
-    }
-    started.elapsed().as_nanos() as f64 / rounds as f64
+/// Rounds of lookups timed separately: this machine's 2 cores are shared, and a round during which another
+/// process held the core says nothing about the lookup. The median round is the figure.
+const ROUNDS: usize = 5;
+const CALLS_PER_ROUND: usize = 400_000;
+
+/// Mean nanoseconds per call of `f` in each round, and the median round's.
+fn time_ns(mut f: impl FnMut(usize)) -> (f64, Vec<f64>) {
+    let mut rounds: Vec<f64> = (0..ROUNDS)
+        .map(|round| {
+            let started = Instant::now();
+            for i in round * CALLS_PER_ROUND..(round + 1) * CALLS_PER_ROUND {
+                f(i);
+            }
+            started.elapsed().as_nanos() as f64 / CALLS_PER_ROUND as f64
+        })
+        .collect();
+    let shown = rounds.clone();
+    rounds.sort_by(f64::total_cmp);
+    (rounds[ROUNDS / 2], shown)
 }
 
 fn lookups(inventory: &Inventory) -> (f64, f64) {
@@ -206,13 +218,15 @@ fn lookups(inventory: &Inventory) -> (f64, f64) {
     let service_ips: Vec<IpAddr> = (0..SERVICES).step_by(3).map(|s| service_ip(s).parse().unwrap()).collect();
     let check = resolver.dns_answer(clients[1], &names[1], &[], MARCH);
     assert!(matches!(check, Resolution::Edge(_)), "{check:?}");
-    let rounds = 2_000_000;
-    let dns = time_ns(rounds, |i| {
+    let (dns, dns_rounds) = time_ns(|i| {
         black_box(resolver.dns_answer(clients[i % clients.len()], &names[i % names.len()], &[], MARCH));
     });
-    let connection = time_ns(rounds, |i| {
+    let (connection, connection_rounds) = time_ns(|i| {
         black_box(resolver.connection(clients[i % clients.len()], service_ips[i % service_ips.len()], MARCH));
     });
+    let show = |rounds: &[f64]| rounds.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(" ");
+    println!("lookup rounds of {CALLS_PER_ROUND} calls, ns each: dns_answer {}", show(&dns_rounds));
+    println!("                                        connection {}", show(&connection_rounds));
     (dns, connection)
 }
 
@@ -236,7 +250,9 @@ fn main() {
 
     let (inventory, _runtime) = synced_inventory(&api, dir.path());
     let (dns, connection) = lookups(&inventory.read().unwrap());
-    println!("lookup: dns_answer {dns:.0} ns, connection {connection:.0} ns (pod client, service server)");
+    println!(
+        "lookup (median round): dns_answer {dns:.0} ns, connection {connection:.0} ns (pod client, service server)"
+    );
     assert!(rss < RSS_BUDGET_MB, "RSS {rss:.1} MB over the {RSS_BUDGET_MB} MB budget");
     assert!(dns < LOOKUP_BUDGET_NS && connection < LOOKUP_BUDGET_NS, "lookup over {LOOKUP_BUDGET_NS} ns");
 }
