@@ -224,7 +224,10 @@ fn lookups(inventory: &Inventory) -> (f64, f64) {
     let (connection, connection_rounds) = time_ns(|i| {
         black_box(resolver.connection(clients[i % clients.len()], service_ips[i % service_ips.len()], MARCH));
     });
-    let show = |rounds: &[f64]| rounds.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(" ");
+    let show = |rounds: &[f64]| {
+        let each: Vec<String> = rounds.iter().map(|r| format!("{r:.0}")).collect();
+        format!("{} (mean {:.0})", each.join(" "), rounds.iter().sum::<f64>() / rounds.len() as f64)
+    };
     println!("lookup rounds of {CALLS_PER_ROUND} calls, ns each: dns_answer {}", show(&dns_rounds));
     println!("                                        connection {}", show(&connection_rounds));
     (dns, connection)
