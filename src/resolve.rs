@@ -8,15 +8,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, LazyLock};
 
 use crate::UnixMicros;
-use crate::inventory::{Inventory, PodRecord};
+use crate::inventory::{Inventory, OwnerRef, PodEntry, PodRecord, ServiceEntry, ServiceRecord};
 
 static KIND_POD: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("Pod"));
 static KIND_SERVICE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("Service"));
 static KUBERNETES: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("kubernetes"));
 static DEFAULT_NS: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("default"));
-
-/// Longest owner chain followed; real chains have two or three links, the bound only stops reference cycles.
-const MAX_OWNER_HOPS: usize = 10;
 
 /// What the resolver needs to know besides the inventory.
 #[derive(Clone, Debug)]
@@ -183,13 +180,22 @@ impl<'a> Resolver<'a> {
 
     /// A DNS answer to `client` for the question `name` (answers `addresses`), seen at `at`.
     pub fn dns_answer(&self, client: IpAddr, name: &str, addresses: &[IpAddr], at: UnixMicros) -> Resolution {
+        let parsed = parse_cluster_name(name, &self.config.cluster_domain);
+        // Each index lookup is a few cache misses; a named service is looked up before the client so that the
+        // two lookups' misses overlap instead of following one another.
+        let service = match parsed {
+            ClusterName::Service { namespace, service, .. } => self.inventory.service(namespace, service),
+            _ => None,
+        };
         let client = match self.local_client(client, at) {
             Ok(client) => client,
             Err(resolution) => return resolution,
         };
-        let server = match parse_cluster_name(name, &self.config.cluster_domain) {
-            ClusterName::Service { namespace, service, host } => self.service_server(namespace, service, host, at),
-            ClusterName::Pod { ip, .. } => self.pod_for_ip(&ip, at).map(|pod| Server::Workload(self.workload_of(pod))),
+        let server = match parsed {
+            ClusterName::Service { namespace, service: name, host } => {
+                self.service_server(namespace, name, service, host, at)
+            }
+            ClusterName::Pod { ip, .. } => self.pod_for_ip(&ip, at).map(Target::Pod),
             ClusterName::Outside => Ok(self.outside_server(name, addresses, at)),
         };
         finish(client, server)
@@ -197,46 +203,42 @@ impl<'a> Resolver<'a> {
 
     /// A client-side TCP connection from `local` to `remote`, seen at `at`.
     pub fn connection(&self, local: IpAddr, remote: IpAddr, at: UnixMicros) -> Resolution {
+        // As in `dns_answer`: the server's first lookup goes first, to overlap with the client's.
+        let service = self.inventory.service_with_ip(&remote);
         let client = match self.local_client(local, at) {
             Ok(client) => client,
             Err(resolution) => return resolution,
         };
-        finish(client, self.address_server(&remote, at))
+        finish(client, self.address_server(&remote, service, at))
     }
 
-    /// The workload identity of a pod (DESIGN §4.1).
+    /// The workload identity of a pod (DESIGN §4.1). The resolver itself uses the owner-chain root the index
+    /// keeps for each pod; this walks the chain for a record from anywhere, with the same result.
     pub fn workload_of(&self, pod: &PodRecord) -> Workload {
-        let (mut kind, mut name) = (&*KIND_POD, &pod.name);
-        let mut next = pod.owner.as_ref();
-        for _ in 0..MAX_OWNER_HOPS {
-            let Some(owner) = next else { break };
-            (kind, name) = (&owner.kind, &owner.name);
-            next = self.inventory.owner(&pod.namespace, &owner.kind, &owner.name).and_then(|o| o.owner.as_ref());
-        }
-        let name = pod.workload_override.as_ref().unwrap_or(name);
-        Workload { name: identity_name(name), namespace: pod.namespace.clone(), kind: kind.clone() }
+        Identity::of(pod, self.inventory.owner_root(&pod.namespace, pod.owner.as_ref()).as_ref()).workload()
     }
 
-    /// The client pod's workload, or why this observation is not counted here.
-    fn local_client(&self, ip: IpAddr, at: UnixMicros) -> Result<Workload, Resolution> {
+    /// The client pod, or why this observation is not counted here.
+    fn local_client(&self, ip: IpAddr, at: UnixMicros) -> Result<&'a PodEntry, Resolution> {
         let pod = self.pod_for_ip(&ip, at).map_err(|reason| Resolution::Unresolved(Side::Client, reason))?;
         if let Some(node) = &self.config.node_name
-            && pod.node_name.as_deref() != Some(node.as_str())
+            && pod.record().node_name.as_deref() != Some(node.as_str())
         {
             return Err(Resolution::OtherNode);
         }
-        Ok(self.workload_of(pod))
+        Ok(pod)
     }
 
     /// The one running, non-hostNetwork pod that has `ip` at time `at`.
-    fn pod_for_ip(&self, ip: &IpAddr, at: UnixMicros) -> Result<&'a PodRecord, Reason> {
-        let pods = self.inventory.pods_with_ip(ip);
-        if pods.is_empty() {
-            return Err(Reason::UnknownIp);
-        }
-        let (mut live, mut pod_network, mut active) = (0, 0, 0);
-        let mut found: Option<&'a PodRecord> = None;
-        for pod in pods.iter().filter(|p| !p.finished) {
+    fn pod_for_ip(&self, ip: &IpAddr, at: UnixMicros) -> Result<&'a PodEntry, Reason> {
+        let (mut known, mut live, mut pod_network, mut active) = (0, 0, 0, 0);
+        let mut found: Option<&'a PodEntry> = None;
+        for entry in self.inventory.pods_with_ip(ip) {
+            known += 1;
+            let pod = entry.record();
+            if pod.finished {
+                continue;
+            }
             live += 1;
             if pod.host_network {
                 continue;
@@ -244,91 +246,151 @@ impl<'a> Resolver<'a> {
             pod_network += 1;
             if !pod.terminating {
                 active += 1;
-                found = Some(pod);
+                found = Some(entry);
             }
         }
         match (live, pod_network, active, found) {
+            _ if known == 0 => Err(Reason::UnknownIp),
             (0, ..) => Err(Reason::Finished),
             (_, 0, ..) => Err(Reason::HostNetwork),
             (.., 0, _) => Err(Reason::Terminating),
-            (.., 1, Some(pod)) if !existed_at(pod, at) => Err(Reason::BeforeCreation),
+            (.., 1, Some(pod)) if !existed_at(pod.record(), at) => Err(Reason::BeforeCreation),
             (.., 1, Some(pod)) => Ok(pod),
             _ => Err(Reason::Ambiguous),
         }
     }
 
-    /// The server behind a Service: its first usable backing pod's workload, else the Service itself.
+    /// The server behind a Service named in a query; `found` is the index's entry for that name.
     fn service_server(
         &self,
         namespace: &str,
         service: &str,
+        found: Option<&'a ServiceEntry>,
         host: Option<&str>,
         at: UnixMicros,
-    ) -> Result<Server, Reason> {
+    ) -> Result<Target<'a>, Reason> {
         if namespace == "default" && service == "kubernetes" {
-            return Ok(api_server());
+            return Ok(Target::ApiServer);
         }
-        let record = self.inventory.service(namespace, service).ok_or(Reason::UnknownService)?;
+        let entry = found.ok_or(Reason::UnknownService)?;
+        Ok(self.service_entry_server(entry, host, at))
+    }
+
+    /// The server behind a Service: its first usable backing pod's workload, else the Service itself.
+    fn service_entry_server(&self, entry: &'a ServiceEntry, host: Option<&str>, at: UnixMicros) -> Target<'a> {
+        let record = entry.record();
         if !record.external_name {
             // A headless per-pod name picks that pod; if it is not (yet) an endpoint, any backing pod will do,
             // since the pods behind one Service are assumed to be one workload.
-            let backing = host.and_then(|h| self.backing_pod(namespace, service, Some(h), at));
-            if let Some(pod) = backing.or_else(|| self.backing_pod(namespace, service, None, at)) {
-                return Ok(Server::Workload(self.workload_of(pod)));
+            let backing = host.and_then(|h| self.backing_pod(entry, Some(h), at));
+            if let Some(pod) = backing.or_else(|| self.backing_pod(entry, None, at)) {
+                return Target::Pod(pod);
             }
         }
-        Ok(Server::Workload(Workload {
-            name: identity_name(&record.name),
-            namespace: record.namespace.clone(),
-            kind: KIND_SERVICE.clone(),
-        }))
+        Target::Service(record)
     }
 
-    fn backing_pod(&self, namespace: &str, service: &str, host: Option<&str>, at: UnixMicros) -> Option<&'a PodRecord> {
+    fn backing_pod(&self, service: &'a ServiceEntry, host: Option<&str>, at: UnixMicros) -> Option<&'a PodEntry> {
         self.inventory
-            .slices_of(namespace, service)
-            .flat_map(|slice| slice.endpoints.iter())
-            .filter(|ep| host.is_none() || ep.hostname.as_deref() == host)
-            .filter_map(|ep| self.inventory.pod(namespace, ep.pod.as_deref()?))
-            .map(|pod| &**pod)
-            .find(|pod| !pod.host_network && !pod.terminating && !pod.finished && existed_at(pod, at))
+            .backing_pods(service)
+            .filter(|(hostname, _)| host.is_none() || *hostname == host)
+            .map(|(_, pod)| pod)
+            .find(|entry| {
+                let pod = entry.record();
+                !pod.host_network && !pod.terminating && !pod.finished && existed_at(pod, at)
+            })
     }
 
     /// A remote address: a Service ClusterIP (→ its backing workload) or a pod IP (→ its workload).
-    fn address_server(&self, ip: &IpAddr, at: UnixMicros) -> Result<Server, Reason> {
-        if let Some(service) = self.inventory.service_with_ip(ip) {
-            return self.service_server(&service.namespace, &service.name, None, at);
+    /// `service` is the index's service for `ip`, if any.
+    fn address_server(
+        &self,
+        ip: &IpAddr,
+        service: Option<&'a ServiceEntry>,
+        at: UnixMicros,
+    ) -> Result<Target<'a>, Reason> {
+        if let Some(service) = service {
+            let record = service.record();
+            if &*record.namespace == "default" && &*record.name == "kubernetes" {
+                return Ok(Target::ApiServer);
+            }
+            return Ok(self.service_entry_server(service, None, at));
         }
-        self.pod_for_ip(ip, at).map(|pod| Server::Workload(self.workload_of(pod)))
+        self.pod_for_ip(ip, at).map(Target::Pod)
     }
 
     /// A name outside the cluster domain: the answer IPs are tried first (a private name for an in-cluster
     /// address), then the name itself is the server.
-    fn outside_server(&self, name: &str, addresses: &[IpAddr], at: UnixMicros) -> Server {
+    fn outside_server(&self, name: &str, addresses: &[IpAddr], at: UnixMicros) -> Target<'a> {
         addresses
             .iter()
-            .find_map(|ip| self.address_server(ip, at).ok())
-            .unwrap_or_else(|| Server::External(Arc::from(name)))
+            .find_map(|ip| self.address_server(ip, self.inventory.service_with_ip(ip), at).ok())
+            .unwrap_or_else(|| Target::External(Arc::from(name)))
     }
 }
 
-fn finish(client: Workload, server: Result<Server, Reason>) -> Resolution {
-    match server {
-        Ok(server) => Resolution::Edge(Edge { client, server }),
-        Err(reason) => Resolution::Unresolved(Side::Server, reason),
-    }
+/// A server found in the index, before it becomes labels.
+enum Target<'a> {
+    Pod(&'a PodEntry),
+    /// A Service with no usable backing pod, or an ExternalName Service.
+    Service(&'a ServiceRecord),
+    /// `kubernetes.default`.
+    ApiServer,
+    External(Arc<str>),
 }
 
-fn api_server() -> Server {
-    Server::Workload(Workload { name: KUBERNETES.clone(), namespace: DEFAULT_NS.clone(), kind: KIND_SERVICE.clone() })
+/// The labels of an edge. Labels share the index's strings; each share is an atomic increment that waits for
+/// its string's cache line, so both sides' strings are read before either is shared, letting the two misses
+/// overlap instead of queueing behind each other.
+fn finish(client: &PodEntry, server: Result<Target<'_>, Reason>) -> Resolution {
+    let server = match server {
+        Ok(server) => server,
+        Err(reason) => return Resolution::Unresolved(Side::Server, reason),
+    };
+    let client = Identity::of(client.record(), client.owner_root());
+    let server = match server {
+        Target::Pod(pod) => Ok(Identity::of(pod.record(), pod.owner_root())),
+        Target::Service(record) => Ok(Identity::new(&record.name, &record.namespace, &KIND_SERVICE)),
+        Target::ApiServer => Ok(Identity::new(&KUBERNETES, &DEFAULT_NS, &KIND_SERVICE)),
+        Target::External(name) => Err(name),
+    };
+    let server = match server {
+        Ok(identity) => Server::Workload(identity.workload()),
+        Err(name) => Server::External(name),
+    };
+    Resolution::Edge(Edge { client: client.workload(), server })
+}
+
+/// A workload identity as references into the index.
+struct Identity<'a> {
+    name: &'a Arc<str>,
+    namespace: &'a Arc<str>,
+    kind: &'a Arc<str>,
+    dotted: bool,
+}
+
+impl<'a> Identity<'a> {
+    fn new(name: &'a Arc<str>, namespace: &'a Arc<str>, kind: &'a Arc<str>) -> Identity<'a> {
+        Identity { name, namespace, kind, dotted: name.contains('.') }
+    }
+
+    /// DESIGN §4.1: the annotation override, else the root of the owner chain, else the pod itself.
+    fn of(pod: &'a PodRecord, root: Option<&'a OwnerRef>) -> Identity<'a> {
+        let (kind, name) = match root {
+            Some(root) => (&root.kind, &root.name),
+            None => (&*KIND_POD, &pod.name),
+        };
+        Identity::new(pod.workload_override.as_ref().unwrap_or(name), &pod.namespace, kind)
+    }
+
+    /// `.` separates name and namespace in intents, so it cannot appear in an identity name.
+    fn workload(&self) -> Workload {
+        let name = if self.dotted { Arc::from(self.name.replace('.', "_")) } else { self.name.clone() };
+        Workload { name, namespace: self.namespace.clone(), kind: self.kind.clone() }
+    }
 }
 
 /// Creation timestamps have second resolution, so compare in whole seconds.
 fn existed_at(pod: &PodRecord, at: UnixMicros) -> bool {
     pod.created_unix.is_none_or(|created| at.div_euclid(1_000_000) >= created)
-}
-
-/// `.` separates name and namespace in intents, so it cannot appear in an identity name.
-fn identity_name(name: &Arc<str>) -> Arc<str> {
-    if name.contains('.') { Arc::from(name.replace('.', "_")) } else { name.clone() }
 }

@@ -1,33 +1,55 @@
-//! The inventory index: compact records keyed for the lookups resolution makes.
+//! The inventory index: compact records laid out for the lookups resolution makes.
 //!
-//! Sources (a file, the API watchers) feed it through `upsert_*`/`remove_*`; it never does I/O. Records are
-//! shared as `Arc`s between the by-name and by-IP maps so an IP lookup is one hash probe. Maps use the Fx hash:
-//! keys are IPs and object names from our own API server, not attacker-chosen, and lookups are on the packet path.
+//! Sources (a file, the API watchers) feed it through `upsert_*`/`remove_*`; it never does I/O. Lookups are on
+//! the packet path, so the index does at write time what resolution would otherwise repeat per observation:
+//! - pods, services and slices live in `Slots` with stable ids; EndpointSlices refer to their pods, and pods
+//!   to their owners, by id, so following a reference is an array access rather than a hash probe and string
+//!   compares;
+//! - each pod carries the root of its owner chain, kept current by `Owners` as owners arrive, change or go;
+//! - each Service carries its backing endpoints in slice order, so its server is found without visiting slices;
+//! - namespaces, node names and owner kinds are shared strings.
+//!
+//! A key that something refers to keeps its slot while the object itself is absent (an endpoint naming a pod
+//! not seen yet, a slice of a Service not seen yet); such slots are invisible to lookups and counts.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::objects::{OwnerRecord, PodRecord, ServiceRecord, SliceRecord};
+use super::objects::{OwnerRecord, OwnerRef, PodRecord, ServiceRecord, SliceRecord};
+use super::owners::Owners;
+use super::table::{Id, Interner, IpMap, Key, Slots};
 
-/// Per-namespace map from object name to record.
-type ByName<T> = HashMap<Arc<str>, HashMap<Arc<str>, T>>;
+mod entries;
+mod links;
+#[cfg(test)]
+mod tests;
+
+use entries::SliceSlot;
+pub use entries::{PodEntry, ServiceEntry};
+use links::link_ip;
+
+/// In `pods_by_ip`: several pods hold this IP; they are listed in `shared_ips`.
+const SHARED: Id = Id::MAX;
 
 /// Everything the resolver knows about the cluster.
 #[derive(Debug, Default)]
 pub struct Inventory {
-    pods: ByName<Arc<PodRecord>>,
-    pods_by_ip: HashMap<IpAddr, Vec<Arc<PodRecord>>>,
-    /// Owners by namespace and name; a short list because different kinds may share a name.
-    owners: ByName<Vec<OwnerRecord>>,
-    services: ByName<Arc<ServiceRecord>>,
-    services_by_ip: HashMap<IpAddr, Arc<ServiceRecord>>,
-    slices: ByName<Arc<SliceRecord>>,
-    /// Slices of each Service by namespace and service name; a BTreeMap keyed by slice name keeps the
-    /// "first backing pod" choice deterministic.
-    slices_by_service: ByName<BTreeMap<Arc<str>, Arc<SliceRecord>>>,
+    strings: Interner,
+    /// Upserts so far; each record remembers the value at its last upsert, so a relist can find the records
+    /// it did not name.
+    stamp: u64,
+    pods: Slots<PodEntry>,
+    present_pods: usize,
+    /// The one pod that holds an IP, or `SHARED`. One small entry per IP keeps the common case one probe.
+    pods_by_ip: IpMap<Id>,
+    shared_ips: HashMap<IpAddr, Vec<Id>>,
+    owners: Owners,
+    services: Slots<ServiceEntry>,
+    present_services: usize,
+    services_by_ip: IpMap<Id>,
+    slices: Slots<SliceSlot>,
 }
 
 /// Object counts per kind, for the `network_mapper_inventory_objects` gauge.
@@ -43,166 +65,228 @@ pub struct Counts {
     pub slices: usize,
 }
 
+/// The objects one relist sweeps.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Collection<'k> {
+    Pods,
+    Services,
+    Slices,
+    /// Owner objects of this kind.
+    Owners(&'k str),
+}
+
 impl Inventory {
     /// An empty inventory.
     pub fn new() -> Inventory {
         Inventory::default()
     }
 
-    /// Adds or replaces a pod.
-    pub fn upsert_pod(&mut self, pod: PodRecord) {
-        self.remove_pod(&pod.namespace, &pod.name);
-        let pod = Arc::new(pod);
-        for ip in &pod.ips {
-            self.pods_by_ip.entry(*ip).or_default().push(pod.clone());
+    /// Adds or replaces a pod; returns whether it is new.
+    pub fn upsert_pod(&mut self, mut pod: PodRecord) -> bool {
+        pod.namespace = self.strings.intern(&pod.namespace);
+        pod.node_name = pod.node_name.map(|n| self.strings.intern(&n));
+        pod.ips.shrink_to_fit();
+        self.stamp += 1;
+        let key = Key { namespace: &pod.namespace, kind: "", name: &pod.name };
+        let id = self.pods.find_or_insert(key, || PodEntry::placeholder(&pod.namespace, &pod.name));
+        // Link the new owner before unlinking the old one, so an owner that stays keeps its slot.
+        let owner = pod.owner.as_ref().map(|o| self.owners.add_pod(&pod.namespace, o, id, &mut self.strings));
+        pod.owner = owner.map(|o| self.owners.reference(o));
+        let root = owner.map(|o| self.owners.root(o));
+        let new = !self.pods.get(id).present;
+        if !new {
+            self.unlink_pod(id);
         }
-        self.pods.entry(pod.namespace.clone()).or_default().insert(pod.name.clone(), pod);
+        pod.ips.iter().for_each(|ip| link_ip(&mut self.pods_by_ip, &mut self.shared_ips, *ip, id));
+        let entry = self.pods.get_mut(id);
+        *entry = PodEntry { present: true, root, record: pod, stamp: self.stamp, owner, endpoints: entry.endpoints };
+        self.present_pods += usize::from(new);
+        new
     }
 
     /// Removes a pod; returns whether it was known.
     pub fn remove_pod(&mut self, namespace: &str, name: &str) -> bool {
-        let Some(old) = remove_named(&mut self.pods, namespace, name) else { return false };
-        for ip in &old.ips {
-            if let Some(list) = self.pods_by_ip.get_mut(ip) {
-                list.retain(|p| !Arc::ptr_eq(p, &old));
-                if list.is_empty() {
-                    self.pods_by_ip.remove(ip);
-                }
-            }
+        let Some(id) = self.pods.find(Key { namespace, kind: "", name }) else { return false };
+        if !self.pods.get(id).present {
+            return false;
         }
+        self.unlink_pod(id);
+        self.present_pods -= 1;
+        let entry = self.pods.get_mut(id);
+        let endpoints = entry.endpoints;
+        *entry = PodEntry { endpoints, ..PodEntry::placeholder(&entry.record.namespace, &entry.record.name) };
+        self.release_pod(id);
         true
     }
 
-    /// Adds or replaces an owner object.
-    pub fn upsert_owner(&mut self, owner: OwnerRecord) {
-        let list = self.owners.entry(owner.namespace.clone()).or_default().entry(owner.name.clone()).or_default();
-        list.retain(|o| o.kind != owner.kind);
-        list.push(owner);
+    /// Adds or replaces an owner object; returns whether it is new.
+    pub fn upsert_owner(&mut self, mut owner: OwnerRecord) -> bool {
+        owner.namespace = self.strings.intern(&owner.namespace);
+        owner.kind = self.strings.intern(&owner.kind);
+        self.stamp += 1;
+        let (new, pods) = self.owners.upsert(owner, self.stamp, &mut self.strings);
+        self.refresh_roots(&pods);
+        new
     }
 
     /// Removes an owner object; returns whether it was known.
     pub fn remove_owner(&mut self, namespace: &str, kind: &str, name: &str) -> bool {
-        let Some(by_name) = self.owners.get_mut(namespace) else { return false };
-        let Some(list) = by_name.get_mut(name) else { return false };
-        let before = list.len();
-        list.retain(|o| &*o.kind != kind);
-        let removed = list.len() != before;
-        if list.is_empty() {
-            by_name.remove(name);
-            if by_name.is_empty() {
-                self.owners.remove(namespace);
-            }
-        }
-        removed
+        let Some(pods) = self.owners.remove(namespace, kind, name) else { return false };
+        self.refresh_roots(&pods);
+        true
     }
 
-    /// Adds or replaces a service.
-    pub fn upsert_service(&mut self, service: ServiceRecord) {
-        self.remove_service(&service.namespace, &service.name);
-        let service = Arc::new(service);
+    /// Adds or replaces a service; returns whether it is new.
+    pub fn upsert_service(&mut self, mut service: ServiceRecord) -> bool {
+        service.namespace = self.strings.intern(&service.namespace);
+        service.cluster_ips.shrink_to_fit();
+        self.stamp += 1;
+        let key = Key { namespace: &service.namespace, kind: "", name: &service.name };
+        let id = self.services.find_or_insert(key, || ServiceEntry::placeholder(&service.namespace, &service.name));
+        let new = !self.services.get(id).present;
+        self.unlink_service_ips(id);
         for ip in &service.cluster_ips {
-            self.services_by_ip.insert(*ip, service.clone());
+            self.services_by_ip.insert(*ip, id);
         }
-        self.services.entry(service.namespace.clone()).or_default().insert(service.name.clone(), service);
+        let entry = self.services.get_mut(id);
+        entry.set_record(service);
+        (entry.present, entry.stamp) = (true, self.stamp);
+        self.present_services += usize::from(new);
+        new
     }
 
     /// Removes a service; returns whether it was known.
     pub fn remove_service(&mut self, namespace: &str, name: &str) -> bool {
-        let Some(old) = remove_named(&mut self.services, namespace, name) else { return false };
-        for ip in &old.cluster_ips {
-            if self.services_by_ip.get(ip).is_some_and(|s| Arc::ptr_eq(s, &old)) {
-                self.services_by_ip.remove(ip);
-            }
+        let Some(id) = self.services.find(Key { namespace, kind: "", name }) else { return false };
+        if !self.services.get(id).present {
+            return false;
         }
+        self.unlink_service_ips(id);
+        self.present_services -= 1;
+        let entry = self.services.get_mut(id);
+        entry.present = false;
+        entry.record.cluster_ips = Vec::new();
+        self.release_service(id);
         true
     }
 
-    /// Adds or replaces an EndpointSlice.
-    pub fn upsert_slice(&mut self, slice: SliceRecord) {
-        self.remove_slice(&slice.namespace, &slice.name);
-        let slice = Arc::new(slice);
-        if let Some(service) = &slice.service {
-            self.slices_by_service
-                .entry(slice.namespace.clone())
-                .or_default()
-                .entry(service.clone())
-                .or_default()
-                .insert(slice.name.clone(), slice.clone());
+    /// Adds or replaces an EndpointSlice; returns whether it is new.
+    pub fn upsert_slice(&mut self, slice: SliceRecord) -> bool {
+        let namespace = self.strings.intern(&slice.namespace);
+        self.stamp += 1;
+        let existing = self.slices.find(Key { namespace: &namespace, kind: "", name: &slice.name });
+        if let Some(id) = existing {
+            self.detach_slice(id);
         }
-        self.slices.entry(slice.namespace.clone()).or_default().insert(slice.name.clone(), slice);
+        let service = slice.service.as_ref().map(|name| self.attach_slice(&namespace, name, &slice));
+        let id = existing.unwrap_or_else(|| {
+            let name = slice.name.clone();
+            let make = || SliceSlot { namespace: namespace.clone(), name, stamp: 0, service: None };
+            self.slices.find_or_insert(Key { namespace: &namespace, kind: "", name: &slice.name }, make)
+        });
+        let slot = self.slices.get_mut(id);
+        (slot.stamp, slot.service) = (self.stamp, service);
+        existing.is_none()
     }
 
     /// Removes an EndpointSlice; returns whether it was known.
     pub fn remove_slice(&mut self, namespace: &str, name: &str) -> bool {
-        let Some(old) = remove_named(&mut self.slices, namespace, name) else { return false };
-        if let Some(service) = &old.service
-            && let Some(by_service) = self.slices_by_service.get_mut(namespace)
-            && let Some(slices) = by_service.get_mut(service)
-        {
-            slices.remove(name);
-            if slices.is_empty() {
-                by_service.remove(service);
-            }
-        }
+        let Some(id) = self.slices.find(Key { namespace, kind: "", name }) else { return false };
+        self.detach_slice(id);
+        self.slices.remove(id);
         true
     }
 
     /// Every pod that holds this IP, in any state.
-    pub fn pods_with_ip(&self, ip: &IpAddr) -> &[Arc<PodRecord>] {
-        self.pods_by_ip.get(ip).map(Vec::as_slice).unwrap_or(&[])
+    pub fn pods_with_ip(&self, ip: &IpAddr) -> impl Iterator<Item = &PodEntry> {
+        let (one, several) = match self.pods_by_ip.get(ip) {
+            None => (None, &[][..]),
+            Some(&SHARED) => (None, self.shared_ips.get(ip).map_or(&[][..], Vec::as_slice)),
+            Some(&id) => (Some(id), &[][..]),
+        };
+        one.into_iter().chain(several.iter().copied()).map(|id| self.pods.get(id))
     }
 
     /// A pod by namespace and name.
-    pub fn pod(&self, namespace: &str, name: &str) -> Option<&Arc<PodRecord>> {
-        self.pods.get(namespace)?.get(name)
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodEntry> {
+        let entry = self.pods.get(self.pods.find(Key { namespace, kind: "", name })?);
+        entry.present.then_some(entry)
     }
 
     /// An owner by namespace, kind and name.
     pub fn owner(&self, namespace: &str, kind: &str, name: &str) -> Option<&OwnerRecord> {
-        self.owners.get(namespace)?.get(name)?.iter().find(|o| &*o.kind == kind)
+        self.owners.get(namespace, kind, name)
+    }
+
+    /// The root of the owner chain that starts at `owner` (a pod's owner reference in `namespace`); `None`
+    /// when there is no owner. What [`PodEntry::owner_root`] holds, for a pod record from anywhere.
+    pub fn owner_root(&self, namespace: &str, owner: Option<&OwnerRef>) -> Option<OwnerRef> {
+        owner.map(|owner| self.owners.root_of(namespace, owner))
     }
 
     /// A service by namespace and name.
-    pub fn service(&self, namespace: &str, name: &str) -> Option<&Arc<ServiceRecord>> {
-        self.services.get(namespace)?.get(name)
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&ServiceEntry> {
+        let entry = self.services.get(self.services.find(Key { namespace, kind: "", name })?);
+        entry.present.then_some(entry)
     }
 
     /// The service that owns this ClusterIP.
-    pub fn service_with_ip(&self, ip: &IpAddr) -> Option<&Arc<ServiceRecord>> {
-        self.services_by_ip.get(ip)
+    pub fn service_with_ip(&self, ip: &IpAddr) -> Option<&ServiceEntry> {
+        self.services_by_ip.get(ip).map(|&id| self.services.get(id))
     }
 
-    /// The EndpointSlices of a service, ordered by slice name.
-    pub fn slices_of(&self, namespace: &str, service: &str) -> impl Iterator<Item = &SliceRecord> {
-        self.slices_by_service
-            .get(namespace)
-            .and_then(|m| m.get(service))
-            .into_iter()
-            .flat_map(|m| m.values())
-            .map(|s| &**s)
+    /// The known pods behind a service's endpoints, in slice-name then endpoint order, each with the
+    /// endpoint's hostname.
+    pub fn backing_pods<'s>(
+        &'s self,
+        service: &'s ServiceEntry,
+    ) -> impl Iterator<Item = (Option<&'s str>, &'s PodEntry)> {
+        // `first` spares a visit to the backends list when the first backend will do, as it usually does.
+        let backends = service.first.iter().chain(service.backends.get(1..).unwrap_or_default());
+        backends.map(|b| (b.hostname.as_deref(), self.pods.get(b.pod))).filter(|(_, pod)| pod.present)
     }
 
     /// How many objects of each kind are indexed.
     pub fn counts(&self) -> Counts {
-        let count = |m: &ByName<_>| m.values().map(HashMap::len).sum::<usize>();
         Counts {
-            pods: count_named(&self.pods),
-            owners: self.owners.values().flat_map(HashMap::values).map(Vec::len).sum(),
-            services: count(&self.services),
-            slices: count_named(&self.slices),
+            pods: self.present_pods,
+            owners: self.owners.len(),
+            services: self.present_services,
+            slices: self.slices.len(),
         }
     }
-}
 
-fn count_named<T>(map: &ByName<T>) -> usize {
-    map.values().map(HashMap::len).sum()
-}
-
-fn remove_named<T>(map: &mut ByName<T>, namespace: &str, name: &str) -> Option<T> {
-    let by_name = map.get_mut(namespace)?;
-    let old = by_name.remove(name)?;
-    if by_name.is_empty() {
-        map.remove(namespace);
+    /// The number of upserts so far: objects upserted later have a larger stamp.
+    pub(super) fn stamp(&self) -> u64 {
+        self.stamp
     }
-    Some(old)
+
+    /// Namespace and name of every object of `collection` last upserted at or before `stamp`.
+    pub(super) fn upserted_before(&self, collection: Collection<'_>, stamp: u64) -> Vec<(Arc<str>, Arc<str>)> {
+        let key = |ns: &Arc<str>, name: &Arc<str>| (ns.clone(), name.clone());
+        match collection {
+            Collection::Pods => self
+                .pods
+                .iter()
+                .map(|(_, p)| p)
+                .filter(|p| p.present && p.stamp <= stamp)
+                .map(|p| key(&p.record.namespace, &p.record.name))
+                .collect(),
+            Collection::Services => self
+                .services
+                .iter()
+                .map(|(_, s)| s)
+                .filter(|s| s.present && s.stamp <= stamp)
+                .map(|s| key(&s.record.namespace, &s.record.name))
+                .collect(),
+            Collection::Slices => self
+                .slices
+                .iter()
+                .map(|(_, s)| s)
+                .filter(|s| s.stamp <= stamp)
+                .map(|s| key(&s.namespace, &s.name))
+                .collect(),
+            Collection::Owners(kind) => self.owners.upserted_before(kind, stamp),
+        }
+    }
 }

@@ -7,7 +7,6 @@
 //! that kind but the list did not name was deleted while the watch was away, and is removed. Meanwhile the last
 //! good index keeps serving lookups.
 
-use std::collections::HashSet;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +32,7 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
 use super::Inventory;
+use super::index::Collection;
 use super::objects::{OwnerRecord, PodRecord, ServiceRecord, SliceRecord};
 use crate::metrics::{KindLabels, Metrics, PREFIX};
 use crate::server::Readiness;
@@ -130,13 +130,23 @@ impl Kind {
         KindLabels { kind: self.name() }
     }
 
-    fn remove(self, inventory: &mut Inventory, (namespace, name): &Key) {
+    /// Removes one object of this kind; returns whether the index held it.
+    fn remove(self, inventory: &mut Inventory, (namespace, name): &Key) -> bool {
         match self {
             Kind::Pod => inventory.remove_pod(namespace, name),
             Kind::Service => inventory.remove_service(namespace, name),
             Kind::EndpointSlice => inventory.remove_slice(namespace, name),
             Kind::ReplicaSet | Kind::Job => inventory.remove_owner(namespace, self.name(), name),
-        };
+        }
+    }
+
+    fn collection(self) -> Collection<'static> {
+        match self {
+            Kind::Pod => Collection::Pods,
+            Kind::Service => Collection::Services,
+            Kind::EndpointSlice => Collection::Slices,
+            Kind::ReplicaSet | Kind::Job => Collection::Owners(self.name()),
+        }
     }
 }
 
@@ -153,17 +163,8 @@ enum Record {
 }
 
 impl Record {
-    fn key(&self) -> Key {
-        let (namespace, name) = match self {
-            Record::Pod(r) => (&r.namespace, &r.name),
-            Record::Service(r) => (&r.namespace, &r.name),
-            Record::Slice(r) => (&r.namespace, &r.name),
-            Record::Owner(r) => (&r.namespace, &r.name),
-        };
-        (namespace.clone(), name.clone())
-    }
-
-    fn upsert(self, inventory: &mut Inventory) {
+    /// Returns whether the object is new to the index.
+    fn upsert(self, inventory: &mut Inventory) -> bool {
         match self {
             Record::Pod(r) => inventory.upsert_pod(r),
             Record::Service(r) => inventory.upsert_service(r),
@@ -195,97 +196,42 @@ enum Transition {
     Synced,
 }
 
-/// Shares the strings that many records repeat (namespaces, node names, owner kinds and names): 100,000 pods
-/// name a few hundred namespaces and nodes, and each ReplicaSet is named by all its pods.
-#[derive(Debug, Default)]
-struct Interner {
-    strings: HashSet<Arc<str>>,
-    prune_at: usize,
-}
-
-impl Interner {
-    fn intern(&mut self, s: &mut Arc<str>) {
-        if let Some(shared) = self.strings.get(s) {
-            *s = shared.clone();
-            return;
-        }
-        if self.strings.len() >= self.prune_at {
-            // Owner names churn with every rollout; forget strings no record uses any more.
-            self.strings.retain(|k| Arc::strong_count(k) > 1);
-            self.prune_at = (self.strings.len() * 2).max(1024);
-        }
-        self.strings.insert(s.clone());
-    }
-
-    fn record(&mut self, record: &mut Record) {
-        match record {
-            Record::Pod(pod) => {
-                self.intern(&mut pod.namespace);
-                pod.node_name.as_mut().into_iter().for_each(|n| self.intern(n));
-                if let Some(owner) = &mut pod.owner {
-                    self.intern(&mut owner.kind);
-                    self.intern(&mut owner.name);
-                }
-            }
-            Record::Service(service) => self.intern(&mut service.namespace),
-            Record::Slice(slice) => self.intern(&mut slice.namespace),
-            Record::Owner(owner) => {
-                self.intern(&mut owner.namespace);
-                self.intern(&mut owner.kind);
-                self.intern(&mut owner.name);
-            }
-        }
-    }
-}
-
-/// One kind's share of the index. The watch task is the only writer of its kind, so it can remember which
-/// keys it put there without asking the index.
+/// One kind's share of the index. The watch task is the only writer of its kind, so it can count its objects
+/// without asking the index.
 #[derive(Debug)]
 struct KindIndex {
     kind: Kind,
-    known: HashSet<Key>,
-    /// Keys named by the list in progress; `Some` between `Relist` and `RelistDone`.
-    listed: Option<HashSet<Key>>,
+    /// The index's upsert stamp when the list in progress started; `Some` between `Relist` and `RelistDone`.
+    /// Whatever of this kind was last upserted before it and is not named by the list is gone.
+    listing_since: Option<u64>,
     lists: u64,
-    interner: Interner,
+    objects: usize,
 }
 
 impl KindIndex {
     fn new(kind: Kind) -> KindIndex {
-        KindIndex { kind, known: HashSet::new(), listed: None, lists: 0, interner: Interner::default() }
+        KindIndex { kind, listing_since: None, lists: 0, objects: 0 }
     }
 
     fn apply(&mut self, inventory: &mut Inventory, change: Change) -> Option<Transition> {
         match change {
             Change::Relist => {
-                self.listed = Some(HashSet::new());
+                self.listing_since = Some(inventory.stamp());
                 self.lists += 1;
                 return Some(Transition::Relisting { first: self.lists == 1 });
             }
-            Change::Listed(mut record) => {
-                self.interner.record(&mut record);
-                let key = record.key();
-                self.listed.get_or_insert_default().insert(key.clone());
-                self.known.insert(key);
-                record.upsert(inventory);
+            Change::Listed(record) | Change::Upsert(record) => {
+                self.objects += usize::from(record.upsert(inventory));
             }
             Change::RelistDone => {
-                let listed = self.listed.take().unwrap_or_default();
-                for stale in self.known.difference(&listed) {
-                    self.kind.remove(inventory, stale);
+                if let Some(since) = self.listing_since.take() {
+                    for stale in inventory.upserted_before(self.kind.collection(), since) {
+                        self.objects -= usize::from(self.kind.remove(inventory, &stale));
+                    }
                 }
-                self.known = listed;
                 return Some(Transition::Synced);
             }
-            Change::Upsert(mut record) => {
-                self.interner.record(&mut record);
-                self.known.insert(record.key());
-                record.upsert(inventory);
-            }
-            Change::Delete(key) => {
-                self.kind.remove(inventory, &key);
-                self.known.remove(&key);
-            }
+            Change::Delete(key) => self.objects -= usize::from(self.kind.remove(inventory, &key)),
         }
         None
     }
@@ -466,7 +412,7 @@ async fn watch<K>(
         for transition in transitions {
             status.transition(kind, transition);
         }
-        status.objects.get_or_create(&kind.labels()).set(index.known.len() as i64);
+        status.objects.get_or_create(&kind.labels()).set(index.objects as i64);
     }
 }
 
@@ -526,10 +472,11 @@ mod tests {
         index.apply(&mut inventory, Change::Listed(pod("c", "10.0.0.3")));
         index.apply(&mut inventory, Change::RelistDone);
         assert!(inventory.pod("shop", "a").is_none());
-        assert!(inventory.pods_with_ip(&"10.0.0.1".parse().unwrap()).is_empty());
-        assert!(inventory.pods_with_ip(&"10.0.0.2".parse().unwrap()).is_empty());
-        assert_eq!(inventory.pods_with_ip(&"10.0.0.9".parse().unwrap()).len(), 1);
-        assert_eq!(index.known, HashSet::from([key("b"), key("c")]));
+        assert_eq!(inventory.pods_with_ip(&"10.0.0.1".parse().unwrap()).count(), 0);
+        assert_eq!(inventory.pods_with_ip(&"10.0.0.2".parse().unwrap()).count(), 0);
+        assert_eq!(inventory.pods_with_ip(&"10.0.0.9".parse().unwrap()).count(), 1);
+        assert!(inventory.pod("shop", "b").is_some() && inventory.pod("shop", "c").is_some());
+        assert_eq!((index.objects, inventory.counts().pods), (2, 2));
     }
 
     #[test]

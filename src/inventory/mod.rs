@@ -1,19 +1,22 @@
 //! The Kubernetes inventory: the objects identity resolution needs (Pods, Services, EndpointSlices, and the
 //! owners that make up owner chains), projected into compact records and indexed for lookups.
 //!
-//! `objects` projects API objects, `index` holds them, `file` loads `--inventory-file`. A live API source feeds
+//! `objects` projects API objects, `index` holds them (with `owners` keeping owner-chain roots current, on the
+//! slots and shared strings of `table`), `file` loads `--inventory-file`. A live API source feeds
 //! the same index, so the resolver never knows where its data came from.
 
 mod file;
 mod index;
 mod kube;
 mod objects;
+mod owners;
+mod table;
 
 use std::path::PathBuf;
 
 pub use self::kube::{Error as KubeError, KINDS, Kind, WatchStatus, client, client_config, spawn_watches};
 pub use file::{load_file, parse_inventory};
-pub use index::{Counts, Inventory};
+pub use index::{Counts, Inventory, PodEntry, ServiceEntry};
 pub use objects::{
     EndpointRecord, OwnerRecord, OwnerRef, PodRecord, SERVICE_NAME_ANNOTATION, ServiceRecord, SliceRecord,
     WORKLOAD_NAME_ANNOTATION,
