@@ -79,6 +79,9 @@ pub enum Reason {
     BeforeCreation,
     /// An in-cluster service name whose Service is not in the inventory.
     UnknownService,
+    /// The pod's owner chain stops at a ReplicaSet or Job that the live inventory watches but has not received
+    /// yet; it resolves once that owner arrives.
+    OwnerPending,
 }
 
 impl Reason {
@@ -92,6 +95,7 @@ impl Reason {
             Reason::Ambiguous => "ambiguous",
             Reason::BeforeCreation => "before_creation",
             Reason::UnknownService => "unknown_service",
+            Reason::OwnerPending => "owner_pending",
         }
     }
 }
@@ -198,7 +202,7 @@ impl<'a> Resolver<'a> {
             ClusterName::Pod { ip, .. } => self.pod_for_ip(&ip, at).map(Target::Pod),
             ClusterName::Outside => Ok(self.outside_server(name, addresses, at)),
         };
-        finish(client, server)
+        self.complete(client, server)
     }
 
     /// A client-side TCP connection from `local` to `remote`, seen at `at`.
@@ -209,7 +213,30 @@ impl<'a> Resolver<'a> {
             Ok(client) => client,
             Err(resolution) => return resolution,
         };
-        finish(client, self.address_server(&remote, service, at))
+        self.complete(client, self.address_server(&remote, service, at))
+    }
+
+    /// The edge, unless a pod's owner chain is still waiting for a watched owner (see [`Reason::OwnerPending`]).
+    fn complete(&self, client: &'a PodEntry, server: Result<Target<'a>, Reason>) -> Resolution {
+        if self.owner_pending(client) {
+            return Resolution::Unresolved(Side::Client, Reason::OwnerPending);
+        }
+        if let Ok(Target::Pod(pod)) = &server
+            && self.owner_pending(pod)
+        {
+            return Resolution::Unresolved(Side::Server, Reason::OwnerPending);
+        }
+        finish(client, server)
+    }
+
+    /// Whether the pod's chain stops at an owner of a kind the inventory watches but does not hold yet: the
+    /// watches of different kinds catch up independently, and naming the workload after that ReplicaSet or Job
+    /// would leave a wrong edge behind for good. Only roots of a watched kind pay for the extra lookup.
+    /// An annotated pod's name is final whatever its chain, so it never waits.
+    fn owner_pending(&self, pod: &PodEntry) -> bool {
+        let Some(root) = pod.owner_root().filter(|_| pod.record().workload_override.is_none()) else { return false };
+        self.inventory.tracks_owner_kind(&root.kind)
+            && self.inventory.owner(&pod.record().namespace, &root.kind, &root.name).is_none()
     }
 
     /// The workload identity of a pod (DESIGN §4.1). The resolver itself uses the owner-chain root the index

@@ -219,3 +219,31 @@ fn index_updates_replace_and_remove_records() {
         "server:unknown_ip"
     );
 }
+
+#[test]
+fn a_live_inventory_waits_for_a_watched_owner_instead_of_naming_the_workload_after_it() {
+    let mut inv = inventory();
+    inv.track_owner_kinds(&["ReplicaSet", "Job"]);
+    let cfg = config(None);
+    let resolve = |inv: &Inventory| {
+        show(Resolver::new(inv, &cfg).dns_answer(ip("10.0.1.10"), "cart.shop.svc.cluster.local", &[], MARCH))
+    };
+    assert_eq!(resolve(&inv), "checkout.shop(Deployment) -> cart.shop(Deployment)");
+    // The client's ReplicaSet has not arrived (or was just removed): not `checkout-7d9f`, but pending.
+    assert!(inv.remove_owner("shop", "ReplicaSet", "checkout-7d9f"));
+    assert_eq!(resolve(&inv), "client:owner_pending");
+    // The same on the server side: cart's backing pod's ReplicaSet is missing.
+    let mut inv = inventory();
+    inv.track_owner_kinds(&["ReplicaSet", "Job"]);
+    assert!(inv.remove_owner("shop", "ReplicaSet", "cart-5c6b"));
+    assert_eq!(resolve(&inv), "server:owner_pending");
+    // Kinds that are never watched (Deployment, StatefulSet, custom owners) are roots as before.
+    assert_eq!(
+        show(Resolver::new(&inv, &cfg).dns_answer(ip("10.0.1.50"), "x.example", &[], MARCH)),
+        "web.shop(Rollout) -> external:x.example"
+    );
+    assert_eq!(
+        show(Resolver::new(&inv, &cfg).dns_answer(ip("10.0.1.41"), "x.example", &[], MARCH)),
+        "migrate-schema.shop(Job) -> external:x.example"
+    );
+}

@@ -50,6 +50,8 @@ pub struct Inventory {
     present_services: usize,
     services_by_ip: IpMap<Id>,
     slices: Slots<SliceSlot>,
+    /// Owner kinds whose every object is delivered (the live watches'); empty for a file.
+    tracked_owner_kinds: Vec<&'static str>,
 }
 
 /// Object counts per kind, for the `network_mapper_inventory_objects` gauge.
@@ -216,6 +218,18 @@ impl Inventory {
     /// An owner by namespace, kind and name.
     pub fn owner(&self, namespace: &str, kind: &str, name: &str) -> Option<&OwnerRecord> {
         self.owners.get(namespace, kind, name)
+    }
+
+    /// Declares that every owner of these kinds will be delivered (the live API watches them), so a chain that
+    /// stops at a missing one is incomplete rather than rooted there. A file inventory declares none: whatever
+    /// it lacks stays missing, and the chain stops at the reference as Otterize does.
+    pub fn track_owner_kinds(&mut self, kinds: &[&'static str]) {
+        self.tracked_owner_kinds = kinds.to_vec();
+    }
+
+    /// Whether owners of `kind` are declared complete (see [`Inventory::track_owner_kinds`]).
+    pub fn tracks_owner_kind(&self, kind: &str) -> bool {
+        self.tracked_owner_kinds.iter().any(|k| *k == kind)
     }
 
     /// The root of the owner chain that starts at `owner` (a pod's owner reference in `namespace`); `None`

@@ -357,6 +357,7 @@ pub fn client(config: Config, status: &WatchStatus) -> Result<Client, Error> {
 
 /// Starts one watch per kind on the current tokio runtime; they run until aborted, retrying failures.
 pub fn spawn_watches(client: Client, inventory: Arc<RwLock<Inventory>>, status: WatchStatus) -> Vec<JoinHandle<()>> {
+    inventory.write().unwrap_or_else(PoisonError::into_inner).track_owner_kinds(&["ReplicaSet", "Job"]);
     let inv = || inventory.clone();
     let st = || status.clone();
     vec![
