@@ -229,7 +229,7 @@ impl Inventory {
 
     /// Whether owners of `kind` are declared complete (see [`Inventory::track_owner_kinds`]).
     pub fn tracks_owner_kind(&self, kind: &str) -> bool {
-        self.tracked_owner_kinds.iter().any(|k| *k == kind)
+        self.tracked_owner_kinds.contains(&kind)
     }
 
     /// The root of the owner chain that starts at `owner` (a pod's owner reference in `namespace`); `None`
