@@ -232,11 +232,14 @@ impl<'a> Resolver<'a> {
     /// Whether the pod's chain stops at an owner of a kind the inventory watches but does not hold yet: the
     /// watches of different kinds catch up independently, and naming the workload after that ReplicaSet or Job
     /// would leave a wrong edge behind for good. Only roots of a watched kind pay for the extra lookup.
-    /// An annotated pod's name is final whatever its chain, so it never waits.
+    /// An annotated pod's name is final whatever its chain, so it never waits. The root (in the pod's entry) is
+    /// checked first, so the common root, an unwatched kind such as a Deployment, costs no further read.
     fn owner_pending(&self, pod: &PodEntry) -> bool {
-        let Some(root) = pod.owner_root().filter(|_| pod.record().workload_override.is_none()) else { return false };
-        self.inventory.tracks_owner_kind(&root.kind)
-            && self.inventory.owner(&pod.record().namespace, &root.kind, &root.name).is_none()
+        let Some(root) = pod.owner_root().filter(|root| self.inventory.tracks_owner_kind(&root.kind)) else {
+            return false;
+        };
+        let record = pod.record();
+        record.workload_override.is_none() && self.inventory.owner(&record.namespace, &root.kind, &root.name).is_none()
     }
 
     /// The workload identity of a pod (DESIGN §4.1). The resolver itself uses the owner-chain root the index

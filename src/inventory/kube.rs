@@ -436,18 +436,7 @@ mod tests {
     use super::*;
 
     fn pod(name: &str, ip: &str) -> Record {
-        Record::Pod(PodRecord {
-            namespace: Arc::from("shop"),
-            name: Arc::from(name),
-            ips: vec![ip.parse().unwrap()],
-            node_name: None,
-            host_network: false,
-            terminating: false,
-            finished: false,
-            created_unix: None,
-            workload_override: None,
-            owner: None,
-        })
+        Record::Pod(PodRecord { ips: vec![ip.parse().unwrap()], ..PodRecord::bare(Arc::from("shop"), Arc::from(name)) })
     }
 
     fn key(name: &str) -> Key {

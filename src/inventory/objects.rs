@@ -105,6 +105,23 @@ pub struct EndpointRecord {
 }
 
 impl PodRecord {
+    /// A pod known only by name: no IP, owner or annotation, not yet on a node. The base that placeholders
+    /// and test builders fill in.
+    pub fn bare(namespace: Arc<str>, name: Arc<str>) -> PodRecord {
+        PodRecord {
+            namespace,
+            name,
+            ips: Vec::new(),
+            node_name: None,
+            host_network: false,
+            terminating: false,
+            finished: false,
+            created_unix: None,
+            workload_override: None,
+            owner: None,
+        }
+    }
+
     /// Projects a Pod. `None` when it lacks a name or namespace.
     pub fn from_pod(pod: &Pod) -> Option<PodRecord> {
         let meta = &pod.metadata;

@@ -37,18 +37,7 @@ impl PodEntry {
     }
 
     pub(super) fn placeholder(namespace: &Arc<str>, name: &Arc<str>) -> PodEntry {
-        let record = PodRecord {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            ips: Vec::new(),
-            node_name: None,
-            host_network: false,
-            terminating: false,
-            finished: false,
-            created_unix: None,
-            workload_override: None,
-            owner: None,
-        };
+        let record = PodRecord::bare(namespace.clone(), name.clone());
         PodEntry { present: false, root: None, record, stamp: 0, owner: None, endpoints: 0 }
     }
 }

@@ -15,18 +15,7 @@ fn owner_ref(kind: &str, name: &str) -> OwnerRef {
 }
 
 fn pod(name: &str, ip: &str, owner: Option<OwnerRef>) -> PodRecord {
-    PodRecord {
-        namespace: Arc::from("shop"),
-        name: Arc::from(name),
-        ips: vec![ip.parse().unwrap()],
-        node_name: None,
-        host_network: false,
-        terminating: false,
-        finished: false,
-        created_unix: None,
-        workload_override: None,
-        owner,
-    }
+    PodRecord { ips: vec![ip.parse().unwrap()], owner, ..PodRecord::bare(Arc::from("shop"), Arc::from(name)) }
 }
 
 fn owner(kind: &str, name: &str, parent: Option<OwnerRef>) -> OwnerRecord {
