@@ -32,9 +32,9 @@ for file in alerts/tests/*.test.yml; do
     fi
 done
 
-# The README section per alert lives in notes/ops-readme.md until it is pasted into README.md.
+# Every alert needs a runbook section (`### <Alert>`) under `## Alert runbooks` in the README.
 runbooks=${RUNBOOKS:-README.md}
-grep -q '^## Alert runbooks' "$runbooks" 2>/dev/null || runbooks=notes/ops-readme.md
+grep -q '^## Alert runbooks' "$runbooks" 2>/dev/null || fail "$runbooks has no '## Alert runbooks' section"
 python3 - "$runbooks" <<'PY' || failed=1
 import pathlib, re, sys, yaml
 runbooks = pathlib.Path(sys.argv[1]).read_text() if pathlib.Path(sys.argv[1]).exists() else ""
