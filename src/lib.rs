@@ -11,9 +11,12 @@
 //! - [`inventory`]: Kubernetes objects (from a file, or the API) → a compact [`inventory::Inventory`] index.
 //! - [`resolve`]: the pure core. Observation + inventory → an [`resolve::Edge`] or an unresolved reason.
 //!   No I/O, no clock, no globals.
+//! - [`pipeline`]: the per-observation path from bytes to counters (decode → de-duplicate → parse → resolve →
+//!   count), shared by the capture and the socket scanner.
 //! - [`metrics`]: the edge counter with its cardinality caps, and the self-metrics.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz` and `/` over hyper.
-//! - [`exporter`]: wires the sources, the core and the server together for the `network-mapper` binary.
+//! - [`exporter`]: wires the sources, the core and the server together for the `network-mapper` binary;
+//!   [`config`] holds its flags.
 //! - [`reduce`]: the `netmap-reduce` CLI core: snapshot → listing, ClientIntents, graphs.
 
 pub mod capture;
