@@ -173,9 +173,9 @@ fn exporter_process(api: &FakeApi, dir: &std::path::Path, env: &[(&str, &str)]) 
 
 fn synced_inventory(api: &FakeApi, dir: &std::path::Path) -> (Arc<RwLock<Inventory>>, tokio::runtime::Runtime) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (metrics, mut registry) = Metrics::new(Limits { max_edges: 10_000, max_external_names: 50 });
+    let (metrics, _registry) = Metrics::new(Limits { max_edges: 10_000, max_external_names: 50 });
     let readiness = Readiness::default();
-    let status = WatchStatus::new(&metrics, &mut registry, readiness.clone());
+    let status = WatchStatus::new(&metrics, readiness.clone());
     let inventory = Arc::new(RwLock::new(Inventory::new()));
     let config = inventory::client_config(Some(&api.write_kubeconfig(dir))).unwrap();
     let _guard = runtime.enter();

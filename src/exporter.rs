@@ -83,9 +83,9 @@ pub struct Core {
 impl Core {
     /// Builds the core and loads the inventory.
     pub fn new(args: &Args) -> Result<Core, Error> {
-        let (metrics, mut registry) = Metrics::new(args.limits());
+        let (metrics, registry) = Metrics::new(args.limits());
         let readiness = Readiness::default();
-        let inventory = load_inventory(args, &metrics, &mut registry, &readiness)?;
+        let inventory = load_inventory(args, &metrics, &readiness)?;
         let config = Arc::new(ResolveConfig { cluster_domain: args.cluster_domain(), node_name: args.node_name() });
         tracing::info!(cluster_domain = %config.cluster_domain, node = ?config.node_name, "resolution configured");
         let recorder = Recorder::new(inventory, config, metrics.clone());
@@ -93,13 +93,8 @@ impl Core {
     }
 }
 
-fn load_inventory(
-    args: &Args,
-    metrics: &Metrics,
-    registry: &mut Registry,
-    readiness: &Readiness,
-) -> Result<SharedInventory, Error> {
-    let Some(path) = &args.inventory_file else { return watch_inventory(args, metrics, registry, readiness) };
+fn load_inventory(args: &Args, metrics: &Metrics, readiness: &Readiness) -> Result<SharedInventory, Error> {
+    let Some(path) = &args.inventory_file else { return watch_inventory(args, metrics, readiness) };
     let inventory: Inventory = inventory::load_file(path)?;
     metrics.inventory_counts(inventory.counts());
     metrics.inventory_synced.get_or_create(&KindLabels { kind: "File" }).set(1);
@@ -110,16 +105,11 @@ fn load_inventory(
 
 /// Without `--inventory-file`: the API watches fill the inventory in the background, on the caller's tokio
 /// runtime; `/readyz` turns ready once every kind has synced. An unreachable API is retried, not fatal.
-fn watch_inventory(
-    args: &Args,
-    metrics: &Metrics,
-    registry: &mut Registry,
-    readiness: &Readiness,
-) -> Result<SharedInventory, Error> {
+fn watch_inventory(args: &Args, metrics: &Metrics, readiness: &Readiness) -> Result<SharedInventory, Error> {
     if args.print_metrics || tokio::runtime::Handle::try_current().is_err() {
         return Err(Error::Usage("--print-metrics reads the inventory once: pass --inventory-file".into()));
     }
-    let status = inventory::WatchStatus::new(metrics, registry, readiness.clone());
+    let status = inventory::WatchStatus::new(metrics, readiness.clone());
     let client = inventory::client(inventory::client_config(args.kubeconfig.as_deref())?, &status)?;
     let inventory = Arc::new(RwLock::new(Inventory::new()));
     inventory::spawn_watches(client, inventory.clone(), status);
@@ -209,10 +199,7 @@ fn capture_loop(
             match reopen() {
                 Ok(s) => break source = s,
                 Err(e) => {
-                    metrics
-                        .capture_errors
-                        .get_or_create(&crate::metrics::ErrorLabels { error: e.metric_label() })
-                        .inc();
+                    metrics.capture_error(&e);
                     tracing::warn!(error = %e, "capture reopen failed; retrying");
                 }
             }
@@ -236,7 +223,7 @@ fn drain(
             Ok(Next::Idle) => {}
             Ok(Next::End) => return Ok(()),
             Err(e) => {
-                metrics.capture_errors.get_or_create(&crate::metrics::ErrorLabels { error: e.metric_label() }).inc();
+                metrics.capture_error(&e);
                 return Err(e);
             }
         }

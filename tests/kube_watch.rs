@@ -41,9 +41,9 @@ impl Drop for Live {
 fn start(api: FakeApi) -> Live {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());
-    let (metrics, mut registry) = Metrics::new(Limits { max_edges: 100, max_external_names: 10 });
+    let (metrics, registry) = Metrics::new(Limits { max_edges: 100, max_external_names: 10 });
     let readiness = Readiness::default();
-    let status = WatchStatus::new(&metrics, &mut registry, readiness.clone());
+    let status = WatchStatus::new(&metrics, readiness.clone());
     let config = inventory::client_config(Some(&kubeconfig)).expect("kubeconfig is valid");
     let client = inventory::client(config, &status).expect("client");
     let inventory = Arc::new(RwLock::new(Inventory::new()));

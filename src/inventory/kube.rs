@@ -27,14 +27,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
 use super::Inventory;
 use super::index::Collection;
 use super::objects::{OwnerRecord, PodRecord, ServiceRecord, SliceRecord};
-use crate::metrics::{KindLabels, Metrics, PREFIX};
+use crate::metrics::{KindLabels, Metrics};
 use crate::server::Readiness;
 
 /// Events applied under one write lock: large enough that a 100k-pod list takes few locks, small enough that
@@ -250,29 +249,17 @@ pub struct WatchStatus {
 }
 
 impl WatchStatus {
-    /// Reports into `metrics`, registers the watch-only metrics in `registry`, and sets `readiness` once every
-    /// kind has synced.
-    pub fn new(metrics: &Metrics, registry: &mut Registry, readiness: Readiness) -> WatchStatus {
+    /// Reports into `metrics` and sets `readiness` once every kind has synced.
+    pub fn new(metrics: &Metrics, readiness: Readiness) -> WatchStatus {
         let status = WatchStatus {
             objects: metrics.inventory_objects.clone(),
             synced: metrics.inventory_synced.clone(),
             errors: metrics.inventory_watch_errors.clone(),
-            relists: Family::default(),
-            restarts: Family::default(),
+            relists: metrics.inventory_relists.clone(),
+            restarts: metrics.inventory_watch_restarts.clone(),
             readiness,
             kinds_synced: Arc::default(),
         };
-        let reg = registry.sub_registry_with_prefix(PREFIX);
-        reg.register(
-            "inventory_relists",
-            "Full relists of a Kubernetes API watch after the first list (410 Gone, or a list that failed), by kind",
-            status.relists.clone(),
-        );
-        reg.register(
-            "inventory_watch_restarts",
-            "Watch requests after the first, by kind: resumed after a dropped stream or the server's timeout",
-            status.restarts.clone(),
-        );
         for kind in KINDS {
             // Zeros rather than absent series, so alerts can compare from the start.
             status.synced.get_or_create(&kind.labels()).set(0);

@@ -103,6 +103,10 @@ pub struct Metrics {
     pub inventory_synced: Family<KindLabels, Gauge>,
     /// Inventory watch errors by kind.
     pub inventory_watch_errors: Family<KindLabels, Counter>,
+    /// Full relists of an API watch after its first list, by kind.
+    pub inventory_relists: Family<KindLabels, Counter>,
+    /// Watch requests after the first (resumed streams), by kind.
+    pub inventory_watch_restarts: Family<KindLabels, Counter>,
     /// The edge counter and its companions.
     pub edges: EdgeCounter,
 }
@@ -126,6 +130,8 @@ impl Metrics {
             inventory_objects: Family::default(),
             inventory_synced: Family::default(),
             inventory_watch_errors: Family::default(),
+            inventory_relists: Family::default(),
+            inventory_watch_restarts: Family::default(),
             edges: EdgeCounter::new(limits),
         };
         let mut root = Registry::default();
@@ -188,15 +194,25 @@ impl Metrics {
             "Errors of the Kubernetes API watches, by kind",
             self.inventory_watch_errors.clone(),
         );
+        reg.register(
+            "inventory_relists",
+            "Full relists of a Kubernetes API watch after the first list (410 Gone, or a list that failed), by kind",
+            self.inventory_relists.clone(),
+        );
+        reg.register(
+            "inventory_watch_restarts",
+            "Watch requests after the first, by kind: resumed after a dropped stream or the server's timeout",
+            self.inventory_watch_restarts.clone(),
+        );
         // Pre-create the outcome series so dashboards and alerts see zeros rather than absent series.
         for outcome in DNS_OUTCOMES {
             self.dns_responses.get_or_create(&OutcomeLabels { outcome }).inc_by(0);
         }
     }
 
-    /// Counts one DNS response outcome.
-    pub fn dns_outcome(&self, outcome: &'static str) {
-        self.dns_responses.get_or_create(&OutcomeLabels { outcome }).inc();
+    /// Counts a capture read or reopen error.
+    pub fn capture_error(&self, error: &crate::capture::Error) {
+        self.capture_errors.get_or_create(&ErrorLabels { error: error.metric_label() }).inc();
     }
 
     /// Counts an unresolved observation.
