@@ -10,7 +10,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::UnixMicros;
-use crate::capture::dedup::{DedupKey, Deduplicator};
+use crate::capture::dedup::{DEFAULT_MAX_ENTRIES, DEFAULT_WINDOW_MICROS, DedupKey, Deduplicator};
 use crate::capture::dns::{self, DnsResponse};
 use crate::capture::frame::{DnsMessage, FrameDecoder, FrameOutcome, LinkType};
 use crate::inventory::Inventory;
@@ -19,17 +19,6 @@ use crate::resolve::{Resolution, ResolveConfig, Resolver};
 
 /// The inventory as shared between its source (which writes) and the pipelines (which read).
 pub type SharedInventory = Arc<RwLock<Inventory>>;
-
-/// How long copies of one DNS answer are treated as duplicates. The copies one answer leaves on device `any`
-/// (pod veth, bridge, the DNS pod's veth, the NATed copy) arrive within microseconds to milliseconds; a client
-/// that repeats the same query reuses neither its source port nor its DNS id, so a longer window costs only
-/// memory, and two seconds leaves a wide margin for a loaded node.
-pub const DEDUP_WINDOW_MICROS: i64 = 2_000_000;
-
-/// Bound on remembered answers (about 100 bytes each). Past it the oldest go first, which only shortens the
-/// effective window: even at 1M answers/s, 65,536 entries cover 65 ms, far longer than the copies of one answer
-/// take to cross a node's interfaces.
-pub const DEDUP_MAX_ENTRIES: usize = 65_536;
 
 /// Where an observation ended up, for the per-source outcome counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,7 +158,11 @@ impl DnsPipeline {
             .collect();
         DnsPipeline {
             decoder: FrameDecoder::new(),
-            sink: MessageSink { dedup: Deduplicator::new(DEDUP_WINDOW_MICROS, DEDUP_MAX_ENTRIES), recorder, outcomes },
+            sink: MessageSink {
+                dedup: Deduplicator::new(DEFAULT_WINDOW_MICROS, DEFAULT_MAX_ENTRIES),
+                recorder,
+                outcomes,
+            },
             packets,
             frames,
         }

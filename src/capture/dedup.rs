@@ -19,9 +19,10 @@ use crate::UnixMicros;
 /// client that asks again after the window is a new observation, as it should be. A different query reusing the same
 /// port, id and question inside 2 s is a 1-in-65536 coincidence.
 pub const DEFAULT_WINDOW_MICROS: i64 = 2_000_000;
-/// About 100 bytes per entry: 100 MB at most, enough for 500k answers/s over the 2 s window. Past the cap the oldest
-/// entries go first; they are the ones whose copies have long passed.
-pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
+/// About 100 bytes per entry: ~6 MB. Past the cap the oldest entries go first, which only shortens the effective
+/// window: even at 1M answers/s, 65,536 entries cover 65 ms, far longer than the copies of one answer take to
+/// cross a node's interfaces.
+pub const DEFAULT_MAX_ENTRIES: usize = 65_536;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DedupKey {
