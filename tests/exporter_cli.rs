@@ -2,7 +2,6 @@
 //! input with exit code 2 and a message that names the file.
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -155,14 +154,6 @@ fn unsupported_link_type_is_named() {
     let out = run(&["--pcap-file", path.to_str().unwrap(), "--inventory-file", INVENTORY, "--print-metrics"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("147"), "{}", stderr(&out));
-}
-
-#[test]
-fn missing_inventory_source_is_a_usage_error() {
-    let out = run(&["--pcap-file", CAPTURE, "--print-metrics"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--inventory-file"), "{}", stderr(&out));
-    assert!(Path::new(CAPTURE).exists());
 }
 
 #[test]
