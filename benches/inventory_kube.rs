@@ -16,10 +16,10 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use fake_apiserver::FakeApi;
-use network_mapper::inventory::{self, Inventory, WatchStatus};
-use network_mapper::metrics::{Limits, Metrics};
+use network_mapper::exporter::metrics::{InventoryReport, Limits, Metrics};
+use network_mapper::exporter::server::Readiness;
 use network_mapper::resolve::{Resolution, ResolveConfig, Resolver};
-use network_mapper::server::Readiness;
+use network_mapper::sources::inventory::{self, Inventory};
 use serde_json::{Value, json};
 
 const PODS: usize = 100_000;
@@ -175,7 +175,7 @@ fn synced_inventory(api: &FakeApi, dir: &std::path::Path) -> (Arc<RwLock<Invento
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (metrics, _registry) = Metrics::new(Limits { max_edges: 10_000, max_external_names: 50 });
     let readiness = Readiness::default();
-    let status = WatchStatus::new(&metrics, readiness.clone());
+    let status = InventoryReport::watch_status(&metrics, readiness.clone());
     let inventory = Arc::new(RwLock::new(Inventory::new()));
     let config = inventory::client_config(Some(&api.write_kubeconfig(dir))).unwrap();
     let _guard = runtime.enter();

@@ -14,13 +14,13 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use network_mapper::capture::frame::LinkType;
-use network_mapper::capture::source::{self, Next};
-use network_mapper::capture::synth::{self, PcapWriter, Record};
-use network_mapper::inventory::load_file;
-use network_mapper::metrics::{Limits, Metrics};
-use network_mapper::pipeline::{DnsPipeline, Recorder};
+use network_mapper::exporter::metrics::{Limits, Metrics};
+use network_mapper::exporter::pipeline::{DnsPipeline, Recorder};
 use network_mapper::resolve::ResolveConfig;
+use network_mapper::sources::capture::frame::LinkType;
+use network_mapper::sources::capture::source::{self, Next};
+use network_mapper::sources::capture::synth::{self, PcapWriter, Record};
+use network_mapper::sources::inventory::load_file;
 
 /// Answers in the generated capture (`BENCH_ANSWERS` overrides, e.g. for a profiler run).
 const DEFAULT_ANSWERS: u32 = 1_000_000;
@@ -118,10 +118,14 @@ fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     assert_eq!(seen, frames);
-    let counted =
-        metrics.dns_responses.get_or_create(&network_mapper::metrics::OutcomeLabels { outcome: "counted" }).get();
-    let duplicates =
-        metrics.dns_responses.get_or_create(&network_mapper::metrics::OutcomeLabels { outcome: "duplicate" }).get();
+    let counted = metrics
+        .dns_responses
+        .get_or_create(&network_mapper::exporter::metrics::OutcomeLabels { outcome: "counted" })
+        .get();
+    let duplicates = metrics
+        .dns_responses
+        .get_or_create(&network_mapper::exporter::metrics::OutcomeLabels { outcome: "duplicate" })
+        .get();
     let rate = f64::from(answers) / elapsed;
     let rss_mib = peak_rss_kib() as f64 / 1024.0;
     println!(

@@ -10,8 +10,8 @@ mod sockets_support;
 
 use std::time::{Duration, Instant};
 
-use network_mapper::sockets::table::{self, Family};
-use network_mapper::sockets::{ProcRoot, Scanner};
+use network_mapper::sources::sockets::table::{self, Family};
+use network_mapper::sources::sockets::{ProcRoot, Scanner};
 use sockets_support::{FakeProcShape, generated_clients_per_namespace, write_fake_proc};
 
 const SHAPE: FakeProcShape = FakeProcShape { namespaces: 200, sockets_per_namespace: 500, pids_per_namespace: 5 };
@@ -89,7 +89,7 @@ fn scan_real_proc() {
     );
 }
 
-fn assert_tables_read_once(report: &network_mapper::sockets::ScanReport) {
+fn assert_tables_read_once(report: &network_mapper::sources::sockets::ScanReport) {
     assert_eq!(report.namespaces, SHAPE.namespaces, "every pod namespace read");
     assert_eq!(report.tables_read, 2 * SHAPE.namespaces, "tcp and tcp6 once per namespace, never per pid");
     assert!(report.skipped_host_netns);

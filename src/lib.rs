@@ -3,32 +3,22 @@
 //!
 //! # Layout
 //!
-//! Data flows from the sources on the left, through the pure core, to the metrics on the right:
+//! Data flows one way: from the sources, through the pure core, to the exporter runtime. The reducer stands apart.
+//! No module imports from a layer above its own (`tests/layering.rs` checks it).
 //!
-//! - [`capture`]: DNS answers from libpcap (live or a savefile) → DNS observations. Only `capture::source`
-//!   touches pcap; frame and DNS decoding are pure functions of bytes.
-//! - [`sockets`]: client-side TCP connections from `/proc/<pid>/net/tcp{,6}` → connection observations.
-//! - [`inventory`]: Kubernetes objects (from a file, or the API) → a compact [`inventory::Inventory`] index.
+//! - [`sources`]: everything that reads the outside world, one folder each:
+//!   [`sources::capture`] (DNS answers and SYNs from libpcap), [`sources::sockets`] (client-side TCP connections
+//!   from `/proc`), [`sources::inventory`] (Kubernetes objects from a file or the API, in a compact index).
 //! - [`resolve`]: the pure core. Observation + inventory → an [`resolve::Edge`] or an unresolved reason.
 //!   No I/O, no clock, no globals.
-//! - [`pipeline`]: the per-observation path from bytes to counters (decode → de-duplicate → parse → resolve →
-//!   count), shared by the capture and the socket scanner.
-//! - [`metrics`]: the edge counter with its cardinality caps, and the self-metrics.
-//! - [`server`]: `/metrics`, `/healthz`, `/readyz` and `/` over hyper.
-//! - [`exporter`]: wires the sources, the core and the server together for the `network-mapper` binary;
-//!   [`config`] holds its flags.
-//! - [`reduce`]: the `netmap-reduce` CLI core: snapshot → listing, ClientIntents, graphs.
+//! - [`exporter`]: the `network-mapper` runtime: the per-observation pipeline, the metrics (the only layer that
+//!   knows them), the HTTP server, the flags, and `run`, which wires them together.
+//! - [`reduce`]: the `netmap-reduce` CLI core: snapshot → listing, ClientIntents, graphs, policies.
 
-pub mod capture;
-pub mod config;
 pub mod exporter;
-pub mod inventory;
-pub mod metrics;
-pub mod pipeline;
 pub mod reduce;
 pub mod resolve;
-pub mod server;
-pub mod sockets;
+pub mod sources;
 
 /// Wall-clock time of an observation, in microseconds since the Unix epoch. Sources stamp observations (pcap
 /// gives each packet a timestamp); the pure core never reads a clock itself.

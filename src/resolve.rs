@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, LazyLock};
 
 use crate::UnixMicros;
-use crate::inventory::{Inventory, OwnerRef, PodEntry, PodRecord, ServiceEntry, ServiceRecord};
+use crate::sources::inventory::{Inventory, OwnerRef, PodEntry, PodRecord, ServiceEntry, ServiceRecord};
 
 static KIND_POD: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("Pod"));
 static KIND_SERVICE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("Service"));

@@ -3,9 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use network_mapper::capture::dns::{self, DnsResponse};
-use network_mapper::capture::frame::{FrameDecoder, FrameOutcome, LinkType};
-use network_mapper::capture::synth::{self, Record, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN};
+use network_mapper::sources::capture::dns::{self, DnsResponse};
+use network_mapper::sources::capture::frame::{FrameDecoder, FrameOutcome, LinkType};
+use network_mapper::sources::capture::synth::{self, Record, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN};
 
 fn server4() -> SocketAddr {
     "10.96.0.10:53".parse().unwrap()

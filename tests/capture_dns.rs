@@ -2,9 +2,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use network_mapper::capture::dedup::{DedupKey, Deduplicator};
-use network_mapper::capture::dns::{DnsResponse, NotAnswerReason, dedup_key_hash, parse_response};
-use network_mapper::capture::synth::{self, Record};
+use network_mapper::sources::capture::dedup::{DedupKey, Deduplicator};
+use network_mapper::sources::capture::dns::{DnsResponse, NotAnswerReason, dedup_key_hash, parse_response};
+use network_mapper::sources::capture::synth::{self, Record};
 use simple_dns::{RCODE, TYPE};
 
 const NAME: &str = "cartservice.shop.svc.cluster.local";

@@ -4,10 +4,10 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use network_mapper::capture::Error;
-use network_mapper::capture::frame::{FrameDecoder, FrameOutcome, LinkType};
-use network_mapper::capture::source::{DEFAULT_FILTER, Next, PacketSource, open_file};
-use network_mapper::capture::synth::{self, PcapWriter, PcapngWriter, Record};
+use network_mapper::sources::capture::Error;
+use network_mapper::sources::capture::frame::{FrameDecoder, FrameOutcome, LinkType};
+use network_mapper::sources::capture::source::{DEFAULT_FILTER, Next, PacketSource, open_file};
+use network_mapper::sources::capture::synth::{self, PcapWriter, PcapngWriter, Record};
 
 /// (server, client): IPv6 for the IPv6-only link type, IPv4 otherwise.
 fn endpoints(link: LinkType) -> (SocketAddr, SocketAddr) {

@@ -3,9 +3,9 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use network_mapper::capture::dns::{DnsResponse, dedup_key_hash, parse_response};
-use network_mapper::capture::frame::{FrameDecoder, FrameOutcome, LinkType};
-use network_mapper::capture::synth::{self, Record, TCP_ACK, TCP_FIN, TCP_SYN};
+use network_mapper::sources::capture::dns::{DnsResponse, dedup_key_hash, parse_response};
+use network_mapper::sources::capture::frame::{FrameDecoder, FrameOutcome, LinkType};
+use network_mapper::sources::capture::synth::{self, Record, TCP_ACK, TCP_FIN, TCP_SYN};
 use proptest::prelude::*;
 
 /// Runs one frame through everything and checks the invariants that hold for any input.

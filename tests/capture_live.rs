@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use network_mapper::capture::dns::{self, DnsResponse, NotAnswerReason};
-use network_mapper::capture::frame::{FrameDecoder, LinkType};
-use network_mapper::capture::source::{DEFAULT_FILTER, KernelStats, Next, open_live};
-use network_mapper::capture::{Error, synth};
+use network_mapper::sources::capture::dns::{self, DnsResponse, NotAnswerReason};
+use network_mapper::sources::capture::frame::{FrameDecoder, LinkType};
+use network_mapper::sources::capture::source::{DEFAULT_FILTER, KernelStats, Next, open_live};
+use network_mapper::sources::capture::{Error, synth};
 use simple_dns::TYPE;
 use support::{DnsLab, tcp_exchange, udp_exchange};
 

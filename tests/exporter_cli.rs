@@ -148,7 +148,7 @@ fn truncated_and_corrupt_capture_files_exit_2_naming_the_file() {
 fn unsupported_link_type_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("user0.pcap");
-    let mut w = network_mapper::capture::synth::PcapWriter::new(Vec::new(), 147).unwrap();
+    let mut w = network_mapper::sources::capture::synth::PcapWriter::new(Vec::new(), 147).unwrap();
     w.write(0, &[0u8; 40]).unwrap();
     std::fs::write(&path, w.into_inner()).unwrap();
     let out = run(&["--pcap-file", path.to_str().unwrap(), "--inventory-file", INVENTORY, "--print-metrics"]);

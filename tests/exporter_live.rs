@@ -7,7 +7,7 @@ use std::net::{IpAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use network_mapper::capture::synth;
+use network_mapper::sources::capture::synth;
 use simple_dns::TYPE;
 use support::{DnsLab, udp_exchange};
 

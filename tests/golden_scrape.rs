@@ -11,12 +11,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use clap::Parser;
-use network_mapper::config::Args;
 use network_mapper::exporter;
-use network_mapper::server::Exposition;
+use network_mapper::exporter::config::Args;
+use network_mapper::exporter::server::Exposition;
 
-use network_mapper::capture::frame::LinkType;
-use network_mapper::capture::synth::{self, PcapWriter, Record};
+use network_mapper::sources::capture::frame::LinkType;
+use network_mapper::sources::capture::synth::{self, PcapWriter, Record};
 use simple_dns::{RCODE, TYPE};
 
 const CAPTURE: &str = "tests/fixtures/scrape/capture.pcap";

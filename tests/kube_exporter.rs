@@ -133,7 +133,7 @@ fn exporter_serves_metrics_while_the_api_is_down_and_turns_ready_when_it_returns
     for kind in ["Pod", "Service", "EndpointSlice", "ReplicaSet", "Job"] {
         assert_eq!(sample(&text, &format!("network_mapper_inventory_synced{{kind=\"{kind}\"}}")), Some(1.0), "{kind}");
     }
-    let pods = network_mapper::inventory::load_file(std::path::Path::new(INVENTORY)).unwrap().counts().pods;
+    let pods = network_mapper::sources::inventory::load_file(std::path::Path::new(INVENTORY)).unwrap().counts().pods;
     assert_eq!(sample(&text, r#"network_mapper_inventory_objects{kind="Pod"}"#), Some(pods as f64));
     let edge = r#"network_mapper_edge_total{client="checkout",namespace="shop",server="cart",server_namespace="shop"}"#;
     until("edges counted after sync", 20, || sample(&get(&format!("{base}/metrics"))?.1, edge));

@@ -8,10 +8,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use fake_apiserver::FakeApi;
-use network_mapper::inventory::{self, Inventory, WatchStatus};
-use network_mapper::metrics::{Limits, Metrics};
+use network_mapper::exporter::metrics::{InventoryReport, Limits, Metrics};
+use network_mapper::exporter::server::{Exposition, Readiness, encode_metrics};
 use network_mapper::resolve::{Resolution, ResolveConfig, Resolver};
-use network_mapper::server::{Exposition, Readiness, encode_metrics};
+use network_mapper::sources::inventory::{self, Inventory};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
@@ -43,7 +43,7 @@ fn start(api: FakeApi) -> Live {
     let kubeconfig = api.write_kubeconfig(dir.path());
     let (metrics, registry) = Metrics::new(Limits { max_edges: 100, max_external_names: 10 });
     let readiness = Readiness::default();
-    let status = WatchStatus::new(&metrics, readiness.clone());
+    let status = InventoryReport::watch_status(&metrics, readiness.clone());
     let config = inventory::client_config(Some(&kubeconfig)).expect("kubeconfig is valid");
     let client = inventory::client(config, &status).expect("client");
     let inventory = Arc::new(RwLock::new(Inventory::new()));

@@ -3,10 +3,10 @@
 
 use std::net::IpAddr;
 
-use network_mapper::inventory::{Inventory, load_file};
 use network_mapper::resolve::{
     ClusterName, Reason, Resolution, ResolveConfig, Resolver, Server, Side, parse_cluster_name,
 };
+use network_mapper::sources::inventory::{Inventory, load_file};
 
 /// 2026-03-01T00:00:00Z: after every fixture pod's creation but `newcomer`'s.
 const MARCH: i64 = 1_772_323_200 * 1_000_000;

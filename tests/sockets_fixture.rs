@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use network_mapper::sockets::{Connection, Error, ProcRoot, ScanReport, Scanner, SocketOutcomes};
+use network_mapper::sources::sockets::{Connection, Error, ProcRoot, ScanReport, Scanner, SocketOutcomes};
 use sockets_support::{ESTABLISHED, LISTEN, Row, copy_tree, table_text};
 
 fn fixture() -> PathBuf {

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use network_mapper::sockets::{Connection, ProcRoot, Scanner};
+use network_mapper::sources::sockets::{Connection, ProcRoot, Scanner};
 use sockets_support::netns::{LineChild, Netns, connect_veth};
 
 const SERVER: &str = r#"

@@ -5,7 +5,7 @@ mod sockets_support;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use network_mapper::sockets::table::{self, Family};
+use network_mapper::sources::sockets::table::{self, Family};
 use procfs::FromReadSI;
 use proptest::prelude::*;
 use sockets_support::{Row, table_text};

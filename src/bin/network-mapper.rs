@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use network_mapper::config::Args;
 use network_mapper::exporter;
-use network_mapper::server::Exposition;
+use network_mapper::exporter::config::Args;
+use network_mapper::exporter::server::Exposition;
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -204,7 +204,7 @@ impl DnsLab {
     }
 
     fn wait_until_answering(&self, probe_name: &str) {
-        let query = network_mapper::capture::synth::query(1, probe_name, simple_dns::TYPE::A);
+        let query = network_mapper::sources::capture::synth::query(1, probe_name, simple_dns::TYPE::A);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if udp_exchange(IpAddr::V4(self.veth.root_v4), self.server_v4(), &query, Duration::from_millis(200)).is_ok()

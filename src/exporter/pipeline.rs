@@ -10,12 +10,12 @@ use std::sync::{Arc, PoisonError, RwLock};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::UnixMicros;
-use crate::capture::dedup::{DEFAULT_MAX_ENTRIES, DEFAULT_WINDOW_MICROS, DedupKey, Deduplicator};
-use crate::capture::dns::{self, DnsResponse};
-use crate::capture::frame::{DnsMessage, FrameDecoder, FrameOutcome, LinkType};
-use crate::inventory::Inventory;
-use crate::metrics::{EdgeOutcome, Metrics, OutcomeLabels};
+use crate::exporter::metrics::{EdgeOutcome, Metrics, OutcomeLabels};
 use crate::resolve::{Resolution, ResolveConfig, Resolver};
+use crate::sources::capture::dedup::{DEFAULT_MAX_ENTRIES, DEFAULT_WINDOW_MICROS, DedupKey, Deduplicator};
+use crate::sources::capture::dns::{self, DnsResponse};
+use crate::sources::capture::frame::{DnsMessage, FrameDecoder, FrameOutcome, LinkType};
+use crate::sources::inventory::Inventory;
 
 /// The inventory as shared between its source (which writes) and the pipelines (which read).
 pub type SharedInventory = Arc<RwLock<Inventory>>;

@@ -14,6 +14,7 @@
 pub mod dedup;
 pub mod dns;
 pub mod frame;
+mod message;
 pub mod source;
 pub mod synth;
 mod tcp;

@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::entries::{Backend, PodEntry, ServiceEntry};
 use super::{Inventory, SHARED, SliceRecord};
-use crate::inventory::table::{Id, IpMap, Key};
+use crate::sources::inventory::table::{Id, IpMap, Key};
 
 impl Inventory {
     /// Unlinks a present pod's IPs and owner, before it is replaced or removed.

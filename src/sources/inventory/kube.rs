@@ -24,17 +24,12 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
 use super::Inventory;
 use super::index::Collection;
 use super::objects::{OwnerRecord, PodRecord, ServiceRecord, SliceRecord};
-use crate::metrics::{KindLabels, Metrics};
-use crate::server::Readiness;
 
 /// Events applied under one write lock: large enough that a 100k-pod list takes few locks, small enough that
 /// a lookup never waits more than about a millisecond.
@@ -125,8 +120,9 @@ impl Kind {
         }
     }
 
-    fn labels(self) -> KindLabels {
-        KindLabels { kind: self.name() }
+    /// The `kind` label of the inventory metrics.
+    pub fn metric_label(self) -> &'static str {
+        self.name()
     }
 
     /// Removes one object of this kind; returns whether the index held it.
@@ -236,42 +232,38 @@ impl KindIndex {
     }
 }
 
-/// Where the watches report: the inventory self-metrics and `/readyz`.
-#[derive(Clone, Debug)]
+/// What the watches report, implemented by whoever shows it (the exporter's metrics and `/readyz`). The inventory
+/// knows nothing about metrics: it says what happened, per kind.
+pub trait WatchObserver: Send + Sync + 'static {
+    /// The number of indexed objects of `kind` after a batch of events.
+    fn objects(&self, kind: Kind, count: usize);
+    /// Whether `kind` is synced: false when a (re)list starts, true when it completes.
+    fn synced(&self, kind: Kind, synced: bool);
+    /// A watch of `kind` failed; it retries with backoff.
+    fn watch_error(&self, kind: Kind);
+    /// A full relist of `kind` after its first list.
+    fn relisted(&self, kind: Kind);
+    /// A watch request of `kind` after the first (a resumed stream).
+    fn watch_restarted(&self, kind: Kind);
+    /// Every kind has synced for the first time. Called once.
+    fn all_synced(&self);
+}
+
+/// Where the watches report, shared by the watch tasks and the client's request counter.
+#[derive(Clone)]
 pub struct WatchStatus {
-    objects: Family<KindLabels, Gauge>,
-    synced: Family<KindLabels, Gauge>,
-    errors: Family<KindLabels, Counter>,
-    relists: Family<KindLabels, Counter>,
-    restarts: Family<KindLabels, Counter>,
-    readiness: Readiness,
+    observer: Arc<dyn WatchObserver>,
     kinds_synced: Arc<[AtomicBool; KINDS.len()]>,
 }
 
 impl WatchStatus {
-    /// Reports into `metrics` and sets `readiness` once every kind has synced.
-    pub fn new(metrics: &Metrics, readiness: Readiness) -> WatchStatus {
-        let status = WatchStatus {
-            objects: metrics.inventory_objects.clone(),
-            synced: metrics.inventory_synced.clone(),
-            errors: metrics.inventory_watch_errors.clone(),
-            relists: metrics.inventory_relists.clone(),
-            restarts: metrics.inventory_watch_restarts.clone(),
-            readiness,
-            kinds_synced: Arc::default(),
-        };
-        for kind in KINDS {
-            // Zeros rather than absent series, so alerts can compare from the start.
-            status.synced.get_or_create(&kind.labels()).set(0);
-            status.errors.get_or_create(&kind.labels()).inc_by(0);
-            status.relists.get_or_create(&kind.labels()).inc_by(0);
-            status.restarts.get_or_create(&kind.labels()).inc_by(0);
-        }
-        status
+    /// Reports into `observer`.
+    pub fn new(observer: Arc<dyn WatchObserver>) -> WatchStatus {
+        WatchStatus { observer, kinds_synced: Arc::default() }
     }
 
     fn error(&self, kind: Kind, error: &watcher::Error) {
-        self.errors.get_or_create(&kind.labels()).inc();
+        self.observer.watch_error(kind);
         match error {
             watcher::Error::WatchError(status) if status.code == 410 => {
                 tracing::info!(kind = kind.name(), "watch expired (410 Gone); relisting")
@@ -283,19 +275,19 @@ impl WatchStatus {
     fn transition(&self, kind: Kind, transition: Transition) {
         match transition {
             Transition::Relisting { first } => {
-                self.synced.get_or_create(&kind.labels()).set(0);
+                self.observer.synced(kind, false);
                 if !first {
-                    self.relists.get_or_create(&kind.labels()).inc();
+                    self.observer.relisted(kind);
                     tracing::info!(kind = kind.name(), "relisting");
                 }
             }
             Transition::Synced => {
-                self.synced.get_or_create(&kind.labels()).set(1);
+                self.observer.synced(kind, true);
                 let was_synced = self.kinds_synced[kind as usize].swap(true, Ordering::AcqRel);
                 if !was_synced && self.kinds_synced.iter().all(|s| s.load(Ordering::Acquire)) {
                     tracing::info!("inventory synced from the Kubernetes API");
                     // Readiness is latched: after the first sync the last good index beats no index.
-                    self.readiness.set(true);
+                    self.observer.all_synced();
                 }
             }
         }
@@ -326,7 +318,7 @@ fn from_kubeconfig(kubeconfig: Kubeconfig) -> Result<Config, KubeconfigError> {
 /// A client that counts watch requests per kind into `status` (the watcher re-watches silently after a
 /// dropped stream, so the request is the only place to see it). Needs a tokio runtime.
 pub fn client(config: Config, status: &WatchStatus) -> Result<Client, Error> {
-    let restarts = status.restarts.clone();
+    let observer = status.observer.clone();
     let seen: Arc<[AtomicBool; KINDS.len()]> = Arc::default();
     let count = tower::util::MapRequestLayer::new(move |request: hyper::Request<Body>| {
         let uri = request.uri();
@@ -334,7 +326,7 @@ pub fn client(config: Config, status: &WatchStatus) -> Result<Client, Error> {
             && let Some(kind) = Kind::of_path(uri.path())
             && seen[kind as usize].swap(true, Ordering::Relaxed)
         {
-            restarts.get_or_create(&kind.labels()).inc();
+            observer.watch_restarted(kind);
         }
         request
     });
@@ -400,7 +392,7 @@ async fn watch<K>(
         for transition in transitions {
             status.transition(kind, transition);
         }
-        status.objects.get_or_create(&kind.labels()).set(index.objects as i64);
+        status.observer.objects(kind, index.objects);
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::metrics::Limits;
+use crate::exporter::metrics::Limits;
 
 /// The BPF filter that keeps DNS answers only (DESIGN §3).
 pub const DEFAULT_BPF_FILTER: &str = "udp src port 53 or tcp src port 53";

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::inventory::objects::{OwnerRef, PodRecord, ServiceRecord};
-use crate::inventory::table::{Id, Key, Keyed};
+use crate::sources::inventory::objects::{OwnerRef, PodRecord, ServiceRecord};
+use crate::sources::inventory::table::{Id, Key, Keyed};
 
 /// A pod as the index holds it: its record and the root of its owner chain.
 ///

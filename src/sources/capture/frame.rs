@@ -6,6 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+pub use super::message::DnsMessage;
 use super::tcp::{Segment, TcpReassembler};
 
 /// The link types the decoder understands (a capture on device `any` is SLL or SLL2; a NIC or veth is Ethernet; a
@@ -62,15 +63,6 @@ impl LinkType {
 
     pub const ALL: [LinkType; 6] =
         [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::Raw, LinkType::Ipv4, LinkType::Ipv6];
-}
-
-/// One whole DNS message as seen on the wire, TCP length prefix stripped. `src` is the server, `dst` the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DnsMessage<'a> {
-    pub src: SocketAddr,
-    pub dst: SocketAddr,
-    pub tcp: bool,
-    pub bytes: &'a [u8],
 }
 
 /// What one frame turned out to be, for the packet metrics.

@@ -14,7 +14,9 @@ mod table;
 
 use std::path::PathBuf;
 
-pub use self::kube::{Error as KubeError, KINDS, Kind, WatchStatus, client, client_config, spawn_watches};
+pub use self::kube::{
+    Error as KubeError, KINDS, Kind, WatchObserver, WatchStatus, client, client_config, spawn_watches,
+};
 pub use file::{load_file, parse_inventory};
 pub use index::{Counts, Inventory, PodEntry, ServiceEntry};
 pub use objects::{

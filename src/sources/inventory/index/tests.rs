@@ -8,7 +8,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::Inventory;
-use crate::inventory::{EndpointRecord, OwnerRecord, OwnerRef, PodRecord, ServiceRecord, SliceRecord};
+use crate::sources::inventory::{EndpointRecord, OwnerRecord, OwnerRef, PodRecord, ServiceRecord, SliceRecord};
 
 fn owner_ref(kind: &str, name: &str) -> OwnerRef {
     OwnerRef { kind: Arc::from(kind), name: Arc::from(name) }

@@ -12,15 +12,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::registry::Registry;
 
-use crate::capture::source::{self, Next, PacketSource};
-use crate::config::Args;
-use crate::inventory::{self, Inventory};
-use crate::metrics::{KindLabels, Metrics, OutcomeLabels, ReasonLabels};
-use crate::pipeline::{DnsPipeline, Recorder, SharedInventory};
+use crate::UnixMicros;
+use crate::exporter::config::Args;
+use crate::exporter::metrics::{InventoryReport, KindLabels, Metrics, OutcomeLabels, ReasonLabels};
+use crate::exporter::pipeline::{DnsPipeline, Recorder, SharedInventory};
+use crate::exporter::server::{self, AppState, Exposition, Readiness};
 use crate::resolve::ResolveConfig;
-use crate::server::{self, AppState, Exposition, Readiness};
-use crate::sockets::{self, ProcRoot, Scanner};
-use crate::{UnixMicros, capture};
+use crate::sources::capture;
+use crate::sources::capture::source::{self, Next, PacketSource};
+use crate::sources::inventory::{self, Inventory};
+use crate::sources::sockets::{self, ProcRoot, Scanner};
 
 /// How often kernel drop counts are read from pcap.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
@@ -109,7 +110,7 @@ fn watch_inventory(args: &Args, metrics: &Metrics, readiness: &Readiness) -> Res
     if args.print_metrics || tokio::runtime::Handle::try_current().is_err() {
         return Err(Error::Usage("--print-metrics reads the inventory once: pass --inventory-file".into()));
     }
-    let status = inventory::WatchStatus::new(metrics, readiness.clone());
+    let status = InventoryReport::watch_status(metrics, readiness.clone());
     let client = inventory::client(inventory::client_config(args.kubeconfig.as_deref())?, &status)?;
     let inventory = Arc::new(RwLock::new(Inventory::new()));
     inventory::spawn_watches(client, inventory.clone(), status);

@@ -5,6 +5,7 @@
 //! and it is what access policy is written against. Self-metric labels are short fixed strings.
 
 mod edges;
+mod inventory;
 mod process;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -16,6 +17,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
 pub use edges::{EdgeCounter, EdgeLabels, EdgeOutcome, Limits, WorkloadLabels};
+pub use inventory::InventoryReport;
 
 use crate::resolve::{Reason, Side};
 
@@ -211,7 +213,7 @@ impl Metrics {
     }
 
     /// Counts a capture read or reopen error.
-    pub fn capture_error(&self, error: &crate::capture::Error) {
+    pub fn capture_error(&self, error: &crate::sources::capture::Error) {
         self.capture_errors.get_or_create(&ErrorLabels { error: error.metric_label() }).inc();
     }
 
@@ -222,7 +224,7 @@ impl Metrics {
     }
 
     /// Publishes inventory object counts.
-    pub fn inventory_counts(&self, counts: crate::inventory::Counts) {
+    pub fn inventory_counts(&self, counts: crate::sources::inventory::Counts) {
         let set = |kind, n: usize| self.inventory_objects.get_or_create(&KindLabels { kind }).set(n as i64);
         set("Pod", counts.pods);
         set("Service", counts.services);

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use super::frame::DnsMessage;
+use super::message::DnsMessage;
 
 /// Enough flows for the DNS-over-TCP fallbacks of a busy node (TCP is used only after a truncated UDP answer);
 /// with the per-flow cap this bounds the worst case to 16 MiB.

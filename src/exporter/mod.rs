@@ -1,0 +1,15 @@
+//! The `network-mapper` runtime: wires the sources to the pure core and serves the result.
+//!
+//! - [`config`]: the command line (every flag with its `NETMAP_*` fallback).
+//! - [`pipeline`]: the per-observation path (decode → de-duplicate → parse → resolve → count).
+//! - [`metrics`]: the edge counters with their cardinality caps, and the self-metrics. Only this layer knows them.
+//! - [`server`]: `/metrics`, `/healthz`, `/readyz` and `/` over hyper.
+//! - [`run`]: start-up, the capture thread, the scanner and inventory tasks, shutdown.
+
+pub mod config;
+pub mod metrics;
+pub mod pipeline;
+pub mod run;
+pub mod server;
+
+pub use run::{Core, Error, now_micros, print_metrics, run};
