@@ -4,7 +4,7 @@
 For every query of every dashboard (panel targets, also inside rows, and template variables):
   - it is valid PromQL: the queries, with Grafana's macros and variables substituted, become
     recording rules in a generated rule file that `promtool check rules` must accept;
-  - it names only metrics the exporter exposes (the contract in DESIGN §2 and the metrics issue)
+  - it names only metrics the exporter exposes (the contract in docs/design.md §2 and the metrics issue)
     or recording rules defined in alerts/ (names read with the `promql-parser` AST);
   - every raw exporter metric sits under an aggregation (sum/max/count/histogram_quantile of a
     sum ...) so that no panel shows per-pod series that split on every rollout; recording rules

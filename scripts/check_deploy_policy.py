@@ -5,7 +5,7 @@ usage: check_deploy_policy.py RENDERED.yaml [RENDERED.yaml ...]
        check_deploy_policy.py --scrape-config deploy/prometheus/prometheus.yml
 
 Schema validation (kubernetes-validate, the CRD schemas) says the objects are well formed; this
-says they are the objects DESIGN and the issue ask for: least-privilege RBAC, the DaemonSet's
+says they are the objects the contract (docs/design.md) asks for: least-privilege RBAC, the DaemonSet's
 host access and capabilities, probes, honor_labels. Prints one line per failed promise and exits
 1 if there is any, 2 on unreadable input.
 """
@@ -20,7 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 NAMESPACE = "network-mapper"
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
 READ_VERBS = {"get", "list", "watch"}
-# Exactly what the inventory reads (DESIGN §4, the inventory issue).
+# Exactly what the inventory reads (docs/design.md §4, the inventory issue).
 RBAC = {("", "pods"), ("", "services"), ("discovery.k8s.io", "endpointslices"), ("apps", "replicasets"), ("batch", "jobs")}
 CAPABILITIES = ["NET_RAW"]
 # Ports a hostNetwork pod must not take: kubelet, kube-proxy, controller-manager, scheduler,

@@ -2,7 +2,7 @@
 //! between workloads, or the reason it could not be resolved.
 //!
 //! No I/O, no clock, no globals: the caller passes the observation's timestamp and the inventory. Identity rules
-//! follow DESIGN §4 (compatible with Otterize): annotation override, root of the controller owner chain, `.` → `_`.
+//! follow docs/design.md §4 (compatible with Otterize): annotation override, root of the controller owner chain, `.` → `_`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, LazyLock};
@@ -121,7 +121,7 @@ pub enum Resolution {
     Unresolved(Side, Reason),
 }
 
-/// How an in-cluster DNS name is read (DESIGN §4.2).
+/// How an in-cluster DNS name is read (docs/design.md §4.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClusterName<'q> {
     /// `<svc>.<ns>.svc.<domain>`, or the headless per-pod `<host>.<svc>.<ns>.svc.<domain>`.
@@ -242,7 +242,7 @@ impl<'a> Resolver<'a> {
         record.workload_override.is_none() && self.inventory.owner(&record.namespace, &root.kind, &root.name).is_none()
     }
 
-    /// The workload identity of a pod (DESIGN §4.1). The resolver itself uses the owner-chain root the index
+    /// The workload identity of a pod (docs/design.md §4.1). The resolver itself uses the owner-chain root the index
     /// keeps for each pod; this walks the chain for a record from anywhere, with the same result.
     pub fn workload_of(&self, pod: &PodRecord) -> Workload {
         Identity::of(pod, self.inventory.owner_root(&pod.namespace, pod.owner.as_ref()).as_ref()).workload()
@@ -404,7 +404,7 @@ impl<'a> Identity<'a> {
         Identity { name, namespace, kind, dotted: name.contains('.') }
     }
 
-    /// DESIGN §4.1: the annotation override, else the root of the owner chain, else the pod itself.
+    /// docs/design.md §4.1: the annotation override, else the root of the owner chain, else the pod itself.
     fn of(pod: &'a PodRecord, root: Option<&'a OwnerRef>) -> Identity<'a> {
         let (kind, name) = match root {
             Some(root) => (&root.kind, &root.name),

@@ -1,4 +1,4 @@
-//! DNS answer rules (DESIGN §3), the pre-parse duplicate hash, and the de-duplicator.
+//! DNS answer rules (docs/design.md §3), the pre-parse duplicate hash, and the de-duplicator.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -1,5 +1,5 @@
 //! The ClientIntents `netmap-reduce` writes are what the Otterize CRD expects: field names, types and required
-//! fields as in `reference/otterize.md` §3.3 (v2beta1: `spec.workload` + `spec.targets[]` with exactly one of
+//! fields as in Otterize's CRDs (docs/design.md §6) (v2beta1: `spec.workload` + `spec.targets[]` with exactly one of
 //! `kubernetes{name,kind?}`, `service{name}`, `internet{domains}`; v1alpha3: `spec.service` + `spec.calls[]`), and
 //! every document survives a round trip through the serde types unchanged.
 
@@ -132,7 +132,7 @@ fn golden_v1alpha3_documents_have_the_crd_shape_and_round_trip() {
 }
 
 fn arb_name() -> impl Strategy<Value = String> {
-    // Kubernetes names start and end alphanumeric; `_` stands for the dots of DESIGN §4.1.
+    // Kubernetes names start and end alphanumeric; `_` stands for the dots of docs/design.md §4.1.
     "[a-z]([a-z0-9_-]{0,10}[a-z0-9])?"
 }
 

@@ -1,6 +1,6 @@
 //! `netmap-reduce --prometheus` against a real Prometheus (Debian's `prometheus` package; `make test` installs
 //! it): the test serves two nodes' OpenMetrics expositions on loopback, starts Prometheus on a free loopback port
-//! with a temporary storage directory to scrape them (`honor_labels: true`, as DESIGN §2 requires), waits until
+//! with a temporary storage directory to scrape them (`honor_labels: true`, as docs/design.md §2 requires), waits until
 //! the series are in, and checks the exact listing and the cross-node sums. Prometheus is killed when the test
 //! ends, pass or fail.
 

@@ -1,4 +1,4 @@
-//! Resolver tests: every identity rule and every rejection reason of DESIGN §4, against the inventory fixture
+//! Resolver tests: every identity rule and every rejection reason of docs/design.md §4, against the inventory fixture
 //! `tests/fixtures/inventory/cluster.yaml` (see the README beside it).
 
 use std::net::IpAddr;

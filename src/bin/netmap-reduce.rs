@@ -1,6 +1,6 @@
 //! `netmap-reduce`: the command line of [`network_mapper::reduce`]. Parses arguments (every flag also reads
 //! `NETMAP_<FLAG>`), calls the library, maps errors to exit codes: 0 success, 2 bad input or usage, 1 network
-//! or I/O failure (DESIGN §6).
+//! or I/O failure (docs/design.md §6).
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Command line of the `network-mapper` binary (DESIGN §5). Every flag also reads `NETMAP_<FLAG_IN_CAPS>`.
+//! Command line of the `network-mapper` binary (docs/design.md §5). Every flag also reads `NETMAP_<FLAG_IN_CAPS>`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use clap::Parser;
 
 use crate::exporter::metrics::Limits;
 
-/// The BPF filter that keeps DNS answers only (DESIGN §3).
+/// The BPF filter that keeps DNS answers only (docs/design.md §3).
 pub const DEFAULT_BPF_FILTER: &str = "udp src port 53 or tcp src port 53";
 
 /// The cluster domain when neither the flag nor `/etc/resolv.conf` names one.

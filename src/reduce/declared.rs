@@ -1,7 +1,7 @@
 //! Declared edges: read the ClientIntents a team has committed (v1alpha2/v1alpha3/v1beta1 `spec.service` +
 //! `calls`, or v2alpha1/v2beta1 `spec.workload` + `targets`; one or many documents per file, `List`s, whole
 //! directories) and write Prometheus recording rules with one static `network_mapper:edge:declared` series per
-//! declared edge, labelled exactly as `network_mapper_edge_total` (DESIGN §2). An alert can then say "this edge
+//! declared edge, labelled exactly as `network_mapper_edge_total` (docs/design.md §2). An alert can then say "this edge
 //! is not in your intents":
 //!
 //! ```promql

@@ -1,6 +1,6 @@
 //! The reducer's one error type. Every variant names the input it came from, so a message is enough to find the
 //! bad file, series or server; [`ReduceError::exit_code`] sorts them into "fix your input" (2) and "something
-//! outside failed" (1), the contract of DESIGN §6.
+//! outside failed" (1), the contract of docs/design.md §6.
 
 use std::path::PathBuf;
 

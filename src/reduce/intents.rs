@@ -1,7 +1,7 @@
 //! Otterize `ClientIntents`: the serde types of the two forms we write and read (`k8s.otterize.com/v2beta1`,
 //! the default, and the older `v1alpha3`), and the mapping from a [`ServiceMap`] to one document per client.
 //!
-//! Naming rules follow Otterize's CLI export (`reference/otterize.md` §3.2–3.3): a target in another namespace is
+//! Naming rules follow Otterize's CLI export (docs/design.md §6): a target in another namespace is
 //! `name.namespace`; the API server and Services without backing pods are `service` targets (`svc:` prefix in
 //! v1alpha3); names outside the cluster are `internet.domains`; `kind` comes from `network_mapper_workload_info`
 //! and is omitted when unknown.
@@ -205,7 +205,7 @@ fn internet_of(client: &Client) -> Option<Internet> {
     (!domains.is_empty()).then_some(Internet { domains })
 }
 
-/// `metadata.name` must be a DNS subdomain; the `_` that replaces dots in workload names (DESIGN §4.1) is not
+/// `metadata.name` must be a DNS subdomain; the `_` that replaces dots in workload names (docs/design.md §4.1) is not
 /// allowed there, so it becomes `-`. `spec` keeps the exact workload name.
 fn metadata_of(client: &Client) -> Metadata {
     Metadata { name: client.name.replace('_', "-"), namespace: Some(client.namespace.clone()) }

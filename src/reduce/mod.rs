@@ -1,5 +1,5 @@
-//! `netmap-reduce`: turns a snapshot of `network_mapper_edge_total` (DESIGN §2) into the "X calls Y" listing,
-//! Otterize ClientIntents, JSON and graphs (DESIGN §6); and turns committed ClientIntents into recording rules
+//! `netmap-reduce`: turns a snapshot of `network_mapper_edge_total` (docs/design.md §2) into the "X calls Y" listing,
+//! Otterize ClientIntents, JSON and graphs (docs/design.md §6); and turns committed ClientIntents into recording rules
 //! of the declared edges.
 //!
 //! Data flow, each step its own module:
@@ -68,7 +68,7 @@ pub struct ReduceRequest {
 pub enum Outcome {
     /// The map was written; with `--output-dir`, the files written.
     Written { files: Vec<PathBuf> },
-    /// Nothing survived the filters: the caller says `No connections found.` (DESIGN §6).
+    /// Nothing survived the filters: the caller says `No connections found.` (docs/design.md §6).
     Empty,
 }
 

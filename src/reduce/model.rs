@@ -1,5 +1,5 @@
 //! The reducer's data model. Parsers feed labelled samples into a [`Snapshot`], which sums every edge over all
-//! inputs, nodes and instances (DESIGN §2: each observation is counted once in the cluster, so summing is exact)
+//! inputs, nodes and instances (docs/design.md §2: each observation is counted once in the cluster, so summing is exact)
 //! and remembers workload kinds. [`Snapshot::into_map`] applies the filters and yields the sorted [`ServiceMap`]
 //! that every renderer draws from. No I/O here.
 
@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-/// Name of the edge counter (DESIGN §2).
+/// Name of the edge counter (docs/design.md §2).
 pub const EDGE_METRIC: &str = "network_mapper_edge_total";
-/// Name of the workload-kind companion metric (DESIGN §2).
+/// Name of the workload-kind companion metric (docs/design.md §2).
 pub const INFO_METRIC: &str = "network_mapper_workload_info";
 
 /// One edge of the map, labelled as in the metric contract. `server_namespace` is `None` for names outside the
@@ -91,12 +91,12 @@ pub struct Call {
     /// `None` for a name outside the cluster.
     pub namespace: Option<String>,
     pub kind: Option<String>,
-    /// Observations summed over all nodes (DESIGN §2: not a request count).
+    /// Observations summed over all nodes (docs/design.md §2: not a request count).
     pub count: f64,
 }
 
 impl Call {
-    /// The Kubernetes API server (DESIGN §4.2: server `kubernetes`, namespace `default`).
+    /// The Kubernetes API server (docs/design.md §4.2: server `kubernetes`, namespace `default`).
     pub fn is_api_server(&self) -> bool {
         self.server == "kubernetes" && self.namespace.as_deref() == Some("default")
     }
@@ -250,7 +250,7 @@ fn required<'l>(labels: &LabelSet<'_>, name: &str, value: &'l Option<Cow<'_, str
 
 /// Names become YAML keys' values, file names and graph labels: whitespace and control characters have no
 /// place in a workload, namespace or DNS name, and a dot in a workload name would break the `name.namespace`
-/// convention of ClientIntents (workload names never have dots: DESIGN §4.1).
+/// convention of ClientIntents (workload names never have dots: docs/design.md §4.1).
 fn check_name(label: &str, value: &str, dots_allowed: bool) -> Result<(), String> {
     if let Some(bad) = value.chars().find(|c| c.is_whitespace() || c.is_control() || (!dots_allowed && *c == '.')) {
         return Err(format!("label `{label}` has the invalid value {value:?} (it contains {bad:?})"));

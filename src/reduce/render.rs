@@ -1,4 +1,4 @@
-//! Renderings of a [`ServiceMap`] other than ClientIntents: the `list` users know from Otterize (DESIGN §6,
+//! Renderings of a [`ServiceMap`] other than ClientIntents: the `list` users know from Otterize (docs/design.md §6,
 //! byte-for-byte), `json` for scripts, Graphviz `dot` and `mermaid` for pictures. Pure string builders.
 
 use std::collections::BTreeMap;
@@ -34,7 +34,7 @@ pub fn render_list(map: &ServiceMap) -> String {
     out
 }
 
-/// One edge of the `json` output, labelled as the metric (DESIGN §2) plus the joined kinds and the count.
+/// One edge of the `json` output, labelled as the metric (docs/design.md §2) plus the joined kinds and the count.
 #[derive(Debug, Serialize)]
 struct JsonEdge<'a> {
     client: &'a str,

@@ -14,7 +14,7 @@ pub const NODE: &str = "node-a";
 /// Where all objects were created, long before any observation (identity refuses observations older than a pod).
 const LONG_AGO: &str = "2026-01-01T00:00:00Z";
 
-/// The controller at the root of a pod's owner chain (DESIGN §4.1).
+/// The controller at the root of a pod's owner chain (docs/design.md §4.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Controller {
     Deployment,

@@ -119,7 +119,7 @@ impl Prometheus {
     pub fn start(node: &SimNode, dir: &Path) -> io::Result<Prometheus> {
         let config = format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: network-mapper\n    \
-             honor_labels: true  # `namespace` is the client's, not the target's (DESIGN §2)\n    \
+             honor_labels: true  # `namespace` is the client's, not the target's (docs/design.md §2)\n    \
              static_configs:\n      - targets: ['127.0.0.1:{EXPORTER_PORT}']\n        labels: {{node: {}}}\n",
             super::cluster::NODE
         );

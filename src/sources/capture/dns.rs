@@ -1,5 +1,5 @@
 //! DNS message bytes → an answer (question name and the addresses it resolved to) or the reason it is not one.
-//! Owns the counting rules of DESIGN §3 for a single message, and the cheap duplicate hash taken before parsing.
+//! Owns the counting rules of docs/design.md §3 for a single message, and the cheap duplicate hash taken before parsing.
 //! Pure; parse failures are a [`DnsResponse::Malformed`] value, never a panic.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -98,7 +98,7 @@ fn fnv_byte(hash: u64, byte: u8) -> u64 {
     (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
 }
 
-/// Applies the DESIGN §3 rules to one DNS message.
+/// Applies the docs/design.md §3 rules to one DNS message.
 pub fn parse_response(message: &[u8]) -> DnsResponse {
     let Ok(packet) = Packet::parse(message) else {
         return DnsResponse::Malformed;

@@ -1,5 +1,5 @@
 //! Client-side TCP connections found by scanning `/proc`: long-lived connections opened before start-up, and
-//! clients that cache DNS so no answer is ever captured for them (DESIGN §3 "TCP sockets").
+//! clients that cache DNS so no answer is ever captured for them (docs/design.md §3 "TCP sockets").
 //!
 //! Layers, from the bytes up:
 //! - [`table`]: parses `net/tcp` and `net/tcp6` text; pure.
