@@ -45,7 +45,7 @@ pub struct EdgeLabels {
 }
 
 impl EncodeLabelSet for EdgeLabels {
-    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), fmt::Error> {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), fmt::Error> {
         ("client", &*self.client).encode(encoder.encode_label())?;
         ("namespace", &*self.namespace).encode(encoder.encode_label())?;
         ("server", &*self.server).encode(encoder.encode_label())?;

@@ -20,7 +20,7 @@ struct Sample {
 }
 
 impl Collector for ProcessCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         let Some(sample) = sample() else { return Ok(()) };
         let rss = ConstGauge::new(sample.rss_bytes);
         rss.encode(encoder.encode_descriptor(

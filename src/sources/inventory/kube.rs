@@ -266,7 +266,7 @@ impl WatchStatus {
         self.observer.watch_error(kind);
         match error {
             watcher::Error::WatchError(status) if status.code == 410 => {
-                tracing::info!(kind = kind.name(), "watch expired (410 Gone); relisting")
+                tracing::info!(kind = kind.name(), "watch expired (410 Gone); relisting");
             }
             _ => tracing::warn!(kind = kind.name(), error = %error, "watch failed; retrying with backoff"),
         }
