@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use fake_apiserver::FakeApi;
-use network_mapper::exporter::metrics::{InventoryReport, Limits, Metrics};
+use network_mapper::exporter::metrics::{Enabled, InventoryReport, Limits, Metrics};
 use network_mapper::exporter::server::Readiness;
 use network_mapper::resolve::{Resolution, ResolveConfig, Resolver};
 use network_mapper::sources::inventory::{self, Inventory};
@@ -173,7 +173,10 @@ fn exporter_process(api: &FakeApi, dir: &std::path::Path, env: &[(&str, &str)]) 
 
 fn synced_inventory(api: &FakeApi, dir: &std::path::Path) -> (Arc<RwLock<Inventory>>, tokio::runtime::Runtime) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (metrics, _registry) = Metrics::new(Limits { max_edges: 10_000, max_external_names: 50 });
+    let (metrics, _registry) = Metrics::new(
+        Limits { max_edges: 10_000, max_external_names: 50 },
+        Enabled { api_inventory: true, ..Enabled::default() },
+    );
     let readiness = Readiness::default();
     let status = InventoryReport::watch_status(&metrics, readiness.clone());
     let inventory = Arc::new(RwLock::new(Inventory::new()));

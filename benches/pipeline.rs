@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use network_mapper::exporter::metrics::{Limits, Metrics};
+use network_mapper::exporter::metrics::{DnsOutcome, Enabled, Limits, Metrics, Outcome};
 use network_mapper::exporter::pipeline::{DnsPipeline, Recorder};
 use network_mapper::resolve::ResolveConfig;
 use network_mapper::sources::capture::frame::LinkType;
@@ -103,7 +103,7 @@ fn main() {
     let answers: u32 = std::env::var("BENCH_ANSWERS").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_ANSWERS);
     let frames = write_capture(&path, answers);
     let inventory = load_file(Path::new("tests/fixtures/inventory/cluster.yaml")).unwrap();
-    let (metrics, _registry) = Metrics::new(Limits::default());
+    let (metrics, _registry) = Metrics::new(Limits::default(), Enabled { capture: true, ..Enabled::default() });
     let config = ResolveConfig { cluster_domain: "cluster.local".into(), node_name: Some("node-a".into()) };
     let recorder = Recorder::new(Arc::new(RwLock::new(inventory)), Arc::new(config), metrics.clone());
     let mut pipeline = DnsPipeline::new(recorder);
@@ -118,14 +118,8 @@ fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     assert_eq!(seen, frames);
-    let counted = metrics
-        .dns_responses
-        .get_or_create(&network_mapper::exporter::metrics::OutcomeLabels { outcome: "counted" })
-        .get();
-    let duplicates = metrics
-        .dns_responses
-        .get_or_create(&network_mapper::exporter::metrics::OutcomeLabels { outcome: "duplicate" })
-        .get();
+    let counted = metrics.dns_responses.get_or_create(&Outcome(DnsOutcome::Counted)).get();
+    let duplicates = metrics.dns_responses.get_or_create(&Outcome(DnsOutcome::Duplicate)).get();
     let rate = f64::from(answers) / elapsed;
     let rss_mib = peak_rss_kib() as f64 / 1024.0;
     println!(

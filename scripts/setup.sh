@@ -12,6 +12,7 @@ apt_packages=(
   python3-yaml             # fixture generators
   tcpdump                  # debugging captures by hand; also provides the classic pcap tooling
   python3                  # the pods' applications in the end-to-end test and `make demo`
+  dnsutils                 # `dig +tcp`: a DNS-over-TCP lookup in the end-to-end test
 )
 
 missing=()

@@ -85,6 +85,18 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, for pre-creating metric series.
+    pub const ALL: [Reason; 8] = [
+        Reason::UnknownIp,
+        Reason::Finished,
+        Reason::HostNetwork,
+        Reason::Terminating,
+        Reason::Ambiguous,
+        Reason::BeforeCreation,
+        Reason::UnknownService,
+        Reason::OwnerPending,
+    ];
+
     /// A short stable label for metrics.
     pub fn metric_label(self) -> &'static str {
         match self {
@@ -101,6 +113,9 @@ impl Reason {
 }
 
 impl Side {
+    /// Both sides.
+    pub const ALL: [Side; 2] = [Side::Client, Side::Server];
+
     /// A short stable label for metrics.
     pub fn metric_label(self) -> &'static str {
         match self {

@@ -115,22 +115,37 @@ fn is_volatile(line: &str) -> bool {
     .any(|p| line.starts_with(p))
 }
 
+/// A last-success timestamp within the last hour is written `recent`: the golden file says that the source
+/// succeeded during the run, not when.
+fn stamp_as_recent(line: &str) -> String {
+    let Some((series, value)) = line.rsplit_once(' ') else { return line.to_string() };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    match value.parse::<f64>() {
+        Ok(at) if series.starts_with("network_mapper_source_last_success") && (now - at).abs() < 3600.0 => {
+            format!("{series} recent")
+        }
+        _ => line.to_string(),
+    }
+}
+
 /// Families are written in registration order but series within a family in hash order, so series lines are
 /// sorted within each family before comparing.
 fn normalize(exposition: &str) -> String {
     let mut out = String::new();
-    let mut series: Vec<&str> = Vec::new();
+    let mut series: Vec<String> = Vec::new();
+    let flush = |series: &mut Vec<String>, out: &mut String| {
+        series.sort_unstable();
+        series.drain(..).for_each(|s| out.push_str(&format!("{s}\n")));
+    };
     for line in exposition.lines().filter(|l| !is_volatile(l)) {
         if line.starts_with('#') {
-            series.sort_unstable();
-            series.drain(..).for_each(|s| out.push_str(&format!("{s}\n")));
+            flush(&mut series, &mut out);
             out.push_str(&format!("{line}\n"));
         } else {
-            series.push(line);
+            series.push(stamp_as_recent(line));
         }
     }
-    series.sort_unstable();
-    series.into_iter().for_each(|s| out.push_str(&format!("{s}\n")));
+    flush(&mut series, &mut out);
     out
 }
 

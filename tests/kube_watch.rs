@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use fake_apiserver::FakeApi;
-use network_mapper::exporter::metrics::{InventoryReport, Limits, Metrics};
+use network_mapper::exporter::metrics::{Enabled, InventoryReport, Limits, Metrics};
 use network_mapper::exporter::server::{Exposition, Readiness, encode_metrics};
 use network_mapper::resolve::{Resolution, ResolveConfig, Resolver};
 use network_mapper::sources::inventory::{self, Inventory};
@@ -41,7 +41,10 @@ impl Drop for Live {
 fn start(api: FakeApi) -> Live {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.write_kubeconfig(dir.path());
-    let (metrics, registry) = Metrics::new(Limits { max_edges: 100, max_external_names: 10 });
+    let (metrics, registry) = Metrics::new(
+        Limits { max_edges: 100, max_external_names: 10 },
+        Enabled { api_inventory: true, ..Enabled::default() },
+    );
     let readiness = Readiness::default();
     let status = InventoryReport::watch_status(&metrics, readiness.clone());
     let config = inventory::client_config(Some(&kubeconfig)).expect("kubeconfig is valid");

@@ -34,7 +34,7 @@ fn run(args: Args) -> Result<(), exporter::Error> {
         .enable_all()
         .build()
         .map_err(exporter::Error::Runtime)?;
-    runtime.block_on(exporter::run(args, shutdown_signal()))
+    runtime.block_on(exporter::run_with_args(args, shutdown_signal()))
 }
 
 /// Completes on the first SIGTERM (what Kubernetes sends) or SIGINT (Ctrl-C).

@@ -12,4 +12,7 @@ pub mod pipeline;
 pub mod run;
 pub mod server;
 
-pub use run::{Core, Error, now_micros, print_metrics, run};
+pub use run::{
+    Error, InventorySource, Packets, Reopen, Settings, SocketScan, Sources, now_micros, print_metrics, run,
+    run_with_args,
+};

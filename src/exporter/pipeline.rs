@@ -10,7 +10,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use prometheus_client::metrics::counter::Counter;
 
 use crate::UnixMicros;
-use crate::exporter::metrics::{EdgeOutcome, Metrics, OutcomeLabels};
+use crate::exporter::metrics::{DnsOutcome, EdgeOutcome, Metrics, ObservationSource, Outcome, SocketOutcome};
 use crate::resolve::{Resolution, ResolveConfig, Resolver};
 use crate::sources::capture::dedup::{DEFAULT_MAX_ENTRIES, DEFAULT_WINDOW_MICROS, DedupKey, Deduplicator};
 use crate::sources::capture::dns::{self, DnsResponse};
@@ -33,14 +33,24 @@ pub enum Counted {
     Refused,
 }
 
-impl Counted {
-    /// A short stable label for metrics.
-    pub fn metric_label(self) -> &'static str {
-        match self {
-            Counted::Counted => "counted",
-            Counted::OtherNode => "other_node",
-            Counted::Unresolved => "unresolved",
-            Counted::Refused => "refused",
+impl From<Counted> for DnsOutcome {
+    fn from(counted: Counted) -> Self {
+        match counted {
+            Counted::Counted => DnsOutcome::Counted,
+            Counted::OtherNode => DnsOutcome::OtherNode,
+            Counted::Unresolved => DnsOutcome::Unresolved,
+            Counted::Refused => DnsOutcome::Refused,
+        }
+    }
+}
+
+impl From<Counted> for SocketOutcome {
+    fn from(counted: Counted) -> Self {
+        match counted {
+            Counted::Counted => SocketOutcome::Counted,
+            Counted::OtherNode => SocketOutcome::OtherNode,
+            Counted::Unresolved => SocketOutcome::Unresolved,
+            Counted::Refused => SocketOutcome::Refused,
         }
     }
 }
@@ -64,7 +74,7 @@ impl Recorder {
         let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
         let resolution = Resolver::new(&inventory, &self.config).dns_answer(client, question, addresses, at);
         drop(inventory);
-        self.count("dns", resolution)
+        self.count(ObservationSource::Dns, resolution)
     }
 
     /// A new client-side TCP connection.
@@ -72,7 +82,7 @@ impl Recorder {
         let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
         let resolution = Resolver::new(&inventory, &self.config).connection(local, remote, at);
         drop(inventory);
-        self.count("socket", resolution)
+        self.count(ObservationSource::Socket, resolution)
     }
 
     /// The metrics this recorder counts into.
@@ -80,7 +90,7 @@ impl Recorder {
         &self.metrics
     }
 
-    fn count(&self, source: &'static str, resolution: Resolution) -> Counted {
+    fn count(&self, source: ObservationSource, resolution: Resolution) -> Counted {
         match resolution {
             Resolution::Edge(edge) => match self.metrics.edges.observe(&edge) {
                 EdgeOutcome::Counted => Counted::Counted,
@@ -108,15 +118,15 @@ struct DnsOutcomes {
 
 impl DnsOutcomes {
     fn new(metrics: &Metrics) -> Self {
-        let get = |outcome| metrics.dns_responses.get_or_create_owned(&OutcomeLabels { outcome });
+        let get = |outcome| metrics.dns_responses.get_or_create_owned(&Outcome(outcome));
         DnsOutcomes {
-            counted: get("counted"),
-            duplicate: get("duplicate"),
-            other_node: get("other_node"),
-            not_answer: get("not_answer"),
-            unresolved: get("unresolved"),
-            malformed: get("malformed"),
-            refused: get("refused"),
+            counted: get(DnsOutcome::Counted),
+            duplicate: get(DnsOutcome::Duplicate),
+            other_node: get(DnsOutcome::OtherNode),
+            not_answer: get(DnsOutcome::NotAnswer),
+            unresolved: get(DnsOutcome::Unresolved),
+            malformed: get(DnsOutcome::Malformed),
+            refused: get(DnsOutcome::Refused),
         }
     }
 
@@ -152,9 +162,7 @@ impl DnsPipeline {
         let packets = recorder.metrics().capture_packets.clone();
         let frames = FrameOutcome::ALL
             .iter()
-            .map(|&o| {
-                (o, recorder.metrics().capture_frames.get_or_create_owned(&OutcomeLabels { outcome: o.metric_label() }))
-            })
+            .map(|&o| (o, recorder.metrics().capture_frames.get_or_create_owned(&Outcome(o))))
             .collect();
         DnsPipeline {
             decoder: FrameDecoder::new(),

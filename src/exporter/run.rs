@@ -1,8 +1,10 @@
 //! Wires the sources, the pipeline and the HTTP server together for the `network-mapper` binary.
 //!
-//! Each source runs on its own named thread and feeds the shared [`Recorder`]; a source that fails at run time
-//! is logged, counted and retried, and never takes `/metrics` down. Shutdown is a future passed in, so tests
-//! control it.
+//! [`Sources`] bundles everything read from the outside world; [`Sources::open`] builds it from the flags, and
+//! tests build it from fakes (an in-memory packet source, a fixture `/proc` tree, a ready inventory) to run the
+//! whole exporter in-process. Each source runs on its own named thread (the API watches on the runtime) and
+//! feeds the shared [`Recorder`]; a source that fails at run time is logged, counted, shown by
+//! `network_mapper_source_up`, and retried, and never takes `/metrics` down. Shutdown is a future passed in.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,24 +13,20 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
 
 use crate::UnixMicros;
 use crate::exporter::config::Args;
-use crate::exporter::metrics::{InventoryReport, KindLabels, Metrics, OutcomeLabels, ReasonLabels};
-use crate::exporter::pipeline::{DnsPipeline, Recorder, SharedInventory};
+use crate::exporter::metrics::{
+    Enabled, InventoryReport, Limits, Metrics, Outcome, ReasonLabel, ScanOutcome, SkipReason, SocketOutcome, SourceName,
+};
+use crate::exporter::pipeline::{DnsPipeline, Recorder};
 use crate::exporter::server::{self, AppState, Exposition, Readiness};
 use crate::resolve::ResolveConfig;
 use crate::sources::capture;
 use crate::sources::capture::source::{self, Next, PacketSource};
 use crate::sources::inventory::{self, Inventory};
 use crate::sources::sockets::{self, ProcRoot, Scanner};
-
-/// How often kernel drop counts are read from pcap.
-const STATS_INTERVAL: Duration = Duration::from_secs(1);
-/// How often the capture thread checks whether the inventory has synced.
-const READY_POLL: Duration = Duration::from_millis(100);
-/// Pause before reopening a capture device that failed at run time.
-const CAPTURE_RETRY: Duration = Duration::from_secs(2);
 
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,81 +67,199 @@ impl Error {
     }
 }
 
+/// How often kernel drop counts are read from pcap (and the capture reports itself alive).
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the capture thread checks whether the inventory has synced.
+const READY_POLL: Duration = Duration::from_millis(100);
+/// Pause before reopening a capture device that failed at run time.
+const CAPTURE_RETRY: Duration = Duration::from_secs(2);
+
+/// Reopens a live capture device after a run-time failure.
+pub type Reopen = Box<dyn Fn() -> Result<Box<dyn PacketSource>, capture::Error> + Send>;
+
+/// The packet source: a device or a file, opened.
+pub struct Packets {
+    /// The opened source.
+    pub source: Box<dyn PacketSource>,
+    /// How to reopen it after a failure; `None` for files (a failed file is not retried).
+    pub reopen: Option<Reopen>,
+    /// The capture thread's name.
+    pub thread_name: String,
+}
+
+/// The socket scanner and its period.
+pub struct SocketScan {
+    /// The scanner over a `/proc` tree.
+    pub scanner: Scanner,
+    /// Time between scans.
+    pub interval: Duration,
+}
+
+/// Where the inventory comes from.
+pub enum InventorySource {
+    /// Loaded already (an inventory file, or a test's objects): ready at once.
+    Loaded(Box<Inventory>),
+    /// Watched from the Kubernetes API with this client configuration: ready once every kind has synced.
+    Api(Box<::kube::Config>),
+}
+
+/// Everything the exporter reads from the outside world.
+pub struct Sources {
+    /// DNS answers from a capture; `None` runs without capture.
+    pub packets: Option<Packets>,
+    /// Client-side connections from `/proc`; `None` with `--no-socket-scan`.
+    pub sockets: Option<SocketScan>,
+    /// Kubernetes objects.
+    pub inventory: InventorySource,
+}
+
+impl Sources {
+    /// Opens the sources the flags name, so that start-up errors (no permission to capture, an unreadable file
+    /// or `/proc`, a bad kubeconfig) surface now, before anything is served.
+    pub fn open(args: &Args) -> Result<Sources, Error> {
+        let inventory = match &args.inventory_file {
+            Some(path) => {
+                let inventory = inventory::load_file(path)?;
+                tracing::info!(path = %path.display(), counts = ?inventory.counts(), "inventory loaded from file");
+                InventorySource::Loaded(Box::new(inventory))
+            }
+            None => InventorySource::Api(Box::new(inventory::client_config(args.kubeconfig.as_deref())?)),
+        };
+        let filter = args.bpf_filter.clone();
+        let packets = match &args.pcap_file {
+            Some(path) => Packets {
+                source: source::open_file(path, Some(&filter))?,
+                reopen: None,
+                thread_name: "capture-file".into(),
+            },
+            None => {
+                let interface = args.interface.clone();
+                Packets {
+                    source: source::open_live(&interface, &filter)?,
+                    thread_name: format!("capture-{interface}"),
+                    reopen: Some(Box::new(move || source::open_live(&interface, &filter))),
+                }
+            }
+        };
+        let sockets = if args.no_socket_scan {
+            None
+        } else {
+            let scanner = Scanner::new(ProcRoot(args.procfs_root.clone()))?;
+            Some(SocketScan { scanner, interval: args.scan_interval })
+        };
+        Ok(Sources { packets: Some(packets), sockets, inventory })
+    }
+
+    fn enabled(&self) -> Enabled {
+        Enabled {
+            capture: self.packets.is_some(),
+            sockets: self.sockets.is_some(),
+            api_inventory: matches!(self.inventory, InventorySource::Api(_)),
+        }
+    }
+}
+
+/// How the exporter resolves and counts, and where it serves.
+pub struct Settings {
+    /// The bound `/metrics` listener.
+    pub listener: TcpListener,
+    /// Cluster domain and node name.
+    pub resolve: ResolveConfig,
+    /// Cardinality caps.
+    pub limits: Limits,
+}
+
 /// The parts every mode shares: metrics, the inventory and the recorder.
-pub struct Core {
-    /// The registry served on `/metrics`.
-    pub registry: Arc<Registry>,
-    /// The self-metrics and edge counter.
-    pub metrics: Metrics,
-    /// Resolution and counting.
-    pub recorder: Recorder,
-    /// Ready once the inventory has synced.
-    pub readiness: Readiness,
+struct Core {
+    registry: Arc<Registry>,
+    metrics: Metrics,
+    recorder: Recorder,
+    readiness: Readiness,
 }
 
 impl Core {
-    /// Builds the core and loads the inventory.
-    pub fn new(args: &Args) -> Result<Core, Error> {
-        let (metrics, registry) = Metrics::new(args.limits());
+    /// Builds the metrics and the recorder, and starts the inventory (a loaded one is ready at once; the API
+    /// watches fill theirs on the caller's tokio runtime, and an unreachable API is retried, not fatal).
+    fn new(
+        inventory: InventorySource,
+        resolve: ResolveConfig,
+        limits: Limits,
+        enabled: Enabled,
+    ) -> Result<Core, Error> {
+        let (metrics, registry) = Metrics::new(limits, enabled);
         let readiness = Readiness::default();
-        let inventory = load_inventory(args, &metrics, &readiness)?;
-        let config = Arc::new(ResolveConfig { cluster_domain: args.cluster_domain(), node_name: args.node_name() });
+        let inventory = match inventory {
+            InventorySource::Loaded(inventory) => {
+                metrics.inventory_file_loaded(inventory.counts());
+                readiness.set(true);
+                Arc::new(RwLock::new(*inventory))
+            }
+            InventorySource::Api(config) => {
+                let status = InventoryReport::watch_status(&metrics, readiness.clone());
+                let client = inventory::client(*config, &status)?;
+                let inventory = Arc::new(RwLock::new(Inventory::new()));
+                inventory::spawn_watches(client, inventory.clone(), status);
+                tracing::info!("watching the Kubernetes API for the inventory");
+                inventory
+            }
+        };
+        let config = Arc::new(resolve);
         tracing::info!(cluster_domain = %config.cluster_domain, node = ?config.node_name, "resolution configured");
         let recorder = Recorder::new(inventory, config, metrics.clone());
         Ok(Core { registry: Arc::new(registry), metrics, recorder, readiness })
     }
 }
 
-fn load_inventory(args: &Args, metrics: &Metrics, readiness: &Readiness) -> Result<SharedInventory, Error> {
-    let Some(path) = &args.inventory_file else { return watch_inventory(args, metrics, readiness) };
-    let inventory: Inventory = inventory::load_file(path)?;
-    metrics.inventory_counts(inventory.counts());
-    metrics.inventory_synced.get_or_create(&KindLabels { kind: "File" }).set(1);
-    readiness.set(true);
-    tracing::info!(path = %path.display(), counts = ?inventory.counts(), "inventory loaded from file");
-    Ok(Arc::new(RwLock::new(inventory)))
-}
-
-/// Without `--inventory-file`: the API watches fill the inventory in the background, on the caller's tokio
-/// runtime; `/readyz` turns ready once every kind has synced. An unreachable API is retried, not fatal.
-fn watch_inventory(args: &Args, metrics: &Metrics, readiness: &Readiness) -> Result<SharedInventory, Error> {
-    if args.print_metrics || tokio::runtime::Handle::try_current().is_err() {
-        return Err(Error::Usage("--print-metrics reads the inventory once: pass --inventory-file".into()));
-    }
-    let status = InventoryReport::watch_status(metrics, readiness.clone());
-    let client = inventory::client(inventory::client_config(args.kubeconfig.as_deref())?, &status)?;
-    let inventory = Arc::new(RwLock::new(Inventory::new()));
-    inventory::spawn_watches(client, inventory.clone(), status);
-    tracing::info!("watching the Kubernetes API for the inventory");
-    Ok(inventory)
-}
-
 /// `--print-metrics`: processes the capture file (and one socket scan), returns the exposition.
 pub fn print_metrics(args: &Args, exposition: Exposition) -> Result<String, Error> {
-    let core = Core::new(args)?;
-    let path = args.pcap_file.as_deref().ok_or_else(|| Error::Usage("--print-metrics needs --pcap-file".into()))?;
-    let mut source = source::open_file(path, Some(&args.bpf_filter))?;
-    let mut pipeline = DnsPipeline::new(core.recorder.clone());
-    drain(source.as_mut(), &mut pipeline, &core.metrics, &AtomicBool::new(false))?;
-    if !args.no_socket_scan {
-        let mut scanner = Scanner::new(ProcRoot(args.procfs_root.clone()))?;
-        scan_once(&mut scanner, &core.recorder);
+    if args.pcap_file.is_none() {
+        return Err(Error::Usage("--print-metrics needs --pcap-file".into()));
+    }
+    if args.inventory_file.is_none() {
+        return Err(Error::Usage("--print-metrics reads the inventory once: pass --inventory-file".into()));
+    }
+    let sources = Sources::open(args)?;
+    let enabled = sources.enabled();
+    let core = Core::new(sources.inventory, resolve_config(args), args.limits(), enabled)?;
+    if let Some(mut packets) = sources.packets {
+        let mut pipeline = DnsPipeline::new(core.recorder.clone());
+        drain(packets.source.as_mut(), &mut pipeline, &core.metrics, &AtomicBool::new(false))?;
+    }
+    if let Some(mut sockets) = sources.sockets {
+        scan_once(&mut sockets.scanner, &core.recorder);
     }
     Ok(server::encode_metrics(&core.registry, exposition))
 }
 
-/// Runs the exporter until `shutdown` completes.
-pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let core = Core::new(&args)?;
+fn resolve_config(args: &Args) -> ResolveConfig {
+    ResolveConfig { cluster_domain: args.cluster_domain(), node_name: args.node_name() }
+}
+
+/// The binary's entry: opens the sources the flags name, binds the listen address, runs until `shutdown`.
+pub async fn run_with_args(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let sources = Sources::open(&args)?;
     let listener = server::bind(args.listen_address).await.map_err(Error::Listen)?;
     tracing::info!(address = %args.listen_address, "serving /metrics");
+    let settings = Settings { listener, resolve: resolve_config(&args), limits: args.limits() };
+    run(settings, sources, shutdown).await
+}
+
+/// Runs the exporter over `sources` until `shutdown` completes. Needs a tokio runtime with I/O and timers.
+pub async fn run(settings: Settings, sources: Sources, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let enabled = sources.enabled();
+    let core = Core::new(sources.inventory, settings.resolve, settings.limits, enabled)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let capture = spawn_capture(&args, &core, stop.clone())?;
-    let scanner = spawn_socket_scanner(&args, &core, stop.clone())?;
+    let mut threads = Vec::new();
+    if let Some(packets) = sources.packets {
+        threads.push(spawn_capture(packets, &core, stop.clone())?);
+    }
+    if let Some(sockets) = sources.sockets {
+        threads.push(spawn_socket_scanner(sockets, &core, stop.clone())?);
+    }
     let state = AppState { registry: core.registry.clone(), readiness: core.readiness.clone() };
-    server::serve(listener, state, shutdown).await;
+    server::serve(settings.listener, state, shutdown).await;
     stop.store(true, Ordering::Release);
-    for thread in std::iter::once(capture).chain(scanner) {
+    for thread in threads {
         if thread.join().is_err() {
             tracing::error!("a source thread panicked");
         }
@@ -152,28 +268,33 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
     Ok(())
 }
 
-/// Opens the capture source (so start-up errors surface now) and runs it on a named thread.
-fn spawn_capture(args: &Args, core: &Core, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>, Error> {
-    let filter = args.bpf_filter.clone();
-    let (source, name): (Box<dyn PacketSource>, String) = match &args.pcap_file {
-        Some(path) => (source::open_file(path, Some(&filter))?, "capture-file".into()),
-        None => (source::open_live(&args.interface, &filter)?, format!("capture-{}", args.interface)),
-    };
-    tracing::info!(source = %source.describe(), "capturing DNS answers");
-    let interface = args.interface.clone();
-    let live = args.pcap_file.is_none();
+/// Runs the capture on a named thread.
+fn spawn_capture(packets: Packets, core: &Core, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>, Error> {
+    tracing::info!(source = %packets.source.describe(), "capturing DNS answers");
     let pipeline = DnsPipeline::new(core.recorder.clone());
     let metrics = core.metrics.clone();
     let readiness = core.readiness.clone();
-    let thread = std::thread::Builder::new().name(name).spawn(move || {
+    let thread = std::thread::Builder::new().name(packets.thread_name).spawn(move || {
+        let _down_if_it_dies = DownOnPanic(metrics.clone(), SourceName::Capture);
         // A live capture queues in the kernel buffer meanwhile (overflow shows as kernel drops).
         if !wait_until_ready(&readiness, &stop) {
             return;
         }
-        let reopen = move || source::open_live(&interface, &filter);
-        capture_loop(source, pipeline, metrics, stop, live.then_some(reopen));
+        metrics.source_succeeded(SourceName::Capture);
+        capture_loop(packets.source, pipeline, metrics, stop, packets.reopen);
     });
     thread.map_err(|e| Error::Usage(format!("cannot start the capture thread: {e}")))
+}
+
+/// Marks a source down when its thread unwinds, so a dead thread shows on `/metrics` at once.
+struct DownOnPanic(Metrics, SourceName);
+
+impl Drop for DownOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.source_failed(self.1);
+        }
+    }
 }
 
 /// Reads the source until it ends or `stop` is set. A live device that fails is reopened after a pause.
@@ -182,7 +303,7 @@ fn capture_loop(
     mut pipeline: DnsPipeline,
     metrics: Metrics,
     stop: Arc<AtomicBool>,
-    reopen: Option<impl Fn() -> Result<Box<dyn PacketSource>, capture::Error>>,
+    reopen: Option<Reopen>,
 ) {
     loop {
         match drain(source.as_mut(), &mut pipeline, &metrics, &stop) {
@@ -198,7 +319,10 @@ fn capture_loop(
                 return;
             }
             match reopen() {
-                Ok(s) => break source = s,
+                Ok(s) => {
+                    metrics.source_succeeded(SourceName::Capture);
+                    break source = s;
+                }
                 Err(e) => {
                     metrics.capture_error(&e);
                     tracing::warn!(error = %e, "capture reopen failed; retrying");
@@ -222,7 +346,11 @@ fn drain(
         match source.next() {
             Ok(Next::Packet(packet)) => pipeline.process_frame(link, packet.at, packet.data),
             Ok(Next::Idle) => {}
-            Ok(Next::End) => return Ok(()),
+            Ok(Next::End) => {
+                drops.update(source, metrics);
+                metrics.source_succeeded(SourceName::Capture);
+                return Ok(());
+            }
             Err(e) => {
                 metrics.capture_error(&e);
                 return Err(e);
@@ -231,6 +359,7 @@ fn drain(
         if last_stats.elapsed() >= STATS_INTERVAL {
             last_stats = Instant::now();
             drops.update(source, metrics);
+            metrics.source_succeeded(SourceName::Capture);
         }
     }
     drops.update(source, metrics);
@@ -251,15 +380,13 @@ impl DropTracker {
     }
 }
 
-/// Starts the socket scanner on a named thread, unless `--no-socket-scan`. An unreadable root fails now.
-fn spawn_socket_scanner(args: &Args, core: &Core, stop: Arc<AtomicBool>) -> Result<Option<JoinHandle<()>>, Error> {
-    if args.no_socket_scan {
-        return Ok(None);
-    }
-    let mut scanner = Scanner::new(ProcRoot(args.procfs_root.clone()))?;
-    tracing::info!(root = %args.procfs_root.display(), interval = ?args.scan_interval, "scanning TCP sockets");
-    let (recorder, interval, readiness) = (core.recorder.clone(), args.scan_interval, core.readiness.clone());
+/// Runs the socket scanner on a named thread.
+fn spawn_socket_scanner(sockets: SocketScan, core: &Core, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>, Error> {
+    let SocketScan { mut scanner, interval } = sockets;
+    tracing::info!(interval = ?interval, "scanning TCP sockets");
+    let (recorder, readiness) = (core.recorder.clone(), core.readiness.clone());
     let thread = std::thread::Builder::new().name("socket-scan".into()).spawn(move || {
+        let _down_if_it_dies = DownOnPanic(recorder.metrics().clone(), SourceName::Sockets);
         // A connection is reported once, at the first scan that sees it: scanned against an inventory that has
         // not synced yet, a connection opened before start-up would be counted unresolved and then never again.
         if !wait_until_ready(&readiness, &stop) {
@@ -272,7 +399,7 @@ fn spawn_socket_scanner(args: &Args, core: &Core, stop: Arc<AtomicBool>) -> Resu
             }
         }
     });
-    thread.map(Some).map_err(|e| Error::Usage(format!("cannot start the socket scan thread: {e}")))
+    thread.map_err(|e| Error::Usage(format!("cannot start the socket scan thread: {e}")))
 }
 
 /// One full scan: new client-side connections are resolved and counted; the rest feeds the self-metrics.
@@ -283,7 +410,8 @@ fn scan_once(scanner: &mut Scanner, recorder: &Recorder) {
     let report = match scanner.scan() {
         Ok(report) => report,
         Err(e) => {
-            metrics.socket_scans.get_or_create(&OutcomeLabels { outcome: "error" }).inc();
+            metrics.socket_scans.get_or_create(&Outcome(ScanOutcome::Error)).inc();
+            metrics.source_failed(SourceName::Sockets);
             tracing::warn!(error = %e, "socket scan failed");
             return;
         }
@@ -291,20 +419,28 @@ fn scan_once(scanner: &mut Scanner, recorder: &Recorder) {
     let at = now_micros();
     for conn in &report.new_connections {
         let counted = recorder.connection(conn.local.ip(), conn.remote.ip(), at);
-        metrics.socket_connections.get_or_create(&OutcomeLabels { outcome: counted.metric_label() }).inc();
+        metrics.socket_connections.get_or_create(&Outcome(SocketOutcome::from(counted))).inc();
     }
-    // "client" sockets are the new connections just counted by resolution outcome above.
-    for (outcome, n) in report.outcomes.by_label().into_iter().filter(|(o, _)| *o != "client") {
-        metrics.socket_connections.get_or_create(&OutcomeLabels { outcome }).inc_by(n as u64);
+    // Client sockets are the new connections just counted by resolution outcome above.
+    let outcomes = &report.outcomes;
+    let seen = [
+        (SocketOutcome::AlreadySeen, outcomes.already_seen),
+        (SocketOutcome::ServerSide, outcomes.server_side),
+        (SocketOutcome::Loopback, outcomes.loopback),
+        (SocketOutcome::NotEstablished, outcomes.not_established),
+        (SocketOutcome::Malformed, outcomes.malformed),
+    ];
+    for (outcome, n) in seen {
+        metrics.socket_connections.get_or_create(&Outcome(outcome)).inc_by(n as u64);
     }
-    let skipped = [("vanished", report.vanished), ("unreadable", report.unreadable)];
-    for (reason, n) in skipped {
-        metrics.socket_processes_skipped.get_or_create(&ReasonLabels { reason }).inc_by(n as u64);
+    for (reason, n) in [(SkipReason::Vanished, report.vanished), (SkipReason::Unreadable, report.unreadable)] {
+        metrics.socket_processes_skipped.get_or_create(&ReasonLabel(reason)).inc_by(n as u64);
     }
     metrics.socket_namespaces.set(report.namespaces as i64);
     metrics.socket_scan_sockets.set(report.sockets as i64);
     metrics.socket_scan_duration.observe(started.elapsed().as_secs_f64());
-    metrics.socket_scans.get_or_create(&OutcomeLabels { outcome: "ok" }).inc();
+    metrics.socket_scans.get_or_create(&Outcome(ScanOutcome::Ok)).inc();
+    metrics.source_succeeded(SourceName::Sockets);
     tracing::debug!(
         namespaces = report.namespaces,
         sockets = report.sockets,

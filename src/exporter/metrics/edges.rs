@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use rustc_hash::FxHashMap as HashMap;
 
-use super::ReasonLabels;
+use super::{ReasonLabel, RefusedReason};
 use crate::resolve::{Edge, Server, Workload};
 
 /// The cardinality caps.
@@ -115,7 +115,7 @@ pub struct EdgeCounter {
     workload_info: Family<WorkloadLabels, Gauge>,
     distinct: Gauge,
     max: Gauge,
-    refused: Family<ReasonLabels, Counter>,
+    pub(super) refused: Family<ReasonLabel<RefusedReason>, Counter>,
 }
 
 impl EdgeCounter {
@@ -148,9 +148,6 @@ impl EdgeCounter {
             "Observations of new edges refused by a cardinality cap, by reason",
             self.refused.clone(),
         );
-        for reason in ["max_edges", "max_external_names"] {
-            self.refused.get_or_create(&ReasonLabels { reason }).inc_by(0);
-        }
     }
 
     /// Counts one observation of `edge`.
@@ -161,14 +158,14 @@ impl EdgeCounter {
             return EdgeOutcome::Counted;
         }
         if state.counters.len() >= self.limits.max_edges {
-            self.refuse("max_edges");
+            self.refuse(RefusedReason::MaxEdges);
             return EdgeOutcome::RefusedMaxEdges;
         }
         if matches!(edge.server, Server::External(_)) {
             let key = (edge.client.namespace.clone(), edge.client.name.clone());
             let names = state.external_names.entry(key).or_default();
             if *names >= self.limits.max_external_names {
-                self.refuse("max_external_names");
+                self.refuse(RefusedReason::MaxExternalNames);
                 return EdgeOutcome::RefusedExternal;
             }
             *names += 1;
@@ -194,8 +191,8 @@ impl EdgeCounter {
         self.len() == 0
     }
 
-    fn refuse(&self, reason: &'static str) {
-        self.refused.get_or_create(&ReasonLabels { reason }).inc();
+    fn refuse(&self, reason: RefusedReason) {
+        self.refused.get_or_create(&ReasonLabel(reason)).inc();
     }
 }
 

@@ -6,7 +6,10 @@
 
 mod edges;
 mod inventory;
+mod labels;
 mod process;
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -15,62 +18,42 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
 
 pub use edges::{EdgeCounter, EdgeLabels, EdgeOutcome, Limits, WorkloadLabels};
 pub use inventory::InventoryReport;
+pub use labels::{
+    DnsOutcome, ErrorLabel, InventoryKind, KindLabel, LabelValue, ObservationSource, Outcome, ReasonLabel,
+    RefusedReason, ScanOutcome, SkipReason, SocketOutcome, SourceLabel, SourceName, UnresolvedLabels,
+};
 
 use crate::resolve::{Reason, Side};
+use crate::sources::capture::ErrorKind as CaptureErrorKind;
+use crate::sources::capture::frame::FrameOutcome;
+use crate::sources::inventory::{Counts, KINDS};
 
 /// The prefix of every exporter metric.
 pub const PREFIX: &str = "network_mapper";
-
-/// Labels `{outcome}`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    /// A short fixed outcome name.
-    pub outcome: &'static str,
-}
-
-/// Labels `{reason}`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    /// A short fixed reason name.
-    pub reason: &'static str,
-}
-
-/// Labels `{error}`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ErrorLabels {
-    /// A short fixed error name.
-    pub error: &'static str,
-}
-
-/// Labels `{kind}` for inventory objects.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabels {
-    /// The Kubernetes kind.
-    pub kind: &'static str,
-}
-
-/// Labels `{source,side,reason}` of unresolved observations.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct UnresolvedLabels {
-    /// `dns` or `socket`.
-    pub source: &'static str,
-    /// `client` or `server`.
-    pub side: &'static str,
-    /// Why (see [`Reason::metric_label`]).
-    pub reason: &'static str,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
 
-/// Outcomes of a DNS response, in the order they are decided.
-pub const DNS_OUTCOMES: [&str; 7] =
-    ["counted", "duplicate", "other_node", "not_answer", "unresolved", "malformed", "refused"];
+/// A gauge holding seconds since the Unix epoch.
+type Timestamp = Gauge<f64, AtomicU64>;
+
+/// Which sources this exporter runs, so that only their series exist (a disabled scanner shows no
+/// `source_up{source="sockets"}` rather than a misleading 0).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Enabled {
+    /// The packet capture runs.
+    pub capture: bool,
+    /// The socket scanner runs.
+    pub sockets: bool,
+    /// The inventory comes from the API watches (false: from a file).
+    pub api_inventory: bool,
+}
 
 /// The exporter's self-metrics. Handles are cheap clones of the registered metrics.
 #[derive(Clone, Debug)]
@@ -80,15 +63,15 @@ pub struct Metrics {
     /// Frames the kernel dropped (pcap stats).
     pub capture_kernel_drops: Counter,
     /// Frames by what decoding found (`dns`, `not_dns`, `tcp_no_message`, `truncated`, `fragment`, `malformed`).
-    pub capture_frames: Family<OutcomeLabels, Counter>,
+    pub capture_frames: Family<Outcome<FrameOutcome>, Counter>,
     /// Capture read errors by kind.
-    pub capture_errors: Family<ErrorLabels, Counter>,
+    pub capture_errors: Family<ErrorLabel<CaptureErrorKind>, Counter>,
     /// DNS responses by outcome.
-    pub dns_responses: Family<OutcomeLabels, Counter>,
+    pub dns_responses: Family<Outcome<DnsOutcome>, Counter>,
     /// Observations that did not resolve, by source, side and reason.
     pub unresolved: Family<UnresolvedLabels, Counter>,
     /// Socket scans by outcome (`ok`, `error`).
-    pub socket_scans: Family<OutcomeLabels, Counter>,
+    pub socket_scans: Family<Outcome<ScanOutcome>, Counter>,
     /// Duration of one full socket scan.
     pub socket_scan_duration: Histogram,
     /// Network namespaces read by the last scan.
@@ -96,26 +79,31 @@ pub struct Metrics {
     /// TCP sockets (table rows) read by the last scan.
     pub socket_scan_sockets: Gauge,
     /// Sockets seen by scans, by outcome.
-    pub socket_connections: Family<OutcomeLabels, Counter>,
+    pub socket_connections: Family<Outcome<SocketOutcome>, Counter>,
     /// Processes skipped by socket scans, by reason (`vanished`, `unreadable`).
-    pub socket_processes_skipped: Family<ReasonLabels, Counter>,
+    pub socket_processes_skipped: Family<ReasonLabel<SkipReason>, Counter>,
     /// Indexed inventory objects by kind.
-    pub inventory_objects: Family<KindLabels, Gauge>,
+    pub inventory_objects: Family<KindLabel<InventoryKind>, Gauge>,
     /// Whether each inventory source has synced (1) or not (0).
-    pub inventory_synced: Family<KindLabels, Gauge>,
+    pub inventory_synced: Family<KindLabel<InventoryKind>, Gauge>,
     /// Inventory watch errors by kind.
-    pub inventory_watch_errors: Family<KindLabels, Counter>,
+    pub inventory_watch_errors: Family<KindLabel<InventoryKind>, Counter>,
     /// Full relists of an API watch after its first list, by kind.
-    pub inventory_relists: Family<KindLabels, Counter>,
+    pub inventory_relists: Family<KindLabel<InventoryKind>, Counter>,
     /// Watch requests after the first (resumed streams), by kind.
-    pub inventory_watch_restarts: Family<KindLabels, Counter>,
+    pub inventory_watch_restarts: Family<KindLabel<InventoryKind>, Counter>,
+    /// Whether each source's last attempt succeeded (1) or failed (0).
+    pub source_up: Family<SourceLabel<SourceName>, Gauge>,
+    /// When each source last succeeded, in seconds since the Unix epoch.
+    pub source_last_success: Family<SourceLabel<SourceName>, Timestamp>,
     /// The edge counter and its companions.
     pub edges: EdgeCounter,
 }
 
 impl Metrics {
-    /// Creates the metrics and registers them (with the process collector) in a new registry.
-    pub fn new(limits: Limits) -> (Metrics, Registry) {
+    /// Creates the metrics, registers them (with the process collector) in a new registry, and creates the
+    /// zero series of every fixed label value, for the sources that are `enabled`.
+    pub fn new(limits: Limits, enabled: Enabled) -> (Metrics, Registry) {
         let metrics = Metrics {
             capture_packets: Counter::default(),
             capture_kernel_drops: Counter::default(),
@@ -134,11 +122,14 @@ impl Metrics {
             inventory_watch_errors: Family::default(),
             inventory_relists: Family::default(),
             inventory_watch_restarts: Family::default(),
+            source_up: Family::default(),
+            source_last_success: Family::default(),
             edges: EdgeCounter::new(limits),
         };
         let mut root = Registry::default();
         metrics.register(root.sub_registry_with_prefix(PREFIX));
         root.register_collector(Box::new(process::ProcessCollector));
+        metrics.zero_series(enabled);
         (metrics, root)
     }
 
@@ -206,29 +197,92 @@ impl Metrics {
             "Watch requests after the first, by kind: resumed after a dropped stream or the server's timeout",
             self.inventory_watch_restarts.clone(),
         );
-        // Pre-create the outcome series so dashboards and alerts see zeros rather than absent series.
-        for outcome in DNS_OUTCOMES {
-            self.dns_responses.get_or_create(&OutcomeLabels { outcome }).inc_by(0);
+        reg.register(
+            "source_up",
+            "Whether the last attempt of each source (capture, sockets, inventory) succeeded (1) or failed (0)",
+            self.source_up.clone(),
+        );
+        reg.register_with_unit(
+            "source_last_success_timestamp",
+            "When each source last succeeded, in seconds since the Unix epoch",
+            Unit::Seconds,
+            self.source_last_success.clone(),
+        );
+    }
+
+    /// The one place where zero series are created: every fixed label value of the enabled sources' families,
+    /// so dashboards and alerts see zeros rather than absent series. `unresolved` is left to fill itself
+    /// (source × side × reason is 32 mostly-empty series).
+    fn zero_series(&self, enabled: Enabled) {
+        fn zeros<L: LabelValue, S: EncodeLabelSet + Clone + Eq + std::hash::Hash>(
+            family: &Family<S, Counter>,
+            label: impl Fn(L) -> S,
+        ) {
+            for &value in L::ALL {
+                family.get_or_create(&label(value)).inc_by(0);
+            }
         }
+        zeros(&self.dns_responses, Outcome);
+        zeros(&self.edges.refused, ReasonLabel::<RefusedReason>);
+        if enabled.capture {
+            zeros(&self.capture_frames, Outcome::<FrameOutcome>);
+            zeros(&self.capture_errors, ErrorLabel::<CaptureErrorKind>);
+        }
+        if enabled.sockets {
+            zeros(&self.socket_scans, Outcome::<ScanOutcome>);
+            zeros(&self.socket_connections, Outcome::<SocketOutcome>);
+            zeros(&self.socket_processes_skipped, ReasonLabel::<SkipReason>);
+        }
+        if enabled.api_inventory {
+            for kind in KINDS.map(InventoryKind::from) {
+                self.inventory_synced.get_or_create(&KindLabel(kind)).set(0);
+                self.inventory_watch_errors.get_or_create(&KindLabel(kind)).inc_by(0);
+                self.inventory_relists.get_or_create(&KindLabel(kind)).inc_by(0);
+                self.inventory_watch_restarts.get_or_create(&KindLabel(kind)).inc_by(0);
+            }
+        }
+        let sources = [
+            (SourceName::Capture, enabled.capture),
+            (SourceName::Sockets, enabled.sockets),
+            (SourceName::Inventory, true),
+        ];
+        for (source, _) in sources.into_iter().filter(|(_, on)| *on) {
+            self.source_up.get_or_create(&SourceLabel(source)).set(0);
+            self.source_last_success.get_or_create(&SourceLabel(source)).set(0.0);
+        }
+    }
+
+    /// Records that `source` just succeeded (a read, a scan, a watch batch).
+    pub fn source_succeeded(&self, source: SourceName) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        self.source_up.get_or_create(&SourceLabel(source)).set(1);
+        self.source_last_success.get_or_create(&SourceLabel(source)).set(now);
+    }
+
+    /// Records that `source` failed; it shows as down until it next succeeds.
+    pub fn source_failed(&self, source: SourceName) {
+        self.source_up.get_or_create(&SourceLabel(source)).set(0);
     }
 
     /// Counts a capture read or reopen error.
     pub fn capture_error(&self, error: &crate::sources::capture::Error) {
-        self.capture_errors.get_or_create(&ErrorLabels { error: error.metric_label() }).inc();
+        self.capture_errors.get_or_create(&ErrorLabel(error.kind())).inc();
+        self.source_failed(SourceName::Capture);
     }
 
     /// Counts an unresolved observation.
-    pub fn unresolved(&self, source: &'static str, side: Side, reason: Reason) {
-        let labels = UnresolvedLabels { source, side: side.metric_label(), reason: reason.metric_label() };
-        self.unresolved.get_or_create(&labels).inc();
+    pub fn unresolved(&self, source: ObservationSource, side: Side, reason: Reason) {
+        self.unresolved.get_or_create(&UnresolvedLabels { source, side, reason }).inc();
     }
 
-    /// Publishes inventory object counts.
-    pub fn inventory_counts(&self, counts: crate::sources::inventory::Counts) {
-        let set = |kind, n: usize| self.inventory_objects.get_or_create(&KindLabels { kind }).set(n as i64);
-        set("Pod", counts.pods);
-        set("Service", counts.services);
-        set("EndpointSlice", counts.slices);
-        set("Owner", counts.owners);
+    /// Publishes the object counts of an inventory file, and that it is loaded.
+    pub fn inventory_file_loaded(&self, counts: Counts) {
+        let set = |kind, n: usize| self.inventory_objects.get_or_create(&KindLabel(kind)).set(n as i64);
+        set(InventoryKind::Pod, counts.pods);
+        set(InventoryKind::Service, counts.services);
+        set(InventoryKind::EndpointSlice, counts.slices);
+        set(InventoryKind::Owner, counts.owners);
+        self.inventory_synced.get_or_create(&KindLabel(InventoryKind::File)).set(1);
+        self.source_succeeded(SourceName::Inventory);
     }
 }

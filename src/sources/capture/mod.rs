@@ -48,18 +48,61 @@ pub enum Error {
     Read { source_name: String, detail: String },
 }
 
-impl Error {
-    /// Short stable label for a `reason` metric label.
-    pub fn metric_label(&self) -> &'static str {
+/// The kinds of [`Error`], without their details: what the error metric counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    PermissionDenied,
+    OpenDevice,
+    OpenFile,
+    CorruptFile,
+    UnsupportedLinkType,
+    BadFilter,
+    Read,
+}
+
+impl ErrorKind {
+    /// Every kind, for pre-creating metric series.
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::PermissionDenied,
+        ErrorKind::OpenDevice,
+        ErrorKind::OpenFile,
+        ErrorKind::CorruptFile,
+        ErrorKind::UnsupportedLinkType,
+        ErrorKind::BadFilter,
+        ErrorKind::Read,
+    ];
+
+    /// Short stable label for an `error` metric label.
+    pub fn metric_label(self) -> &'static str {
         match self {
-            Error::PermissionDenied { .. } => "permission_denied",
-            Error::OpenDevice { .. } => "open_device",
-            Error::OpenFile { .. } => "open_file",
-            Error::CorruptFile { .. } => "corrupt_file",
-            Error::UnsupportedLinkType { .. } => "unsupported_link_type",
-            Error::BadFilter { .. } => "bad_filter",
-            Error::Read { .. } => "read",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::OpenDevice => "open_device",
+            ErrorKind::OpenFile => "open_file",
+            ErrorKind::CorruptFile => "corrupt_file",
+            ErrorKind::UnsupportedLinkType => "unsupported_link_type",
+            ErrorKind::BadFilter => "bad_filter",
+            ErrorKind::Read => "read",
         }
+    }
+}
+
+impl Error {
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+            Error::OpenDevice { .. } => ErrorKind::OpenDevice,
+            Error::OpenFile { .. } => ErrorKind::OpenFile,
+            Error::CorruptFile { .. } => ErrorKind::CorruptFile,
+            Error::UnsupportedLinkType { .. } => ErrorKind::UnsupportedLinkType,
+            Error::BadFilter { .. } => ErrorKind::BadFilter,
+            Error::Read { .. } => ErrorKind::Read,
+        }
+    }
+
+    /// Short stable label for an `error` metric label.
+    pub fn metric_label(&self) -> &'static str {
+        self.kind().metric_label()
     }
 
     /// True when the user's input is at fault (a file, its link type, a filter): the binary exits 2.
