@@ -15,6 +15,7 @@ apt_packages=(
   podman skopeo            # `make image`: builds and saves the image (as root, kernel overlay storage:
                            # buildah, uidmap and fuse-overlayfs are not needed), skopeo reads the archive
   mmdebstrap               # the image's base root filesystem from Debian packages (no image registry)
+  docker-registry          # a registry on loopback: `make test-image` pushes the archive as docs/image.md says
 )
 
 missing=()

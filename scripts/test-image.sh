@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tests the image that scripts/build-image.sh built (`make test-image`; docs/image.md):
-#   1. its configuration: entrypoint, user, port, and the OCI archive readable by skopeo;
+#   1. its configuration: entrypoint, user, port; the OCI archive readable by skopeo and pushed to a
+#      registry on loopback as docs/image.md says;
 #   2. its contents, from the mounted image (`podman image mount`; running a container is not possible
 #      on every build machine): the binaries are the host's release build, both start inside the image
 #      (every shared library they load is there), and there is no shell or package manager;
@@ -28,6 +29,35 @@ if archived=$(skopeo inspect --format '{{.Architecture}} {{len .Layers}} layers'
 else
     fail "skopeo cannot read $IMAGE_ARCHIVE: $archived"
 fi
+
+# The push path of docs/image.md, against a real registry (Debian's docker-registry, the CNCF
+# distribution server) on a loopback port: the pushed manifest is the archive's, byte for byte.
+registry_push() {
+    local dir port pid pushed archived
+    dir=$(mktemp -d)
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    printf 'version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: "127.0.0.1:%s"}\n' \
+        "$dir/data" "$port" >"$dir/config.yml"
+    docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+    pid=$!
+    local ref="127.0.0.1:$port/platform/network-mapper:$version"
+    for _ in $(seq 50); do skopeo inspect --tls-verify=false "docker://127.0.0.1:$port/none:x" 2>&1 | grep -q "connection refused" || break; sleep 0.1; done
+    if skopeo copy --quiet --dest-tls-verify=false "oci-archive:$IMAGE_ARCHIVE" "docker://$ref" 2>"$dir/err"; then
+        pushed=$(skopeo inspect --tls-verify=false --raw "docker://$ref" | sha256sum | cut -d' ' -f1)
+        archived=$(skopeo inspect --raw "oci-archive:$IMAGE_ARCHIVE" | sha256sum | cut -d' ' -f1)
+        if [[ $pushed == "$archived" ]]; then
+            ok "skopeo copy oci-archive:... docker://$ref: the registry serves manifest sha256:${pushed:0:12}"
+        else
+            fail "the registry serves manifest sha256:$pushed, the archive holds sha256:$archived"
+        fi
+    else
+        fail "skopeo copy to a local registry: $(cat "$dir/err") $(tail -3 "$dir/log")"
+    fi
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    rm -rf "$dir"
+}
+registry_push
 
 rootfs=$(podman image mount "$IMAGE")
 trap 'podman image unmount "$IMAGE" >/dev/null' EXIT
