@@ -1,36 +1,18 @@
-# syntax=docker/dockerfile:1
-# network-mapper and netmap-reduce in a small Debian runtime with libpcap.
-#   docker build -t network-mapper:0.1.0 .
-# scripts/check-dockerfile.py runs this file's build steps outside Docker (see its doc string).
-
-ARG RUST_VERSION=1.95
-ARG DEBIAN_RELEASE=bookworm
-
-# ---- build: the release binaries, linked against the distribution's libpcap ----
-FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libpcap-dev pkg-config \
- && rm -rf /var/lib/apt/lists/*
-WORKDIR /src
-COPY . .
-# Cache mounts keep the crate registry and target/ between builds (BuildKit, the default builder).
-RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bins \
- && mkdir -p /out \
- && cp target/release/network-mapper target/release/netmap-reduce /out/
-
-# ---- runtime: the binaries plus the shared libraries they link ----
-FROM debian:${DEBIAN_RELEASE}-slim
-# libpcap0.8: the capture library (linked dynamically). ca-certificates: `netmap-reduce
-# --prometheus https://...` verifies servers against the system roots (the exporter's API
-# access uses the service account's CA and needs none).
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libpcap0.8 ca-certificates \
- && rm -rf /var/lib/apt/lists/*
-COPY --from=build /out/ /usr/local/bin/
-# Root inside the container, with every capability dropped but NET_RAW by the DaemonSet
-# (deploy/base/daemonset.yaml): reading other pods' /proc entries needs uid 0.
+# network-mapper and netmap-reduce on a base that holds only what they load: glibc, libpcap and
+# libpcap's own libraries, and a CA bundle. Built by `make image` (scripts/build-image.sh, docs/image.md):
+#   - the binaries are release builds made on the host (`cargo build --release --locked --bins`),
+#     staged as bin/ in the build context;
+#   - BASE_IMAGE defaults to the local base that scripts/build-image.sh makes from Debian 12 packages
+#     with mmdebstrap, so nothing is pulled from an image registry. Another base works if it has
+#     glibc >= 2.36 and libpcap0.8 (the binaries are linked on Debian 12).
+# COPY only: this file has no RUN step, so the build never runs a container.
+ARG BASE_IMAGE=localhost/network-mapper-base:bookworm
+FROM ${BASE_IMAGE}
+COPY bin/network-mapper bin/netmap-reduce /usr/local/bin/
+ENV PATH=/usr/local/bin:/usr/bin:/bin
+# uid 0 with every capability dropped but NET_RAW (deploy/base/daemonset.yaml, docs/image.md
+# "Privileges"): Kubernetes gives added capabilities only to uid 0 (no ambient capabilities), and a
+# non-root user's file capabilities are ignored under allowPrivilegeEscalation: false.
 USER 0:0
 EXPOSE 9953
 ENTRYPOINT ["/usr/local/bin/network-mapper"]

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all setup build fmt lint test test-rust check-ops bench demo golden-update clean
+.PHONY: all setup build fmt lint test test-rust check-ops image test-image bench demo golden-update clean
 
 all: build
 
@@ -26,16 +26,23 @@ lint: setup
 test-rust: setup
 	$(CARGO) test --locked
 
-## check-ops: manifests, alert rules, dashboards, Dockerfile steps, and the checkers' own break-a-copy tests
+## check-ops: manifests, alert rules, dashboards, and the checkers' own break-a-copy tests
 check-ops: setup
 	scripts/check-deploy.sh
 	scripts/check-alerts.sh
 	python3 scripts/check-grafana.py
-	python3 scripts/check-dockerfile.py
 	scripts/test-checks.sh
 
+## image: the container image (podman, base made from Debian packages) and its OCI archive in target/image/
+image: setup
+	scripts/build-image.sh
+
+## test-image: the image's config and contents, and the simulated node with the exporter run from the image
+test-image: image
+	scripts/test-image.sh
+
 ## test: all gates, as CI runs them
-test: fmt lint test-rust check-ops
+test: fmt lint test-rust check-ops test-image
 
 ## bench: the benchmarks whose figures the README reports
 bench: setup

@@ -23,6 +23,9 @@ READ_VERBS = {"get", "list", "watch"}
 # Exactly what the inventory reads (docs/design.md §4, the inventory issue).
 RBAC = {("", "pods"), ("", "services"), ("discovery.k8s.io", "endpointslices"), ("apps", "replicasets"), ("batch", "jobs")}
 CAPABILITIES = ["NET_RAW"]
+# The image `make image` builds and tags (scripts/build-image.sh); overlays may point elsewhere.
+VERSION = re.search(r'^version = "(.+)"$', (ROOT / "Cargo.toml").read_text(), re.M).group(1)
+LOCAL_IMAGE = f"localhost/network-mapper:{VERSION}"
 # Ports a hostNetwork pod must not take: kubelet, kube-proxy, controller-manager, scheduler,
 # etcd, node-exporter, NodeLocal DNSCache, Cilium/Hubble, common exporters of node agents.
 RESERVED_PORTS = {53, 80, 443, 2379, 2380, 6443, 8080, 9100, 9153, 9253, 9353, 9962, 9963, 9964,
@@ -127,6 +130,8 @@ def check_container(where, c, volumes):
     check_security(where, c.get("securityContext", {}))
     if not c.get("image") or c["image"].endswith(":latest") or ":" not in c["image"]:
         fail(where, f"image {c.get('image')!r} needs a pinned tag")
+    elif c["image"].startswith("localhost/") and c["image"] != LOCAL_IMAGE:
+        fail(where, f"image {c['image']!r} is not what `make image` builds ({LOCAL_IMAGE})")
 
 
 def check_ports_and_probes(where, c):

@@ -13,26 +13,25 @@ apt_packages=(
   tcpdump                  # debugging captures by hand; also provides the classic pcap tooling
   python3                  # the pods' applications in the end-to-end test and `make demo`
   dnsutils                 # `dig +tcp`: a DNS-over-TCP lookup in the end-to-end test
+  podman skopeo            # `make image`: builds and saves the image (as root, kernel overlay storage:
+                           # buildah, uidmap and fuse-overlayfs are not needed), skopeo reads the archive
+  mmdebstrap               # the image's base root filesystem from Debian packages (no image registry)
+  docker-registry          # a registry on loopback: `make test-image` pushes the archive as docs/image.md says
 )
 
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# apt-cache (used by scripts/check-dockerfile.py) needs package lists; a fresh machine has none.
-needs_update=0
-[ -n "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -print -quit 2>/dev/null)" ] || needs_update=1
-if [ ${#missing[@]} -gt 0 ] || [ "$needs_update" = 1 ]; then
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing packages: ${missing[*]}; run as root (or: sudo apt-get install ${missing[*]})" >&2
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "setup: installing ${missing[*]}"
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  echo "setup: installing ${missing[*]}"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # Python packages for manifest and dashboard validation (scripts/check-deploy.sh, scripts/check-grafana.py).

@@ -12,7 +12,7 @@ failed=0
 # copy_tree DEST: the files the checkers read, with the npm validator's modules linked.
 copy_tree() {
     mkdir -p "$1/scripts"
-    cp -a alerts deploy grafana Dockerfile .dockerignore Cargo.toml README.md "$1/"
+    cp -a alerts deploy grafana Cargo.toml README.md "$1/"
     cp -a scripts/*.sh scripts/*.py "$1/scripts/"
     mkdir -p "$1/scripts/crd-validate"
     cp scripts/crd-validate/*.json scripts/crd-validate/*.mjs "$1/scripts/crd-validate/"
@@ -28,7 +28,7 @@ case_() {
     copy_tree "$tmp"
     (cd "$tmp" && "$@") || { echo "FAIL $name: the mutation itself failed"; failed=$((failed + 1)); rm -rf "$tmp"; return; }
     local out rc
-    out=$(cd "$tmp" && CHECK_DOCKERFILE_BUILD=0 "scripts/$check" 2>&1)
+    out=$(cd "$tmp" && "scripts/$check" 2>&1)
     rc=$?
     if [[ $rc -eq 1 && $out == *"$expected"* ]]; then
         echo "ok   $name"
@@ -54,6 +54,8 @@ case_ "write verb in RBAC" check-deploy.sh "verbs must be exactly get, list, wat
     sed -i '0,/verbs: \[get, list, watch\]/s//verbs: [get, list, watch, create]/' deploy/base/clusterrole.yaml
 case_ "secrets in RBAC" check-deploy.sh "expected exactly" \
     sed -i 's/resources: \[pods, services\]/resources: [pods, services, secrets]/' deploy/base/clusterrole.yaml
+case_ "image not the one make image builds" check-deploy.sh "is not what \`make image\` builds" \
+    sed -i '0,/^version = "\(.*\)"$/s//version = "\1.1"/' Cargo.toml
 case_ "honorLabels off" check-deploy.sh "honorLabels: true" \
     sed -i 's/honorLabels: true/honorLabels: false/' deploy/components/servicemonitor/servicemonitor.yaml
 case_ "ServiceMonitor type error" check-deploy.sh "must be boolean" \
@@ -76,10 +78,6 @@ case_ "dashboard: broken PromQL" check-grafana.py "promtool rejects the query" \
     sed -i 's/count by (version) (network_mapper_build_info)/count by (version) (network_mapper_build_info/' grafana/network-mapper.json
 case_ "dashboard: node graph ids" check-grafana.py "does not shape" \
     sed -i 's/\\"id\\", \\" -> \\", \\"source\\", \\"target\\"/\\"id\\", \\" -> \\", \\"target\\", \\"source\\"/' grafana/network-mapper.json
-case_ "Dockerfile: non-Debian runtime" check-dockerfile.py "runtime stage is" \
-    sed -i 's/^FROM debian:\${DEBIAN_RELEASE}-slim$/FROM alpine:3/' Dockerfile
-case_ "Dockerfile: unknown package" check-dockerfile.py "not found" \
-    sed -i 's/libpcap0.8 ca-certificates/libpcap0.9 ca-certificates/' Dockerfile
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

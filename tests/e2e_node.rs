@@ -4,6 +4,7 @@
 //! `/metrics` keeps answering, and a pod added after the outage is resolved. SIGTERM ends the exporter cleanly.
 //!
 //! Needs root. Without root it says so loudly and does nothing; with `CI` set it fails instead.
+//! With `NETMAP_E2E_EXPORTER_ROOTFS=<mounted image>` the exporter is the container image's binary (`make test-image`).
 
 mod e2e;
 mod fake_apiserver;
@@ -55,6 +56,7 @@ fn a_shop_on_a_simulated_node_is_mapped_exactly_through_prometheus() {
     let started = Instant::now();
     let mut lab = ok(shop::bring_up(bins(), LINK_SUBNET, STARTUP_OUTAGE));
     let pid = lab.exporter().process.pid();
+    exporter_is_the_image_binary(pid);
     let before = ok(Usage::of(pid));
     let traffic_done = Instant::now();
 
@@ -72,6 +74,29 @@ fn a_shop_on_a_simulated_node_is_mapped_exactly_through_prometheus() {
     assert!(status.success(), "the exporter exits 0 on SIGTERM, got {status}");
     let _ =
         writeln!(std::io::stderr(), "e2e: exporter stopped {took:?} after SIGTERM; whole test {:?}", started.elapsed());
+}
+
+/// With `NETMAP_E2E_EXPORTER_ROOTFS` (`make test-image`): the process under test really is the image's binary,
+/// confined to the image's root, holding only the DaemonSet's capability (and `chroot`'s), under no_new_privs.
+fn exporter_is_the_image_binary(pid: u32) {
+    let Some(rootfs) = monitor::exporter_rootfs() else { return };
+    let link = |name: &str| ok(std::fs::read_link(format!("/proc/{pid}/{name}")));
+    let rootfs = ok(rootfs.canonicalize());
+    assert_eq!(link("root"), rootfs, "the exporter's root directory");
+    assert_eq!(link("exe"), rootfs.join("usr/local/bin/network-mapper"), "the exporter's executable");
+    let status = ok(std::fs::read_to_string(format!("/proc/{pid}/status")));
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or_default();
+    const NET_RAW: u64 = 1 << 13;
+    const SYS_CHROOT: u64 = 1 << 18;
+    let effective = u64::from_str_radix(field("CapEff:"), 16).unwrap();
+    assert_eq!(effective, NET_RAW | SYS_CHROOT, "effective capabilities {effective:#x}");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("Uid:").split_whitespace().next(), Some("0"));
+    let _ = writeln!(
+        std::io::stderr(),
+        "e2e: exporter pid {pid} is {} (capabilities {effective:#x}: NET_RAW, SYS_CHROOT)",
+        link("exe").display()
+    );
 }
 
 /// Takes the API down (open watches dropped, every connection refused) for [`OUTAGE`] while the loadgenerator's

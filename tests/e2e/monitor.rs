@@ -55,6 +55,39 @@ pub fn sample(exposition: &str, series: &str) -> Option<f64> {
         .ok()
 }
 
+/// Names a container image's root filesystem (mounted by `podman image mount`, see `scripts/test-image.sh`):
+/// the lab then runs that image's `/usr/local/bin/network-mapper` instead of the host build.
+pub const ROOTFS_VAR: &str = "NETMAP_E2E_EXPORTER_ROOTFS";
+
+/// The image root filesystem to run the exporter from, if [`ROOTFS_VAR`] names one.
+pub fn exporter_rootfs() -> Option<PathBuf> {
+    std::env::var_os(ROOTFS_VAR).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// What a container runtime does for the DaemonSet, with host tools (running a container is not possible on
+/// every machine): `ip netns exec` has already given the command its own mount namespace, where the host's
+/// `/proc`, `/sys`, `/dev`, `/tmp` (the kubeconfig) and the node's resolv.conf are mounted into the image, then
+/// the image is entered with the DaemonSet's privileges (uid 0, bounding set NET_RAW, no_new_privs), plus
+/// SYS_CHROOT for `chroot` itself. Every step execs, so the pid stays the exporter's.
+const IMAGE_RUN: &str = r#"set -e
+root=$1; shift
+for dir in /proc /sys /dev /tmp; do mount --rbind "$dir" "$root$dir"; done
+mount --bind /etc/resolv.conf "$root/etc/resolv.conf"
+exec setpriv --bounding-set=-all,+net_raw,+sys_chroot --inh-caps=-all --ambient-caps=-all --no-new-privs \
+    chroot "$root" /usr/local/bin/network-mapper "$@""#;
+
+fn in_image(rootfs: &Path, dir: &Path, args: Vec<String>) -> io::Result<(String, Vec<String>)> {
+    if !dir.starts_with("/tmp") {
+        return Err(io::Error::other(format!(
+            "{ROOTFS_VAR}: the lab's files must be under /tmp, not {}",
+            dir.display()
+        )));
+    }
+    let mut full = vec!["-c".to_owned(), IMAGE_RUN.to_owned(), "sh".to_owned(), rootfs.display().to_string()];
+    full.extend(args);
+    Ok(("sh".to_owned(), full))
+}
+
 /// The running exporter.
 pub struct Exporter {
     pub process: Guarded,
@@ -83,7 +116,11 @@ impl Exporter {
         .map(String::from)
         .to_vec();
         let env = [("RUST_LOG", "info")];
-        let process = Guarded::spawn(&node.netns, &bins.exporter.display().to_string(), &args, &log, &env)?;
+        let (program, args) = match exporter_rootfs() {
+            None => (bins.exporter.display().to_string(), args),
+            Some(rootfs) => in_image(&rootfs, dir, args)?,
+        };
+        let process = Guarded::spawn(&node.netns, &program, &args, &log, &env)?;
         Ok(Exporter { process, base_url: format!("http://{}:{EXPORTER_PORT}", node.node_ip), log })
     }
 
