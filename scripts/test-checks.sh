@@ -68,7 +68,7 @@ case_ "new-edge alert keyed on the exporter pod" check-alerts.sh "no alert after
     bash -c "sed -i 's/unless on (client, namespace, server, server_namespace)\$/unless on (client, namespace, server, server_namespace, pod)/; s/group by (client, namespace, server, server_namespace) (network_mapper_edge_total)/group by (client, namespace, server, server_namespace, pod) (network_mapper_edge_total)/' alerts/*.yml && python3 scripts/gen-prometheusrule.py"
 case_ "alert without runbook" check-alerts.sh "runbook section" \
     sed -i 's/^### NetworkMapperDown/### Down/' README.md
-case_ "dashboard: unknown metric" check-grafana.py "neither exported nor a recording rule" \
+case_ "dashboard: unknown metric" check-grafana.py "is not exported by network-mapper" \
     sed -i 's/network_mapper_capture_packets_total/network_mapper_packets_total/' grafana/network-mapper.json
 case_ "dashboard: per-pod series" check-grafana.py "is not aggregated" \
     sed -i 's/max by (node) (network_mapper_socket_namespaces{node=~\\"$node\\"})/network_mapper_socket_namespaces/' grafana/network-mapper.json
@@ -76,6 +76,12 @@ case_ "dashboard: broken PromQL" check-grafana.py "promtool rejects the query" \
     sed -i 's/count by (version) (network_mapper_build_info)/count by (version) (network_mapper_build_info/' grafana/network-mapper.json
 case_ "dashboard: node graph ids" check-grafana.py "does not shape" \
     sed -i 's/\\"id\\", \\" -> \\", \\"source\\", \\"target\\"/\\"id\\", \\" -> \\", \\"target\\", \\"source\\"/' grafana/network-mapper.json
+case_ "dashboard: panel id nodegraph (Grafana's is nodeGraph)" check-grafana.py "is not a Grafana panel plugin id" \
+    sed -i 's/"type": "nodeGraph"/"type": "nodegraph"/' grafana/network-mapper.json
+case_ "dashboard: query only a non-installed rule answers" check-grafana.py "does not install" \
+    sed -i 's/label_values(network_mapper_edge_total, namespace)/label_values(network_mapper:edge:present, namespace)/' grafana/network-mapper.json
+case_ "dashboard: hand-edited JSON" check-grafana.py "is not what scripts/gen-dashboard.py generates" \
+    sed -i 's/"title": "Edges vs. cap"/"title": "Edges vs cap"/' grafana/network-mapper.json
 case_ "Dockerfile: non-Debian runtime" check-dockerfile.py "runtime stage is" \
     sed -i 's/^FROM debian:\${DEBIAN_RELEASE}-slim$/FROM alpine:3/' Dockerfile
 case_ "Dockerfile: unknown package" check-dockerfile.py "not found" \

@@ -20,6 +20,7 @@ use crate::pipeline::{DnsPipeline, Recorder, SharedInventory};
 use crate::resolve::ResolveConfig;
 use crate::server::{self, AppState, Exposition, Readiness};
 use crate::sockets::{self, ProcRoot, Scanner};
+use crate::web_config::WebConfig;
 use crate::{UnixMicros, capture};
 
 /// How often kernel drop counts are read from pcap.
@@ -50,6 +51,9 @@ pub enum Error {
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// The web configuration file (`--web-config-file`) cannot be used.
+    #[error(transparent)]
+    WebConfig(#[from] crate::web_config::Error),
     /// The flags do not describe a runnable configuration.
     #[error("{0}")]
     Usage(String),
@@ -63,7 +67,7 @@ impl Error {
             Error::Kube(e) => e.is_bad_input(),
             Error::Capture(e) => e.is_bad_input(),
             Error::Listen(_) | Error::Runtime(_) | Error::Sockets(_) => false,
-            Error::Usage(_) => true,
+            Error::Usage(_) | Error::WebConfig(_) => true,
         }
     }
 }
@@ -133,13 +137,17 @@ pub fn print_metrics(args: &Args, exposition: Exposition) -> Result<String, Erro
 
 /// Runs the exporter until `shutdown` completes.
 pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let web = match &args.web_config_file {
+        Some(path) => WebConfig::load(path)?,
+        None => WebConfig::plain(),
+    };
     let core = Core::new(&args)?;
     let listener = server::bind(args.listen_address).await.map_err(Error::Listen)?;
-    tracing::info!(address = %args.listen_address, "serving /metrics");
+    tracing::info!(address = %args.listen_address, web = ?web.current(), "serving /metrics");
     let stop = Arc::new(AtomicBool::new(false));
     let capture = spawn_capture(&args, &core, stop.clone())?;
     let scanner = spawn_socket_scanner(&args, &core, stop.clone())?;
-    let state = AppState { registry: core.registry.clone(), readiness: core.readiness.clone() };
+    let state = AppState { registry: core.registry.clone(), readiness: core.readiness.clone(), web: Arc::new(web) };
     server::serve(listener, state, shutdown).await;
     stop.store(true, Ordering::Release);
     for thread in std::iter::once(capture).chain(scanner) {

@@ -14,7 +14,7 @@
 //! - [`pipeline`]: the per-observation path from bytes to counters (decode → de-duplicate → parse → resolve →
 //!   count), shared by the capture and the socket scanner.
 //! - [`metrics`]: the edge counter with its cardinality caps, and the self-metrics.
-//! - [`server`]: `/metrics`, `/healthz`, `/readyz` and `/` over hyper.
+//! - [`server`]: `/metrics`, `/healthz`, `/readyz` and `/` over hyper; [`web_config`] adds TLS and basic auth.
 //! - [`exporter`]: wires the sources, the core and the server together for the `network-mapper` binary;
 //!   [`config`] holds its flags.
 //! - [`reduce`]: the `netmap-reduce` CLI core: snapshot → listing, ClientIntents, graphs.
@@ -29,6 +29,7 @@ pub mod reduce;
 pub mod resolve;
 pub mod server;
 pub mod sockets;
+pub mod web_config;
 
 /// Wall-clock time of an observation, in microseconds since the Unix epoch. Sources stamp observations (pcap
 /// gives each packet a timestamp); the pure core never reads a clock itself.
