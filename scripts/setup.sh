@@ -12,6 +12,8 @@ apt_packages=(
   python3-yaml             # fixture generators
   tcpdump                  # debugging captures by hand; also provides the classic pcap tooling
   python3                  # the pods' applications in the end-to-end test and `make demo`
+  victoria-metrics         # a second real time-series engine for the reducer's live test
+  openssl                  # certificates made at test time for the --web-config-file (TLS) test
 )
 
 missing=()

@@ -60,6 +60,12 @@ case_ "ServiceMonitor type error" check-deploy.sh "must be boolean" \
     sed -i 's/honorLabels: true/honorLabels: "yes"/' deploy/components/servicemonitor/servicemonitor.yaml
 case_ "scrape config without honor_labels" check-deploy.sh "honor_labels: true" \
     sed -i 's/honor_labels: true/honor_labels: false/' deploy/prometheus/prometheus.yml
+case_ "kube-prometheus-stack: PrometheusRule without release label" check-deploy.sh "disagree on the \`release\` label" \
+    sed -i 's/kind: PrometheusRule/kind: PrometheusRuleX/' deploy/components/kube-prometheus-stack/kustomization.yaml
+case_ "web config: plain-HTTP ServiceMonitor" check-deploy.sh "every endpoint needs scheme: https" \
+    sed -i 's/value: https/value: http/' deploy/components/web-config/kustomization.yaml
+case_ "listen address: HOST_IP not from the downward API" check-deploy.sh "must come from the downward API (status.hostIP)" \
+    sed -i 's/fieldPath: status.hostIP/fieldPath: status.podIP/' deploy/base/daemonset.yaml
 case_ "PrometheusRule not regenerated" check-alerts.sh "is not what alerts/ generates" \
     sed -i 's/for: 15m/for: 20m/' alerts/health-alerts.yml
 case_ "no warm-up guard" check-alerts.sh "warm-up after a fresh install" \

@@ -25,7 +25,7 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
-use crate::web_config::{Settings, WebConfig};
+use crate::web_config::WebConfig;
 
 /// How long a client may take to finish the TLS handshake before its connection is dropped.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -119,11 +119,10 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
         };
         let state = state.clone();
         tokio::spawn(async move {
-            let settings = state.web.current();
-            match settings.tls.clone() {
-                None => serve_connection(stream, peer, state, settings).await,
+            match state.web.current().tls {
+                None => serve_connection(stream, peer, state).await,
                 Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => serve_connection(tls, peer, state, settings).await,
+                    Ok(Ok(tls)) => serve_connection(tls, peer, state).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 },
@@ -132,11 +131,11 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
     }
 }
 
-async fn serve_connection<S>(stream: S, peer: SocketAddr, state: AppState, settings: Settings)
+async fn serve_connection<S>(stream: S, peer: SocketAddr, state: AppState)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| handle(req, state.clone(), settings.clone()));
+    let service = service_fn(move |req| handle(req, state.clone()));
     if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
@@ -149,16 +148,14 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     })
 }
 
-async fn handle(
-    req: Request<Incoming>,
-    state: AppState,
-    settings: Settings,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(req: Request<Incoming>, state: AppState) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "only GET and HEAD\n".into()));
     }
     let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
-    if let Some(auth) = settings.auth.filter(|_| !probe) {
+    // Per request, not per connection: Prometheus keeps its connection open across scrapes, and a changed
+    // user list must apply to it too (TLS settings apply from the next connection).
+    if let Some(auth) = state.web.current().auth.filter(|_| !probe) {
         let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
         if !auth.authorize(header).await {
             let mut response = text(StatusCode::UNAUTHORIZED, "text/plain", "unauthorized\n".into());

@@ -18,8 +18,8 @@
 //! are asked for but not verified) are refused; `/healthz` and `/readyz` answer without basic auth so that
 //! kubelet probes need no credentials (they reveal nothing). Unknown keys are errors, as in exporter-toolkit.
 //!
-//! The file and the files it names are re-read when one of them changes (checked at each new connection), so a
-//! certificate rotated in a mounted Secret takes effect without a restart; a changed file that no longer loads
+//! The file and the files it names are re-read when one of them changes (checked at each new connection and
+//! each request), so a certificate rotated in a mounted Secret takes effect without a restart; a changed file that no longer loads
 //! is logged and the previous configuration stays in force.
 
 use std::collections::{BTreeMap, HashSet};
@@ -201,6 +201,12 @@ fn tls_acceptor(file: &Path, dir: &Path, raw: RawTls, watched: &mut Vec<PathBuf>
     const KEY: &str = "tls_server_config.key_file";
     const CA: &str = "tls_server_config.client_ca_file";
     const AUTH: &str = "tls_server_config.client_auth_type";
+    let min = tls_version(file, "tls_server_config.min_version", raw.min_version.as_deref().unwrap_or("TLS12"))?;
+    let max = tls_version(file, "tls_server_config.max_version", raw.max_version.as_deref().unwrap_or("TLS13"))?;
+    let versions = VERSIONS.get(min..=max).unwrap_or_default();
+    if versions.is_empty() {
+        return Err(field(file, "tls_server_config.min_version", "is above max_version"));
+    }
     let cert_path = dir.join(raw.cert_file.ok_or_else(|| field(file, CERT, "missing (the server certificate, PEM)"))?);
     let key_path = dir.join(raw.key_file.ok_or_else(|| field(file, KEY, "missing (the server's private key, PEM)"))?);
     let certs = read_certs(file, CERT, &cert_path)?;
@@ -208,13 +214,6 @@ fn tls_acceptor(file: &Path, dir: &Path, raw: RawTls, watched: &mut Vec<PathBuf>
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| field(file, KEY, format!("{}: no usable PEM private key: {e}", key_path.display())))?;
     watched.extend([cert_path, key_path]);
-
-    let min = tls_version(file, "tls_server_config.min_version", raw.min_version.as_deref().unwrap_or("TLS12"))?;
-    let max = tls_version(file, "tls_server_config.max_version", raw.max_version.as_deref().unwrap_or("TLS13"))?;
-    let versions = VERSIONS.get(min..=max).unwrap_or_default();
-    if versions.is_empty() {
-        return Err(field(file, "tls_server_config.min_version", "is above max_version"));
-    }
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let ca = match raw.client_ca_file {
@@ -249,10 +248,22 @@ fn tls_acceptor(file: &Path, dir: &Path, raw: RawTls, watched: &mut Vec<PathBuf>
             Some(WebPkiClientVerifier::builder_with_provider(roots, provider.clone()).allow_unauthenticated().build())
         }
         ("RequestClientCert" | "RequireAnyClientCert", _) => {
-            return Err(field(file, AUTH, format!("{auth_type} (a certificate asked for but never verified) is not supported; use RequireAndVerifyClientCert with client_ca_file")));
+            return Err(field(
+                file,
+                AUTH,
+                format!(
+                    "{auth_type} (a certificate asked for but never verified) is not supported; use RequireAndVerifyClientCert with client_ca_file"
+                ),
+            ));
         }
         (other, _) => {
-            return Err(field(file, AUTH, format!("unknown value {other:?}; use NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert")));
+            return Err(field(
+                file,
+                AUTH,
+                format!(
+                    "unknown value {other:?}; use NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"
+                ),
+            ));
         }
     };
     let verifier = verifier.transpose().map_err(|e| field(file, CA, e.to_string()))?;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 const CAPTURE: &str = "tests/fixtures/scrape/capture.pcap";
 const INVENTORY: &str = "tests/fixtures/inventory/cluster.yaml";
-const EDGE: &str = r#"network_mapper_edge_total{client="checkout",namespace="shop",server="cart",server_namespace="shop"}"#;
+const EDGE: &str =
+    r#"network_mapper_edge_total{client="checkout",namespace="shop",server="cart",server_namespace="shop"}"#;
 
 /// Kills the child on drop, so a failing assertion never leaves a server behind.
 struct Running(Child);
@@ -38,7 +39,8 @@ fn make_certs(dir: &Path) {
     ca.extend(ec);
     openssl(dir, &ca);
     for (name, ext) in [("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")] {
-        let (key, csr, crt, subj) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"), format!("/CN={name}"));
+        let (key, csr, crt, subj) =
+            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"), format!("/CN={name}"));
         let mut req = vec!["req", "-new", "-subj", &subj, "-addext", ext, "-keyout", &key, "-out", &csr];
         req.extend(ec);
         openssl(dir, &req);
