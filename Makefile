@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all setup build fmt lint test test-rust check-ops bench demo golden-update clean
+.PHONY: all setup build fmt lint test test-rust check-ops dashboard bench demo golden-update clean
 
 all: build
 
@@ -36,6 +36,10 @@ check-ops: setup
 
 ## test: all gates, as CI runs them
 test: fmt lint test-rust check-ops
+
+## dashboard: regenerate grafana/network-mapper.json with Grafana's Foundation SDK (scripts/gen-dashboard.py)
+dashboard: setup
+	python3 scripts/gen-dashboard.py
 
 ## bench: the benchmarks whose figures the README reports
 bench: setup
