@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all setup build fmt lint test test-rust check-ops image test-image bench demo golden-update clean
+.PHONY: all setup build fmt lint test test-rust check-ops image test-image dashboard bench demo golden-update clean
 
 all: build
 
@@ -43,6 +43,10 @@ test-image: image
 
 ## test: all gates, as CI runs them
 test: fmt lint test-rust check-ops test-image
+
+## dashboard: regenerate grafana/network-mapper.json with Grafana's Foundation SDK (scripts/gen-dashboard.py)
+dashboard: setup
+	python3 scripts/gen-dashboard.py
 
 ## bench: the benchmarks whose figures the README reports
 bench: setup

@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Validates the dashboards in grafana/.
 
+grafana/network-mapper.json must be exactly what scripts/gen-dashboard.py writes with Grafana's
+Foundation SDK, and every panel's type must be a panel plugin id that the SDK knows (Grafana's own
+vocabulary: `nodeGraph`, not `nodegraph`, which Grafana shows as "panel plugin not found").
+
 For every query of every dashboard (panel targets, also inside rows, and template variables):
   - it is valid PromQL: the queries, with Grafana's macros and variables substituted, become
     recording rules in a generated rule file that `promtool check rules` must accept;
-  - it names only metrics the exporter exposes (the contract in docs/design.md §2 and the metrics issue)
-    or recording rules defined in alerts/ (names read with the `promql-parser` AST);
-  - every raw exporter metric sits under an aggregation (sum/max/count/histogram_quantile of a
-    sum ...) so that no panel shows per-pod series that split on every rollout; recording rules
-    may be used as they are. Template variables (label_values) are metadata look-ups and exempt.
+  - it names only metrics the exporter exposes (the contract in docs/design.md), never a
+    recording rule of alerts/: `kubectl apply -k deploy/` installs no rules, and the dashboard
+    must show the map on that fresh install (names read with the `promql-parser` AST);
+  - every exporter metric sits under an aggregation (sum/max/count/histogram_quantile of a
+    sum ...) so that no panel shows per-pod series that split on every rollout. Template
+    variables (label_values) are metadata look-ups and exempt.
 The Node Graph panel must have an instant table query shaping `id`, `source` and `target`, and
 that query, run by `promtool test rules` on two nodes' worth of sample edges (one in-cluster, one
 to an outside name), must yield exactly the ids Grafana's Node Graph needs.
@@ -32,6 +37,7 @@ except ImportError:
     sys.exit("check-grafana: needs the PyPI package promql-parser (pip install promql-parser==0.11.0)")
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+NODE_GRAPH_TYPE = "nodeGraph"
 
 # What network-mapper exposes (counters with their `_total`, histograms expanded below).
 EXPORTED = {
@@ -115,21 +121,58 @@ def queries(dashboard):
         yield f"variable {var['name']}", match.group(1), True
 
 
-def check_names(source, where, expr, is_variable, allowed, records):
+def check_names(source, where, expr, is_variable, records):
     try:
         ast = promql_parser.parse(expr)
     except Exception as err:  # the parser raises plain exceptions with its message
         failures.append(f"FAIL {source} {where}: not PromQL: {err}")
         return
     for name, aggregated in selectors(ast):
-        if name not in allowed:
-            failures.append(f"FAIL {source} {where}: metric {name!r} is neither exported nor a recording rule in alerts/")
-        elif not is_variable and not aggregated and name not in records:
+        if name in records:
+            failures.append(f"FAIL {source} {where}: {name!r} is a recording rule that `kubectl apply -k deploy/` "
+                            "does not install, so a fresh install shows no data; query the exporter's metrics")
+        elif name not in EXPORTED:
+            failures.append(f"FAIL {source} {where}: metric {name!r} is not exported by network-mapper")
+        elif not is_variable and not aggregated:
             failures.append(f"FAIL {source} {where}: raw metric {name!r} is not aggregated across nodes/pods")
 
 
+def sdk_panel_types():
+    """The panel plugin ids of Grafana's Foundation SDK: every builders.<plugin>.Panel sets its type."""
+    import importlib
+    import pkgutil
+    try:
+        import grafana_foundation_sdk.builders as builders
+    except ImportError:
+        sys.exit("check-grafana: needs the PyPI package grafana-foundation-sdk (pip install -r scripts/requirements.txt)")
+    types = {"row"}
+    for module in pkgutil.iter_modules(builders.__path__):
+        panel = getattr(importlib.import_module(f"{builders.__name__}.{module.name}"), "Panel", None)
+        if panel is not None and panel().build().type_val:
+            types.add(panel().build().type_val)
+    return types
+
+
+def check_panel_types(source, dashboard, known):
+    def walk(panels):
+        for panel in panels:
+            yield panel
+            yield from walk(panel.get("panels", []))
+    for panel in walk(dashboard.get("panels", [])):
+        if panel.get("type") not in known:
+            failures.append(f"FAIL {source} panel {panel.get('title')!r}: type {panel.get('type')!r} is not a Grafana "
+                            f"panel plugin id (Grafana shows \"panel plugin not found\"); known: {sorted(known)}")
+
+
+def check_generated():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-dashboard.py"), "--check"],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        failures.append(done.stderr.strip() or done.stdout.strip())
+
+
 def check_node_graph(source, dashboard):
-    graphs = [p for p in dashboard.get("panels", []) if p.get("type") == "nodegraph"]
+    graphs = [p for p in dashboard.get("panels", []) if p.get("type") == NODE_GRAPH_TYPE]
     if not graphs:
         failures.append(f"FAIL {source}: no Node Graph panel")
     for panel in graphs:
@@ -155,12 +198,12 @@ NODE_GRAPH_OUTPUT = [
 
 def node_graph_test(source, dashboard):
     """Runs the Node Graph query on sample edges with promtool and checks the shaped labels."""
-    graphs = [p for p in dashboard.get("panels", []) if p.get("type") == "nodegraph"]
+    graphs = [p for p in dashboard.get("panels", []) if p.get("type") == NODE_GRAPH_TYPE]
     for panel in graphs:
         expr = panel["targets"][0]["expr"].replace("$__range", "1h")
         expr = VARIABLE.sub(".*", expr)  # "All" selected in every variable
         test = {
-            "rule_files": [str(ROOT / "alerts" / "recording-rules.yml")],
+            "rule_files": [],
             "evaluation_interval": "1m",
             "tests": [{
                 "interval": "1m",
@@ -200,7 +243,9 @@ def promtool_check(exprs):
 def main(argv):
     paths = [pathlib.Path(p) for p in argv] or sorted(ROOT.glob("grafana/*.json"))
     records = recording_rules()
-    allowed = EXPORTED | records
+    known_types = sdk_panel_types()
+    if not argv:
+        check_generated()
     exprs = []
     for path in paths:
         try:
@@ -208,18 +253,20 @@ def main(argv):
         except (OSError, json.JSONDecodeError) as err:
             print(f"{path}: not a readable dashboard JSON: {err}", file=sys.stderr)
             return 2
+        check_panel_types(path.name, dashboard, known_types)
         check_node_graph(path.name, dashboard)
         node_graph_test(path.name, dashboard)
         for where, expr, is_variable in queries(dashboard):
             plain = substitute(expr)
-            check_names(path.name, where, plain, is_variable, allowed, records)
+            check_names(path.name, where, plain, is_variable, records)
             exprs.append((f"{path.name} {where}", plain))
     count = promtool_check(exprs)
     for line in failures:
         print(line, file=sys.stderr)
     if failures:
         return 1
-    print(f"ok   {count} queries in {len(paths)} dashboard(s): valid PromQL (promtool), known metrics, aggregated; Node Graph shape tested")
+    print(f"ok   {count} queries in {len(paths)} dashboard(s): generated by the Foundation SDK, panel types known to "
+          "it, valid PromQL (promtool), exported metrics only, aggregated; Node Graph shape tested")
     return 0
 
 

@@ -31,6 +31,8 @@ LOCAL_IMAGE = f"localhost/network-mapper:{VERSION}"
 RESERVED_PORTS = {53, 80, 443, 2379, 2380, 6443, 8080, 9100, 9153, 9253, 9353, 9962, 9963, 9964,
                   9965, 10248, 10249, 10250, 10255, 10256, 10257, 10259}
 
+WEB_CONFIG_FLAG = re.compile(r"--web-config-file[= ](\S+)")
+
 failures = []
 
 
@@ -126,6 +128,7 @@ def check_container(where, c, volumes):
     elif volumes.get(proc["name"], {}).get("hostPath", {}).get("path") != "/proc":
         fail(where, "/host/proc must be the hostPath /proc")
     check_ports_and_probes(where, c)
+    check_listen_and_web_config(where, c, volumes)
     check_resources(where, c.get("resources", {}))
     check_security(where, c.get("securityContext", {}))
     if not c.get("image") or c["image"].endswith(":latest") or ":" not in c["image"]:
@@ -148,6 +151,37 @@ def check_ports_and_probes(where, c):
         get = c.get(probe, {}).get("httpGet", {})
         if get.get("path") != path or get.get("port") not in ("metrics", port["containerPort"]):
             fail(where, f"{probe} must GET {path} on the metrics port")
+
+
+def web_config_file(container):
+    match = WEB_CONFIG_FLAG.search(" ".join(container.get("args", [])))
+    return match.group(1) if match else None
+
+
+def check_listen_and_web_config(where, c, volumes):
+    args = " ".join(c.get("args", []))
+    env = {e["name"]: e for e in c.get("env", [])}
+    if "$(HOST_IP)" in args and env.get("HOST_IP", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "status.hostIP":
+        fail(where, "--listen-address uses $(HOST_IP), which must come from the downward API (status.hostIP)")
+    path = web_config_file(c)
+    if not path:
+        return
+    mounts = [m for m in c.get("volumeMounts", []) if path.startswith(m["mountPath"].rstrip("/") + "/")]
+    if not mounts or "secret" not in volumes.get(mounts[0]["name"], {}):
+        fail(where, f"--web-config-file {path} is not on a mounted Secret (it holds the TLS key)")
+    for probe in ("livenessProbe", "readinessProbe"):
+        if c.get(probe, {}).get("httpGet", {}).get("scheme") != "HTTPS":
+            fail(where, f"{probe} needs scheme: HTTPS: with --web-config-file the exporter serves TLS only")
+
+
+def check_release_labels(src, objects):
+    """kube-prometheus-stack selects its objects by `release`; one without it is silently ignored."""
+    operator = [o for o in objects if o["apiVersion"].startswith("monitoring.coreos.com/")]
+    releases = {o["metadata"].get("labels", {}).get("release") for o in operator}
+    if len(releases) > 1:
+        names = {f"{o['kind']}/{o['metadata']['name']}": o["metadata"].get("labels", {}).get("release") for o in operator}
+        fail(src, f"Prometheus Operator objects disagree on the `release` label {names}: a Prometheus that selects "
+                  "on it (kube-prometheus-stack) silently ignores the others")
 
 
 def quantity(value):
@@ -199,6 +233,7 @@ def check_service_and_monitors(src, objects, ds):
             fail(where, "selector does not select the DaemonSet's pods")
         if [p.get("name") for p in svc["spec"]["ports"]] != ["metrics"]:
             fail(where, "expected one port named metrics")
+    web = any(web_config_file(c) for c in ds["spec"]["template"]["spec"]["containers"])
     monitors = by_kind(objects, "ServiceMonitor") + by_kind(objects, "PodMonitor")
     if len(monitors) > 1:
         fail(src, "a ServiceMonitor and a PodMonitor together scrape every pod twice")
@@ -216,12 +251,19 @@ def check_service_and_monitors(src, objects, ds):
                 fail(where, "every endpoint needs port metrics and honorLabels: true")
             if {"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"} not in ep.get("relabelings", []):
                 fail(where, "every endpoint needs the `node` relabelling")
+            secured = ep.get("scheme") == "https" and ep.get("tlsConfig") and ep.get("basicAuth")
+            if web and not secured:
+                fail(where, "the exporter serves TLS and basic auth (--web-config-file): every endpoint needs "
+                            "scheme: https, tlsConfig and basicAuth")
+            if not web and ep.get("scheme") == "https":
+                fail(where, "scheme: https, but the exporter has no --web-config-file and serves plain HTTP")
 
 
 def check_rendered(path):
     objects = load(path)
     check_namespaces(path, objects)
     check_rbac(path, objects)
+    check_release_labels(path, objects)
     daemonsets = by_kind(objects, "DaemonSet")
     if len(daemonsets) != 1:
         fail(path, f"expected one DaemonSet, found {len(daemonsets)}")

@@ -17,6 +17,8 @@ apt_packages=(
                            # buildah, uidmap and fuse-overlayfs are not needed), skopeo reads the archive
   mmdebstrap               # the image's base root filesystem from Debian packages (no image registry)
   docker-registry          # a registry on loopback: `make test-image` pushes the archive as docs/image.md says
+  victoria-metrics         # a second real time-series engine for the reducer's live test
+  openssl                  # certificates made at test time for the --web-config-file (TLS) test
 )
 
 missing=()

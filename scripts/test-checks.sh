@@ -62,6 +62,12 @@ case_ "ServiceMonitor type error" check-deploy.sh "must be boolean" \
     sed -i 's/honorLabels: true/honorLabels: "yes"/' deploy/components/servicemonitor/servicemonitor.yaml
 case_ "scrape config without honor_labels" check-deploy.sh "honor_labels: true" \
     sed -i 's/honor_labels: true/honor_labels: false/' deploy/prometheus/prometheus.yml
+case_ "kube-prometheus-stack: PrometheusRule without release label" check-deploy.sh "disagree on the \`release\` label" \
+    sed -i 's/kind: PrometheusRule/kind: PrometheusRuleX/' deploy/components/kube-prometheus-stack/kustomization.yaml
+case_ "web config: plain-HTTP ServiceMonitor" check-deploy.sh "every endpoint needs scheme: https" \
+    sed -i 's/value: https/value: http/' deploy/components/web-config/kustomization.yaml
+case_ "listen address: HOST_IP not from the downward API" check-deploy.sh "must come from the downward API (status.hostIP)" \
+    sed -i 's/fieldPath: status.hostIP/fieldPath: status.podIP/' deploy/base/daemonset.yaml
 case_ "PrometheusRule not regenerated" check-alerts.sh "is not what alerts/ generates" \
     sed -i 's/for: 15m/for: 20m/' alerts/health-alerts.yml
 case_ "no warm-up guard" check-alerts.sh "warm-up after a fresh install" \
@@ -70,7 +76,7 @@ case_ "new-edge alert keyed on the exporter pod" check-alerts.sh "no alert after
     bash -c "sed -i 's/unless on (client, namespace, server, server_namespace)\$/unless on (client, namespace, server, server_namespace, pod)/; s/group by (client, namespace, server, server_namespace) (network_mapper_edge_total)/group by (client, namespace, server, server_namespace, pod) (network_mapper_edge_total)/' alerts/*.yml && python3 scripts/gen-prometheusrule.py"
 case_ "alert without runbook" check-alerts.sh "runbook section" \
     sed -i 's/^### NetworkMapperDown/### Down/' README.md
-case_ "dashboard: unknown metric" check-grafana.py "neither exported nor a recording rule" \
+case_ "dashboard: unknown metric" check-grafana.py "is not exported by network-mapper" \
     sed -i 's/network_mapper_capture_packets_total/network_mapper_packets_total/' grafana/network-mapper.json
 case_ "dashboard: per-pod series" check-grafana.py "is not aggregated" \
     sed -i 's/max by (node) (network_mapper_socket_namespaces{node=~\\"$node\\"})/network_mapper_socket_namespaces/' grafana/network-mapper.json
@@ -78,6 +84,12 @@ case_ "dashboard: broken PromQL" check-grafana.py "promtool rejects the query" \
     sed -i 's/count by (version) (network_mapper_build_info)/count by (version) (network_mapper_build_info/' grafana/network-mapper.json
 case_ "dashboard: node graph ids" check-grafana.py "does not shape" \
     sed -i 's/\\"id\\", \\" -> \\", \\"source\\", \\"target\\"/\\"id\\", \\" -> \\", \\"target\\", \\"source\\"/' grafana/network-mapper.json
+case_ "dashboard: panel id nodegraph (Grafana's is nodeGraph)" check-grafana.py "is not a Grafana panel plugin id" \
+    sed -i 's/"type": "nodeGraph"/"type": "nodegraph"/' grafana/network-mapper.json
+case_ "dashboard: query only a non-installed rule answers" check-grafana.py "does not install" \
+    sed -i 's/label_values(network_mapper_edge_total, namespace)/label_values(network_mapper:edge:present, namespace)/' grafana/network-mapper.json
+case_ "dashboard: hand-edited JSON" check-grafana.py "is not what scripts/gen-dashboard.py generates" \
+    sed -i 's/"title": "Edges vs. cap"/"title": "Edges vs cap"/' grafana/network-mapper.json
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use network_mapper::UnixMicros;
 use network_mapper::exporter::metrics::Limits;
+use network_mapper::exporter::web_config::WebConfig;
 use network_mapper::exporter::{self, InventorySource, Packets, Settings, SocketScan, Sources};
 use network_mapper::resolve::ResolveConfig;
 use network_mapper::sources::capture::frame::LinkType;
@@ -99,7 +100,7 @@ fn the_whole_exporter_runs_over_fake_sources_and_shows_a_failed_source_at_once()
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     let resolve = ResolveConfig { cluster_domain: "cluster.local".into(), node_name: Some("node-a".into()) };
-    let settings = Settings { listener, resolve, limits: Limits::default() };
+    let settings = Settings { listener, resolve, limits: Limits::default(), web: WebConfig::plain() };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let exporter = runtime.spawn(exporter::run(settings, sources(), async {
         stopped.await.ok();

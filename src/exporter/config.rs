@@ -18,9 +18,16 @@ pub const FALLBACK_CLUSTER_DOMAIN: &str = "cluster.local";
 #[derive(Parser, Debug, Clone)]
 #[command(name = "network-mapper", version, about)]
 pub struct Args {
-    /// Address to serve /metrics (OpenMetrics), /healthz, /readyz and the landing page on.
-    #[arg(long, env = "NETMAP_LISTEN_ADDRESS", default_value = "0.0.0.0:9953")]
+    /// Address to serve /metrics (OpenMetrics), /healthz, /readyz and the landing page on. `IP:PORT`; an IPv6
+    /// address may be written bare (`fd00::5:9953`), so the DaemonSet can bind to the node's IP alone with
+    /// `--listen-address=$(HOST_IP):9953` (HOST_IP from the downward API's status.hostIP).
+    #[arg(long, env = "NETMAP_LISTEN_ADDRESS", default_value = "0.0.0.0:9953", value_parser = parse_listen_address)]
     pub listen_address: SocketAddr,
+
+    /// TLS and basic auth for the HTTP endpoints: a web configuration file in the format Prometheus and its
+    /// exporters use (`tls_server_config`, `basic_auth_users` with bcrypt hashes).
+    #[arg(long, env = "NETMAP_WEB_CONFIG_FILE")]
+    pub web_config_file: Option<PathBuf>,
 
     /// Capture device. `any` sees every pod veth of the node (needs hostNetwork).
     #[arg(long, env = "NETMAP_INTERFACE", default_value = "any")]
@@ -97,6 +104,19 @@ impl Args {
     }
 }
 
+/// Parses `IP:PORT`, also accepting an IPv6 address without brackets (the last `:` separates the port), which
+/// is what `$(HOST_IP):9953` expands to on an IPv6 node.
+pub fn parse_listen_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let bare_v6 = text.rsplit_once(':').and_then(|(ip, port)| {
+        let ip: std::net::Ipv6Addr = ip.parse().ok()?;
+        Some(SocketAddr::from((ip, port.parse::<u16>().ok()?)))
+    });
+    bare_v6.ok_or_else(|| format!("{text:?} is not IP:PORT (e.g. 0.0.0.0:9953, 10.0.0.5:9953, [fd00::5]:9953)"))
+}
+
 /// Finds the cluster domain in a resolv.conf search list: the part after `svc.` in an entry such as
 /// `svc.cluster.local` or `<ns>.svc.cluster.local` (what kubelet writes for ClusterFirst pods).
 pub fn cluster_domain_from_resolv_conf(text: &str) -> Option<String> {
@@ -121,6 +141,15 @@ mod tests {
         assert_eq!(cluster_domain_from_resolv_conf(conf).as_deref(), Some("corp.example"));
         assert_eq!(cluster_domain_from_resolv_conf("search example.com\n"), None);
         assert_eq!(cluster_domain_from_resolv_conf("nameserver 1.1.1.1\n"), None);
+    }
+
+    #[test]
+    fn listen_address_takes_a_bare_ipv6_host_ip() {
+        assert_eq!(parse_listen_address("10.0.0.5:9953"), Ok("10.0.0.5:9953".parse().unwrap()));
+        assert_eq!(parse_listen_address("[fd00::5]:9953"), Ok("[fd00::5]:9953".parse().unwrap()));
+        assert_eq!(parse_listen_address("fd00::5:9953"), Ok("[fd00::5]:9953".parse().unwrap()));
+        assert!(parse_listen_address(":9953").unwrap_err().contains("is not IP:PORT"));
+        assert!(parse_listen_address("node-1:9953").is_err());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! - [`config`]: the command line (every flag with its `NETMAP_*` fallback).
 //! - [`pipeline`]: the per-observation path (decode → de-duplicate → parse → resolve → count).
 //! - [`metrics`]: the edge counters with their cardinality caps, and the self-metrics. Only this layer knows them.
-//! - [`server`]: `/metrics`, `/healthz`, `/readyz` and `/` over hyper.
+//! - [`server`]: `/metrics`, `/healthz`, `/readyz` and `/` over hyper; [`web_config`] adds TLS and basic auth
+//!   (`--web-config-file`).
 //! - [`run`]: start-up, the capture thread, the scanner and inventory tasks, shutdown.
 
 pub mod config;
@@ -11,6 +12,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod run;
 pub mod server;
+pub mod web_config;
 
 pub use run::{
     Error, InventorySource, Packets, Reopen, Settings, SocketScan, Sources, now_micros, print_metrics, run,

@@ -22,6 +22,7 @@ use crate::exporter::metrics::{
 };
 use crate::exporter::pipeline::{DnsPipeline, Recorder};
 use crate::exporter::server::{self, AppState, Exposition, Readiness};
+use crate::exporter::web_config::WebConfig;
 use crate::resolve::ResolveConfig;
 use crate::sources::capture;
 use crate::sources::capture::source::{self, Next, PacketSource};
@@ -49,6 +50,9 @@ pub enum Error {
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// The web configuration file (`--web-config-file`) cannot be used.
+    #[error(transparent)]
+    WebConfig(#[from] crate::exporter::web_config::Error),
     /// The flags do not describe a runnable configuration.
     #[error("{0}")]
     Usage(String),
@@ -62,7 +66,7 @@ impl Error {
             Error::Kube(e) => e.is_bad_input(),
             Error::Capture(e) => e.is_bad_input(),
             Error::Listen(_) | Error::Runtime(_) | Error::Sockets(_) => false,
-            Error::Usage(_) => true,
+            Error::Usage(_) | Error::WebConfig(_) => true,
         }
     }
 }
@@ -167,6 +171,8 @@ pub struct Settings {
     pub resolve: ResolveConfig,
     /// Cardinality caps.
     pub limits: Limits,
+    /// TLS and basic auth of the endpoints ([`WebConfig::plain`] for neither).
+    pub web: WebConfig,
 }
 
 /// The parts every mode shares: metrics, the inventory and the recorder.
@@ -237,10 +243,14 @@ fn resolve_config(args: &Args) -> ResolveConfig {
 
 /// The binary's entry: opens the sources the flags name, binds the listen address, runs until `shutdown`.
 pub async fn run_with_args(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let web = match &args.web_config_file {
+        Some(path) => WebConfig::load(path)?,
+        None => WebConfig::plain(),
+    };
     let sources = Sources::open(&args)?;
     let listener = server::bind(args.listen_address).await.map_err(Error::Listen)?;
-    tracing::info!(address = %args.listen_address, "serving /metrics");
-    let settings = Settings { listener, resolve: resolve_config(&args), limits: args.limits() };
+    tracing::info!(address = %args.listen_address, web = ?web.current(), "serving /metrics");
+    let settings = Settings { listener, resolve: resolve_config(&args), limits: args.limits(), web };
     run(settings, sources, shutdown).await
 }
 
@@ -256,7 +266,8 @@ pub async fn run(settings: Settings, sources: Sources, shutdown: impl Future<Out
     if let Some(sockets) = sources.sockets {
         threads.push(spawn_socket_scanner(sockets, &core, stop.clone())?);
     }
-    let state = AppState { registry: core.registry.clone(), readiness: core.readiness.clone() };
+    let state =
+        AppState { registry: core.registry.clone(), readiness: core.readiness.clone(), web: Arc::new(settings.web) };
     server::serve(settings.listener, state, shutdown).await;
     stop.store(true, Ordering::Release);
     for thread in threads {

@@ -3,6 +3,9 @@
 //!
 //! Encoding reads the registry and never fails on a source's behalf: a failing source shows up in its own
 //! self-metrics, and the scrape goes on.
+//!
+//! With `--web-config-file` ([`crate::exporter::web_config`]) every connection is TLS and `/metrics` and `/` need basic
+//! auth; `/healthz` and `/readyz` stay open so that kubelet probes need no credentials.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,13 +16,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::CONTENT_TYPE;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+
+use crate::exporter::web_config::WebConfig;
+
+/// How long a client may take to finish the TLS handshake before its connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The OpenMetrics content type (prometheus-client has no constant for it).
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -47,6 +56,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Inventory readiness.
     pub readiness: Readiness,
+    /// TLS and basic auth (`--web-config-file`); [`WebConfig::plain`] for neither.
+    pub web: Arc<WebConfig>,
 }
 
 /// The two text expositions Prometheus understands.
@@ -108,11 +119,25 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future
         };
         let state = state.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, state.clone()));
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            match state.web.current().tls {
+                None => serve_connection(stream, peer, state).await,
+                Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => serve_connection(tls, peer, state).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                },
             }
         });
+    }
+}
+
+async fn serve_connection<S>(stream: S, peer: SocketAddr, state: AppState)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| handle(req, state.clone()));
+    if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 
@@ -126,6 +151,18 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 async fn handle(req: Request<Incoming>, state: AppState) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "only GET and HEAD\n".into()));
+    }
+    let probe = matches!(req.uri().path(), "/healthz" | "/readyz");
+    // Per request, not per connection: Prometheus keeps its connection open across scrapes, and a changed
+    // user list must apply to it too (TLS settings apply from the next connection).
+    if let Some(auth) = state.web.current().auth.filter(|_| !probe) {
+        let header = req.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+        if !auth.authorize(header).await {
+            let mut response = text(StatusCode::UNAUTHORIZED, "text/plain", "unauthorized\n".into());
+            let challenge = hyper::header::HeaderValue::from_static("Basic realm=\"network-mapper\"");
+            response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+            return Ok(response);
+        }
     }
     let response = match req.uri().path() {
         "/metrics" => {
