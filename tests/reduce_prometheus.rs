@@ -4,11 +4,12 @@
 //! the series are in, and checks the exact listing and the cross-node sums. Prometheus is killed when the test
 //! ends, pass or fail.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use testkit::cmd::Guarded;
+use testkit::http::free_port;
 
 const NODE_A: &str = r#"# HELP network_mapper_edge Calls observed between workloads.
 # TYPE network_mapper_edge counter
@@ -47,44 +48,13 @@ prometheus-operator in namespace monitoring calls:
   - kubernetes in namespace default
 ";
 
-/// Kills Prometheus when the test ends, whether it passed or panicked.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Serves `body` as an OpenMetrics scrape to every connection; returns the port.
 fn serve_exposition(body: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let response = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes());
-        }
-    });
-    port
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    testkit::http::serve(move |_| (200, content_type, body.to_owned())).0
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start_prometheus(dir: &Path, port: u16, targets: &[u16]) -> KillOnDrop {
+fn start_prometheus(dir: &Path, port: u16, targets: &[u16]) -> Guarded {
     let found = Command::new("prometheus").arg("--version").output().is_ok_and(|o| o.status.success());
     assert!(
         found,
@@ -99,28 +69,21 @@ fn start_prometheus(dir: &Path, port: u16, targets: &[u16]) -> KillOnDrop {
     );
     std::fs::write(dir.join("prometheus.yml"), config).unwrap();
     let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("prometheus starts");
-    KillOnDrop(child)
+    Guarded::spawn(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null()),
+    )
+    .expect("prometheus starts")
 }
 
 /// The value of a `count(...)` query, or 0 while Prometheus is starting or has no data.
 fn count(port: u16, query: &str) -> u64 {
-    let url = format!("http://127.0.0.1:{port}/api/v1/query");
-    let Ok(response) =
-        reqwest::blocking::Client::builder().no_proxy().build().unwrap().get(url).query(&[("query", query)]).send()
-    else {
-        return 0;
-    };
-    let Ok(body) = response.json::<serde_json::Value>() else { return 0 };
-    body["data"]["result"][0]["value"][1].as_str().and_then(|v| v.parse().ok()).unwrap_or(0)
+    testkit::http::instant_query(&format!("http://127.0.0.1:{port}"), query).map_or(0, |n| n as u64)
 }
 
 fn wait_for_series(dir: &Path, port: u16) {
