@@ -17,7 +17,9 @@ pub struct Pcap {
 
 impl Pcap {
     pub fn create(path: &Path, linktype: u32) -> io::Result<Pcap> {
-        let dead = pcap::Capture::dead(pcap::Linktype(linktype as i32)).map_err(io::Error::other)?;
+        // libpcap takes a DLT and writes its LINKTYPE; they differ only for RAW (LINKTYPE 101 is DLT_RAW, 12).
+        let dlt = if linktype == 101 { 12 } else { linktype as i32 };
+        let dead = pcap::Capture::dead(pcap::Linktype(dlt)).map_err(io::Error::other)?;
         let file = dead.savefile(path).map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
         Ok(Pcap { file, _dead: dead })
     }
