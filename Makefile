@@ -22,9 +22,10 @@ fmt:
 lint: setup
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-## test-rust: every Rust test (unit, golden, live capture/netns tests need root)
+## test-rust: every Rust test, the live ones included (they need root); fails if any test was not run
 test-rust: setup
-	$(CARGO) test --locked
+	set -o pipefail; $(CARGO) test --locked -- --include-ignored 2>&1 | tee target/test-rust.log
+	@scripts/check-none-skipped.sh target/test-rust.log
 
 ## check-ops: manifests, alert rules, dashboards, and the checkers' own break-a-copy tests
 check-ops: setup

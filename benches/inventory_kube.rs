@@ -6,21 +6,22 @@
 //!
 //! Run: `cargo bench --bench inventory_kube` (release build; under two minutes on 2 cores).
 
-#[path = "../tests/fake_apiserver/mod.rs"]
-mod fake_apiserver;
-
 use std::hint::black_box;
 use std::net::IpAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use fake_apiserver::FakeApi;
 use network_mapper::exporter::metrics::{Enabled, InventoryReport, Limits, Metrics};
 use network_mapper::exporter::server::Readiness;
 use network_mapper::resolve::{Resolution, ResolveConfig, Resolver};
 use network_mapper::sources::inventory::{self, Inventory};
 use serde_json::{Value, json};
+use testkit::cmd::Guarded;
+use testkit::e2e::procs::Usage;
+use testkit::fake_apiserver::FakeApi;
+use testkit::http::free_port;
+use testkit::k8s::{self, Endpoint, Pod};
 
 const PODS: usize = 100_000;
 const SERVICES: usize = 20_000;
@@ -48,67 +49,62 @@ fn namespace(s: usize) -> String {
 fn pod(i: usize) -> Value {
     let s = i / PODS_PER_SERVICE;
     let rs = format!("app-{s}-5d8f7c9b4");
-    let name = format!("{rs}-{i:05x}");
-    let ip = pod_ip(i);
-    json!({"apiVersion": "v1", "kind": "Pod",
-      "metadata": {"name": name, "namespace": namespace(s), "uid": format!("0000-{i}"),
-        "creationTimestamp": "2026-01-01T00:00:00Z", "labels": {"app": format!("app-{s}"), "pod-template-hash": "5d8f7c9b4"},
+    Pod::new(&namespace(s), &format!("{rs}-{i:05x}"), &pod_ip(i))
+        .owner("ReplicaSet", &rs)
+        .node(&format!("node-{}", i % 500))
+        .with(json!({
+      "metadata": {"uid": format!("0000-{i}"),
+        "labels": {"app": format!("app-{s}"), "pod-template-hash": "5d8f7c9b4"},
         "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"},
-        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": format!("rs-{s}"),
-                             "controller": true, "blockOwnerDeletion": true}],
         "managedFields": [{"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
                            "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
                            "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}}, "f:spec": {"f:containers": {}}}},
                           {"manager": "kubelet", "operation": "Update", "apiVersion": "v1", "subresource": "status",
                            "time": "2026-01-01T00:00:05Z", "fieldsType": "FieldsV1",
                            "fieldsV1": {"f:status": {"f:conditions": {}, "f:podIP": {}, "f:podIPs": {}}}}]},
-      "spec": {"nodeName": format!("node-{}", i % 500), "serviceAccountName": "default",
+      "spec": {"serviceAccountName": "default",
         "containers": [{"name": "app", "image": format!("registry.example/app-{s}:1.2.3"),
           "ports": [{"containerPort": 8080, "protocol": "TCP"}],
           "env": [{"name": "LOG_LEVEL", "value": "info"}, {"name": "PORT", "value": "8080"}],
           "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}}]},
-      "status": {"phase": "Running", "hostIP": "192.168.0.10", "podIP": ip, "podIPs": [{"ip": ip}],
-        "startTime": "2026-01-01T00:00:01Z",
+      "status": {"hostIP": "192.168.0.10", "startTime": "2026-01-01T00:00:01Z",
         "conditions": [{"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}],
         "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "image": "app:1.2.3",
           "imageID": "sha256:0123456789abcdef", "containerID": "containerd://0123456789abcdef",
-          "state": {"running": {"startedAt": "2026-01-01T00:00:02Z"}}}]}})
+          "state": {"running": {"startedAt": "2026-01-01T00:00:02Z"}}}]}}))
+        .json()
 }
 
 fn service(s: usize) -> Value {
-    json!({"apiVersion": "v1", "kind": "Service",
-      "metadata": {"name": format!("app-{s}"), "namespace": namespace(s), "uid": format!("svc-{s}")},
-      "spec": {"type": "ClusterIP", "clusterIP": service_ip(s), "clusterIPs": [service_ip(s)],
-               "selector": {"app": format!("app-{s}")}, "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]}})
+    let mut service = k8s::service(&namespace(s), &format!("app-{s}"), Some(&service_ip(s)), 80);
+    k8s::merge(
+        &mut service,
+        json!({"spec": {"selector": {"app": format!("app-{s}")},
+                                             "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]}}),
+    );
+    service
 }
 
 fn slice(s: usize) -> Value {
-    let endpoints: Vec<Value> = (s * PODS_PER_SERVICE..(s + 1) * PODS_PER_SERVICE)
-        .map(|i| {
-            json!({"addresses": [pod_ip(i)], "conditions": {"ready": true},
-                        "nodeName": format!("node-{}", i % 500),
-                        "targetRef": {"kind": "Pod", "namespace": namespace(s),
-                                      "name": format!("app-{s}-5d8f7c9b4-{i:05x}"), "uid": format!("0000-{i}")}})
-        })
+    let pods: Vec<(String, String)> = (s * PODS_PER_SERVICE..(s + 1) * PODS_PER_SERVICE)
+        .map(|i| (pod_ip(i), format!("app-{s}-5d8f7c9b4-{i:05x}")))
         .collect();
-    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
-      "metadata": {"name": format!("app-{s}-abcde"), "namespace": namespace(s),
-                   "labels": {"kubernetes.io/service-name": format!("app-{s}")}},
-      "endpoints": endpoints, "ports": [{"name": "", "port": 8080, "protocol": "TCP"}]})
+    let nodes: Vec<String> =
+        (s * PODS_PER_SERVICE..(s + 1) * PODS_PER_SERVICE).map(|i| format!("node-{}", i % 500)).collect();
+    let endpoints: Vec<Endpoint<'_>> =
+        pods.iter().zip(&nodes).map(|((ip, pod), node)| Endpoint { ip, pod, node, hostname: None }).collect();
+    k8s::endpoint_slice(&namespace(s), &format!("app-{s}"), &format!("app-{s}-abcde"), 8080, &endpoints)
 }
 
 fn replica_set(s: usize) -> Value {
-    json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
-      "metadata": {"name": format!("app-{s}-5d8f7c9b4"), "namespace": namespace(s), "uid": format!("rs-{s}"),
-        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("app-{s}"),
-                             "uid": format!("d-{s}"), "controller": true}]},
-      "spec": {"replicas": PODS_PER_SERVICE}})
+    let mut replica_set =
+        k8s::owned("ReplicaSet", &namespace(s), &format!("app-{s}-5d8f7c9b4"), "Deployment", &format!("app-{s}"));
+    replica_set["spec"] = json!({"replicas": PODS_PER_SERVICE});
+    replica_set
 }
 
 fn job(j: usize) -> Value {
-    json!({"apiVersion": "batch/v1", "kind": "Job",
-      "metadata": {"name": format!("nightly-{j}"), "namespace": namespace(j),
-        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly", "uid": "c", "controller": true}]}})
+    k8s::owned("Job", &namespace(j), &format!("nightly-{j}"), "CronJob", "nightly")
 }
 
 fn fake_cluster() -> FakeApi {
@@ -123,41 +119,28 @@ fn fake_cluster() -> FakeApi {
     api
 }
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// VmRSS and VmHWM (peak) of a process, in MB.
 fn rss_mb(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| -> f64 {
-        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    let usage = Usage::of(pid).unwrap();
+    (usage.rss_kib as f64 / 1024.0, usage.peak_rss_kib as f64 / 1024.0)
 }
 
 /// The exporter against the fake API, with extra environment `env`: seconds to /readyz, RSS and peak RSS.
 fn exporter_process(api: &FakeApi, dir: &std::path::Path, env: &[(&str, &str)]) -> (f64, f64, f64) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_network-mapper"))
-        .args(["--pcap-file", "tests/fixtures/scrape/capture.pcap", "--no-socket-scan", "--node-name", "node-1"])
-        .arg("--kubeconfig")
-        .arg(api.write_kubeconfig(dir))
-        .args(["--listen-address", &format!("127.0.0.1:{port}")])
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let child = Running(child);
+    let child = Guarded::spawn(
+        Command::new(env!("CARGO_BIN_EXE_network-mapper"))
+            .args(["--pcap-file", "tests/fixtures/scrape/capture.pcap", "--no-socket-scan", "--node-name", "node-1"])
+            .arg("--kubeconfig")
+            .arg(api.write_kubeconfig(dir))
+            .args(["--listen-address", &format!("127.0.0.1:{port}")])
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stderr(Stdio::inherit()),
+    )
+    .unwrap();
     let ready = format!("http://127.0.0.1:{port}/readyz");
     let http = reqwest::blocking::Client::new();
     while !http.get(&ready).send().is_ok_and(|r| r.status() == 200) {
@@ -167,7 +150,7 @@ fn exporter_process(api: &FakeApi, dir: &std::path::Path, env: &[(&str, &str)]) 
     let sync = started.elapsed().as_secs_f64();
     // Let the last batch settle and the capture file be read.
     std::thread::sleep(Duration::from_secs(2));
-    let (rss, peak) = rss_mb(child.0.id());
+    let (rss, peak) = rss_mb(child.pid());
     (sync, rss, peak)
 }
 

@@ -7,8 +7,6 @@
 //! Run: `cargo bench --bench pipeline`. Budget (issue 2): ≥ 1,000,000 answers/s on one core, < 30 MB peak RSS.
 //! Exits non-zero when over budget.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -17,14 +15,13 @@ use std::time::Instant;
 use network_mapper::exporter::metrics::{DnsOutcome, Enabled, Limits, Metrics, Outcome};
 use network_mapper::exporter::pipeline::{DnsPipeline, Recorder};
 use network_mapper::resolve::ResolveConfig;
-use network_mapper::sources::capture::frame::LinkType;
 use network_mapper::sources::capture::source::{self, Next};
-use network_mapper::sources::capture::synth::{self, PcapWriter, Record};
 use network_mapper::sources::inventory::load_file;
+use testkit::capfile::Pcap;
+use testkit::packets::{self, Record, dlt};
 
 /// Answers in the generated capture (`BENCH_ANSWERS` overrides, e.g. for a profiler run).
 const DEFAULT_ANSWERS: u32 = 1_000_000;
-const DLT_LINUX_SLL2: u32 = 276;
 /// SLL2 (20) + IPv4 (20) + UDP (8): where the DNS message starts in the frames built here.
 const DNS_OFFSET: usize = 48;
 /// The UDP destination port (the client's port) within the frame.
@@ -54,10 +51,10 @@ fn templates() -> Vec<Vec<u8>> {
     let mut frames = Vec::new();
     for client in CLIENTS {
         for (name, ip) in &names {
-            let dns = synth::response(0, name, &[Record::A(name, ip.parse().unwrap())]);
+            let dns = packets::response(0, name, &[Record::A(name, ip.parse().unwrap())]);
             let dst: SocketAddr = format!("{client}:1").parse().unwrap();
-            let packet = synth::udp_packet("10.0.0.53:53".parse().unwrap(), dst, &dns);
-            frames.push(synth::frame(LinkType::LinuxSll2, &packet));
+            let packet = packets::udp_packet("10.0.0.53:53".parse().unwrap(), dst, &dns);
+            frames.push(packets::frame(dlt::LINUX_SLL2, &packet));
         }
     }
     frames
@@ -65,7 +62,7 @@ fn templates() -> Vec<Vec<u8>> {
 
 /// Writes the capture; returns the number of frames.
 fn write_capture(path: &Path, answers: u32) -> u64 {
-    let mut w = PcapWriter::new(BufWriter::new(File::create(path).unwrap()), DLT_LINUX_SLL2).unwrap();
+    let mut w = Pcap::create(path, dlt::LINUX_SLL2).unwrap();
     let mut templates = templates();
     let count = templates.len();
     let (mut at, mut frames) = (1_772_323_200_000_000i64, 0u64);
@@ -74,27 +71,22 @@ fn write_capture(path: &Path, answers: u32) -> u64 {
         frame[DNS_OFFSET..DNS_OFFSET + 2].copy_from_slice(&(i as u16).to_be_bytes());
         frame[DST_PORT_OFFSET..DST_PORT_OFFSET + 2].copy_from_slice(&(1024 + (i / 65536) as u16).to_be_bytes());
         at += 1;
-        w.write(at, frame).unwrap();
+        w.write(at, frame);
         frames += 1;
         if i % 4 == 0 {
             // The NAT copy: same destination and payload, the Service address as source.
             let mut nat = frame.clone();
             nat[20 + 12..20 + 16].copy_from_slice(&[10, 96, 0, 10]);
-            w.write(at, &nat).unwrap();
+            w.write(at, &nat);
             frames += 1;
         }
     }
-    w.into_inner();
+    w.finish().unwrap();
     frames
 }
 
 fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
+    testkit::e2e::procs::Usage::of(std::process::id()).map_or(0, |usage| usage.peak_rss_kib)
 }
 
 fn main() {

@@ -5,14 +5,11 @@
 //!
 //! Run: `cargo bench --bench sockets`
 
-#[path = "../tests/sockets_support/mod.rs"]
-mod sockets_support;
-
 use std::time::{Duration, Instant};
 
 use network_mapper::sources::sockets::table::{self, Family};
 use network_mapper::sources::sockets::{ProcRoot, Scanner};
-use sockets_support::{FakeProcShape, generated_clients_per_namespace, write_fake_proc};
+use testkit::procfs::{FakeProcShape, generated_clients_per_namespace, write_fake_proc};
 
 const SHAPE: FakeProcShape = FakeProcShape { namespaces: 200, sockets_per_namespace: 500, pids_per_namespace: 5 };
 const SCANS: usize = 30;

@@ -1,13 +1,8 @@
-//! `make demo`: the end-to-end lab of `tests/e2e` as a live demo. Builds a simulated node running the shop, runs
+//! `make demo`: the end-to-end lab of the test kit (`testkit/src/e2e/`) as a live demo. Builds a simulated node running the shop, runs
 //! the exporter (live API, device `any`, real `/proc`) and Prometheus in it, prints the "X calls Y" listing from
 //! Prometheus, writes ClientIntents, a Graphviz graph and the raw scrape to `./demo-out/`, and keeps everything
 //! running (with a trickle of traffic) until Ctrl-C when stdin is a terminal, or for `DEMO_SECONDS`. Tears
 //! everything down on exit, Ctrl-C or SIGTERM. Needs root. Run by `scripts/demo.sh`.
-
-#[path = "../tests/e2e/mod.rs"]
-mod e2e;
-#[path = "../tests/fake_apiserver/mod.rs"]
-mod fake_apiserver;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -16,10 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use e2e::Lab;
-use e2e::monitor::{self, Binaries};
-use e2e::procs::Usage;
-use e2e::shop;
+use testkit::e2e::monitor::{self, Binaries};
+use testkit::e2e::procs::Usage;
+use testkit::e2e::{self, Lab, shop};
 
 /// The demo node's link subnet, `169.254.253.0/24` (the test uses .252, so both can run).
 const LINK_SUBNET: u8 = 253;
@@ -97,7 +91,7 @@ fn binaries() -> Result<Binaries> {
 fn wait_for_prometheus(lab: &Lab) -> Result<()> {
     let total: usize = shop::expected_edges().iter().map(|e| e.4).sum();
     let prometheus = lab.prometheus();
-    monitor::until("Prometheus to scrape the map", Duration::from_secs(30), || {
+    testkit::http::until("Prometheus to scrape the map", Duration::from_secs(30), || {
         prometheus.scalar("sum(network_mapper_edge_total)").filter(|n| *n >= total as f64)
     })?;
     Ok(())

@@ -4,8 +4,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use network_mapper::sources::capture::dedup::{DedupKey, Deduplicator};
 use network_mapper::sources::capture::dns::{DnsResponse, NotAnswerReason, dedup_key_hash, parse_response};
-use network_mapper::sources::capture::synth::{self, Record};
 use simple_dns::{RCODE, TYPE};
+use testkit::packets::{self, Record};
 
 const NAME: &str = "cartservice.shop.svc.cluster.local";
 
@@ -22,7 +22,7 @@ fn expect_answer(message: &[u8]) -> (String, Vec<IpAddr>) {
 
 #[test]
 fn a_and_aaaa_answers_for_the_question_are_kept() {
-    let message = synth::response(
+    let message = packets::response(
         7,
         NAME,
         &[Record::A(NAME, v4(1)), Record::Aaaa(NAME, Ipv6Addr::LOCALHOST), Record::A(NAME, v4(1))],
@@ -35,7 +35,7 @@ fn a_and_aaaa_answers_for_the_question_are_kept() {
 
 #[test]
 fn question_is_lower_cased_and_owner_names_match_case_insensitively() {
-    let message = synth::response(
+    let message = packets::response(
         1,
         "Redis-Cart.Shop.SVC.cluster.local",
         &[Record::A("redis-cart.shop.svc.CLUSTER.local", v4(2))],
@@ -45,7 +45,7 @@ fn question_is_lower_cased_and_owner_names_match_case_insensitively() {
 
 #[test]
 fn cname_chains_are_followed_from_the_question_name() {
-    let message = synth::response(
+    let message = packets::response(
         2,
         "www.example.com",
         &[
@@ -61,13 +61,13 @@ fn cname_chains_are_followed_from_the_question_name() {
 
 #[test]
 fn answers_for_unrelated_names_only_are_no_addresses() {
-    let message = synth::response(3, NAME, &[Record::A("other.example", v4(5))]);
+    let message = packets::response(3, NAME, &[Record::A("other.example", v4(5))]);
     assert_eq!(parse_response(&message), DnsResponse::NotAnswer(NotAnswerReason::NoAddresses));
 }
 
 #[test]
 fn cname_loops_and_dangling_chains_are_no_addresses() {
-    let looping = synth::response(
+    let looping = packets::response(
         4,
         "a.example",
         &[
@@ -77,26 +77,29 @@ fn cname_loops_and_dangling_chains_are_no_addresses() {
         ],
     );
     assert_eq!(parse_response(&looping), DnsResponse::NotAnswer(NotAnswerReason::NoAddresses));
-    let dangling = synth::response(5, "a.example", &[Record::Cname("a.example", "b.example")]);
+    let dangling = packets::response(5, "a.example", &[Record::Cname("a.example", "b.example")]);
     assert_eq!(parse_response(&dangling), DnsResponse::NotAnswer(NotAnswerReason::NoAddresses));
-    let self_loop = synth::response(5, "a.example", &[Record::Cname("a.example", "a.example")]);
+    let self_loop = packets::response(5, "a.example", &[Record::Cname("a.example", "a.example")]);
     assert_eq!(parse_response(&self_loop), DnsResponse::NotAnswer(NotAnswerReason::NoAddresses));
 }
 
 #[test]
 fn nxdomain_empty_and_error_responses_are_not_answers() {
     let search_variant = "cartservice.shop.svc.cluster.local.shop.svc.cluster.local";
-    assert_eq!(parse_response(&synth::nxdomain(6, search_variant)), DnsResponse::NotAnswer(NotAnswerReason::NxDomain));
-    assert_eq!(parse_response(&synth::response(6, NAME, &[])), DnsResponse::NotAnswer(NotAnswerReason::NoAddresses));
-    let servfail = synth::response_with(6, NAME, TYPE::A, RCODE::ServerFailure, &[Record::A(NAME, v4(1))]);
+    assert_eq!(
+        parse_response(&packets::nxdomain(6, search_variant)),
+        DnsResponse::NotAnswer(NotAnswerReason::NxDomain)
+    );
+    assert_eq!(parse_response(&packets::response(6, NAME, &[])), DnsResponse::NotAnswer(NotAnswerReason::NoAddresses));
+    let servfail = packets::response_with(6, NAME, TYPE::A, RCODE::ServerFailure, &[Record::A(NAME, v4(1))]);
     assert_eq!(parse_response(&servfail), DnsResponse::NotAnswer(NotAnswerReason::ErrorRcode));
-    let query = synth::query(6, NAME, TYPE::A);
+    let query = packets::query(6, NAME, TYPE::A);
     assert_eq!(parse_response(&query), DnsResponse::NotAnswer(NotAnswerReason::Query));
 }
 
 #[test]
 fn a_response_without_a_question_is_not_an_answer() {
-    let mut message = synth::response(8, NAME, &[]);
+    let mut message = packets::response(8, NAME, &[]);
     message.truncate(12);
     message[4..6].copy_from_slice(&[0, 0]);
     assert_eq!(parse_response(&message), DnsResponse::NotAnswer(NotAnswerReason::NoQuestion));
@@ -104,7 +107,7 @@ fn a_response_without_a_question_is_not_an_answer() {
 
 #[test]
 fn garbage_and_every_truncation_are_malformed_never_a_panic() {
-    let message = synth::response(9, NAME, &[Record::Cname(NAME, "x.example"), Record::A("x.example", v4(7))]);
+    let message = packets::response(9, NAME, &[Record::Cname(NAME, "x.example"), Record::A("x.example", v4(7))]);
     for cut in 0..message.len() {
         assert_eq!(parse_response(&message[..cut]), DnsResponse::Malformed, "cut at {cut}");
     }
@@ -113,19 +116,19 @@ fn garbage_and_every_truncation_are_malformed_never_a_panic() {
 
 #[test]
 fn dedup_hash_covers_id_and_question_case_insensitively() {
-    let base = dedup_key_hash(&synth::response(10, NAME, &[Record::A(NAME, v4(1))])).unwrap();
+    let base = dedup_key_hash(&packets::response(10, NAME, &[Record::A(NAME, v4(1))])).unwrap();
     // Same id and question, different answer and case: a copy.
-    let upper = synth::response(10, &NAME.to_uppercase(), &[Record::A(NAME, v4(2))]);
+    let upper = packets::response(10, &NAME.to_uppercase(), &[Record::A(NAME, v4(2))]);
     assert_eq!(dedup_key_hash(&upper), Some(base));
-    assert_ne!(dedup_key_hash(&synth::response(11, NAME, &[])), Some(base), "other id");
-    assert_ne!(dedup_key_hash(&synth::response(10, "other.example", &[])), Some(base), "other name");
-    let aaaa = synth::response_with(10, NAME, TYPE::AAAA, RCODE::NoError, &[]);
+    assert_ne!(dedup_key_hash(&packets::response(11, NAME, &[])), Some(base), "other id");
+    assert_ne!(dedup_key_hash(&packets::response(10, "other.example", &[])), Some(base), "other name");
+    let aaaa = packets::response_with(10, NAME, TYPE::AAAA, RCODE::NoError, &[]);
     assert_ne!(dedup_key_hash(&aaaa), Some(base), "other type");
 }
 
 #[test]
 fn dedup_hash_is_none_when_the_question_is_cut() {
-    let message = synth::response(12, NAME, &[]);
+    let message = packets::response(12, NAME, &[]);
     let question_end = 12 + NAME.len() + 2 + 4;
     for cut in 0..question_end {
         assert_eq!(dedup_key_hash(&message[..cut]), None, "cut at {cut}");
@@ -152,7 +155,7 @@ fn copies_within_the_window_are_duplicates_and_later_ones_count_again() {
 fn the_nat_copy_is_a_duplicate_because_the_key_has_no_source() {
     // The same answer, seen from the DNS pod IP and, after kube-proxy NAT, from the Service ClusterIP: both copies
     // have the same client and the same payload, hence the same key.
-    let message = synth::response(13, NAME, &[Record::A(NAME, v4(1))]);
+    let message = packets::response(13, NAME, &[Record::A(NAME, v4(1))]);
     let hash = dedup_key_hash(&message).unwrap();
     let mut dedup = Deduplicator::new(2_000_000, 100);
     assert!(dedup.first_sighting(key("10.244.1.7", 41000, hash), 5));

@@ -7,7 +7,8 @@ use std::path::Path;
 use network_mapper::sources::capture::Error;
 use network_mapper::sources::capture::frame::{FrameDecoder, FrameOutcome, LinkType};
 use network_mapper::sources::capture::source::{DEFAULT_FILTER, Next, PacketSource, open_file};
-use network_mapper::sources::capture::synth::{self, PcapWriter, PcapngWriter, Record};
+use testkit::capfile::{Pcap, Pcapng};
+use testkit::packets::{self, Record};
 
 /// (server, client): IPv6 for the IPv6-only link type, IPv4 otherwise.
 fn endpoints(link: LinkType) -> (SocketAddr, SocketAddr) {
@@ -20,21 +21,25 @@ fn endpoints(link: LinkType) -> (SocketAddr, SocketAddr) {
 
 /// Frames for one link type: an answer over UDP, a query (not an answer), and an answer over TCP.
 fn frames(link: LinkType) -> Vec<Vec<u8>> {
-    let answer = synth::response(1, "a.example", &[Record::A("a.example", Ipv4Addr::new(192, 0, 2, 1))]);
+    let answer = packets::response(1, "a.example", &[Record::A("a.example", Ipv4Addr::new(192, 0, 2, 1))]);
     let (server, client) = endpoints(link);
-    let tcp_answer = synth::response(2, "b.example", &[Record::A("b.example", Ipv4Addr::new(192, 0, 2, 2))]);
+    let tcp_answer = packets::response(2, "b.example", &[Record::A("b.example", Ipv4Addr::new(192, 0, 2, 2))]);
     vec![
-        synth::frame(link, &synth::udp_packet(server, client, &answer)),
-        synth::frame(link, &synth::udp_packet(client, server, &answer)),
-        synth::frame(link, &synth::tcp_packet(server, client, 9, 0x18, &synth::tcp_dns_payload(&[&tcp_answer]))),
+        packets::frame(link.linktype(), &packets::udp_packet(server, client, &answer)),
+        packets::frame(link.linktype(), &packets::udp_packet(client, server, &answer)),
+        packets::frame(
+            link.linktype(),
+            &packets::tcp_packet(server, client, 9, 0x18, &packets::tcp_dns_payload(&[&tcp_answer])),
+        ),
     ]
 }
 
 fn write_pcap(path: &Path, linktype: u32, frames: &[Vec<u8>]) {
-    let mut writer = PcapWriter::new(std::fs::File::create(path).unwrap(), linktype).unwrap();
+    let mut writer = Pcap::create(path, linktype).unwrap();
     for (i, frame) in frames.iter().enumerate() {
-        writer.write(1_700_000_000_000_000 + i as i64 * 1_500, frame).unwrap();
+        writer.write(1_700_000_000_000_000 + i as i64 * 1_500, frame);
     }
+    writer.finish().unwrap();
 }
 
 /// Reads every packet: (timestamp, frame outcome, decoded message count).
@@ -79,7 +84,7 @@ fn pcap_files_of_every_link_type_round_trip() {
 fn pcapng_files_are_read_too() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sll2.pcapng");
-    let mut writer = PcapngWriter::new(std::fs::File::create(&path).unwrap(), LinkType::LinuxSll2.linktype()).unwrap();
+    let mut writer = Pcapng::new(std::fs::File::create(&path).unwrap(), LinkType::LinuxSll2.linktype()).unwrap();
     for frame in frames(LinkType::LinuxSll2) {
         writer.write(1_700_000_000_250_000, &frame).unwrap();
     }

@@ -5,8 +5,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use network_mapper::sources::capture::dns::{DnsResponse, dedup_key_hash, parse_response};
 use network_mapper::sources::capture::frame::{FrameDecoder, FrameOutcome, LinkType};
-use network_mapper::sources::capture::synth::{self, Record, TCP_ACK, TCP_FIN, TCP_SYN};
 use proptest::prelude::*;
+use testkit::packets::{self, Record, TCP_ACK, TCP_FIN, TCP_SYN};
 
 /// Runs one frame through everything and checks the invariants that hold for any input.
 fn exercise(decoder: &mut FrameDecoder, link: LinkType, frame: &[u8]) {
@@ -41,7 +41,7 @@ fn valid_frame(link: LinkType, tcp: bool, v6: bool) -> Vec<u8> {
     } else {
         ("192.0.2.53:53".parse().unwrap(), "192.0.2.7:40000".parse().unwrap())
     };
-    let answer = synth::response(
+    let answer = packets::response(
         3,
         "www.example.com",
         &[
@@ -51,13 +51,13 @@ fn valid_frame(link: LinkType, tcp: bool, v6: bool) -> Vec<u8> {
         ],
     );
     let packet = if tcp {
-        synth::tcp_packet(server, client, 77, TCP_ACK, &synth::tcp_dns_payload(&[&answer, &answer]))
+        packets::tcp_packet(server, client, 77, TCP_ACK, &packets::tcp_dns_payload(&[&answer, &answer]))
     } else {
-        synth::udp_packet(server, client, &answer)
+        packets::udp_packet(server, client, &answer)
     };
     match link {
-        LinkType::Ethernet if v6 => synth::ethernet_frame(&[3, 4], &packet),
-        _ => synth::frame(link, &packet),
+        LinkType::Ethernet if v6 => packets::ethernet_frame(&[3, 4], &packet),
+        _ => packets::frame(link.linktype(), &packet),
     }
 }
 
@@ -124,8 +124,8 @@ proptest! {
     ) {
         // Segments of one flow with arbitrary sequence numbers, flags and cut, mutated stream slices.
         let mut decoder = FrameDecoder::with_tcp_limits(2, 300);
-        let answer = synth::response(1, "a.example", &[Record::A("a.example", Ipv4Addr::LOCALHOST)]);
-        let stream = synth::tcp_dns_payload(&[&answer, &answer, &answer]);
+        let answer = packets::response(1, "a.example", &[Record::A("a.example", Ipv4Addr::LOCALHOST)]);
+        let stream = packets::tcp_dns_payload(&[&answer, &answer, &answer]);
         let (server, client): (SocketAddr, SocketAddr) = match link {
             LinkType::Ipv6 => ("[2001:db8::53]:53".parse().unwrap(), "[2001:db8::7]:1".parse().unwrap()),
             _ => ("192.0.2.53:53".parse().unwrap(), "192.0.2.7:1".parse().unwrap()),
@@ -133,7 +133,7 @@ proptest! {
         for (flags, seq, start, mutations) in segments {
             let start = start % stream.len();
             let payload = mutate(stream[start..].to_vec(), &mutations);
-            let frame = synth::frame(link, &synth::tcp_packet(server, client, seq % 512, flags, &payload));
+            let frame = packets::frame(link.linktype(), &packets::tcp_packet(server, client, seq % 512, flags, &payload));
             exercise(&mut decoder, link, &frame);
             prop_assert!(decoder.tcp_flows() <= 2);
         }
@@ -141,7 +141,7 @@ proptest! {
 
     #[test]
     fn mutated_dns_messages_never_panic(mutations in prop::collection::vec(mutation(), 1..8)) {
-        let answer = synth::response(
+        let answer = packets::response(
             9,
             "a.b.example",
             &[Record::Cname("a.b.example", "c.example"), Record::A("c.example", Ipv4Addr::LOCALHOST)],

@@ -1,20 +1,20 @@
 //! Live capture end to end: a real dnsmasq in a network namespace answers real queries sent from the root namespace;
 //! `open_live` on the root side of the veth pair must yield those answers, decoded, with the right client address.
 
-mod support;
-
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use network_mapper::sources::capture::Error;
 use network_mapper::sources::capture::dns::{self, DnsResponse, NotAnswerReason};
 use network_mapper::sources::capture::frame::{FrameDecoder, LinkType};
 use network_mapper::sources::capture::source::{DEFAULT_FILTER, KernelStats, Next, open_live};
-use network_mapper::sources::capture::{Error, synth};
 use simple_dns::TYPE;
-use support::{DnsLab, tcp_exchange, udp_exchange};
+use testkit::lab::{DnsLab, tcp_exchange, udp_exchange};
+use testkit::live;
+use testkit::packets;
 
 const RECORDS: &[&str] = &[
     "--address=/svc.example/10.99.0.7",
@@ -72,10 +72,8 @@ fn addresses(seen: &Seen) -> (&str, &[IpAddr]) {
 }
 
 #[test]
+#[ignore = "live: needs root, network namespaces, dnsmasq (run by `make test`)"]
 fn live_capture_decodes_real_dnsmasq_answers_over_udp_tcp_ipv4_and_ipv6() {
-    if !support::live_prerequisites_met() {
-        return;
-    }
     let lab = DnsLab::start(RECORDS, "svc.example");
     let stop = Arc::new(AtomicBool::new(false));
     let capture = capture_until(&lab.veth.root_if, stop.clone());
@@ -85,13 +83,13 @@ fn live_capture_decodes_real_dnsmasq_answers_over_udp_tcp_ipv4_and_ipv6() {
     let queries = [(0x1001, "svc.example", TYPE::A), (0x1002, "WWW.example", TYPE::A), (0x1003, "nx.example", TYPE::A)];
     let mut clients = HashMap::new();
     for (id, name, qtype) in queries {
-        let (client, _) = udp_exchange(root_v4, lab.server_v4(), &synth::query(id, name, qtype), timeout).unwrap();
+        let (client, _) = udp_exchange(root_v4, lab.server_v4(), &packets::query(id, name, qtype), timeout).unwrap();
         clients.insert(id, client);
     }
-    let v6_query = synth::query(0x1004, "svc.example", TYPE::AAAA);
+    let v6_query = packets::query(0x1004, "svc.example", TYPE::AAAA);
     let (client, _) = udp_exchange(IpAddr::V6(lab.veth.root_v6), lab.server_v6(), &v6_query, timeout).unwrap();
     clients.insert(0x1004, client);
-    let (client, _) = tcp_exchange(lab.server_v4(), &synth::query(0x1005, "svc.example", TYPE::A), timeout).unwrap();
+    let (client, _) = tcp_exchange(lab.server_v4(), &packets::query(0x1005, "svc.example", TYPE::A), timeout).unwrap();
     clients.insert(0x1005, client);
 
     // Let the capture see the last answers and at least one idle timeout, then stop it.
@@ -124,10 +122,9 @@ fn live_capture_decodes_real_dnsmasq_answers_over_udp_tcp_ipv4_and_ipv6() {
 }
 
 #[test]
+#[ignore = "live: needs root for CAP_NET_RAW (run by `make test`)"]
 fn opening_a_missing_interface_fails_with_its_name() {
-    if !support::live_prerequisites_met() {
-        return;
-    }
+    live::require(live::ROOT);
     let err = open_live("nm-no-such-if", DEFAULT_FILTER).err().expect("no such interface");
     assert!(matches!(err, Error::OpenDevice { .. }), "{err}");
     assert!(err.to_string().contains("nm-no-such-if"), "{err}");
@@ -135,10 +132,9 @@ fn opening_a_missing_interface_fails_with_its_name() {
 }
 
 #[test]
+#[ignore = "live: needs root for CAP_NET_RAW (run by `make test`)"]
 fn a_bad_live_filter_is_reported() {
-    if !support::live_prerequisites_met() {
-        return;
-    }
+    live::require(live::ROOT);
     let err = open_live("lo", "port fifty-three").err().expect("bad filter");
     assert!(matches!(err, Error::BadFilter { .. }), "{err}");
     assert!(err.is_bad_input());
@@ -147,6 +143,7 @@ fn a_bad_live_filter_is_reported() {
 const EPERM_PROBE: &str = "NETMAP_TEST_EPERM_PROBE";
 
 #[test]
+#[ignore = "live: needs root and setpriv to drop to an unprivileged user (run by `make test`)"]
 fn capturing_without_cap_net_raw_says_which_capability_is_missing() {
     if std::env::var_os(EPERM_PROBE).is_some() {
         // The re-executed copy below, running as nobody with no capabilities.
@@ -158,15 +155,13 @@ fn capturing_without_cap_net_raw_says_which_capability_is_missing() {
         assert!(message.contains("CAP_NET_RAW") && message.contains("securityContext"), "{message}");
         return;
     }
-    if !support::live_prerequisites_met() {
-        return;
-    }
+    live::require(&[live::Need::Root, live::Need::Tool("setpriv", "util-linux")]);
     let me = std::env::current_exe().unwrap();
     let name = "capturing_without_cap_net_raw_says_which_capability_is_missing";
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
         .arg(&me)
-        .args(["--exact", name, "--nocapture"])
+        .args(["--exact", name, "--include-ignored", "--nocapture"])
         .env(EPERM_PROBE, "1")
         .output()
         .expect("run setpriv (util-linux)");
@@ -181,16 +176,14 @@ fn capturing_without_cap_net_raw_says_which_capability_is_missing() {
 /// The kernel ring must hold a burst while the reading thread is busy: with a 65,535-byte snaplen an 8 MiB ring
 /// held only 128 frames in immediate mode, and a burst was mostly dropped.
 #[test]
+#[ignore = "live: needs root, network namespaces, dnsmasq (run by `make test`)"]
 fn a_burst_of_answers_waits_in_the_ring_while_the_reader_is_busy() {
-    if !support::live_prerequisites_met() {
-        return;
-    }
     let lab = DnsLab::start(RECORDS, "svc.example");
     let mut source = open_live(&lab.veth.root_if, DEFAULT_FILTER).unwrap();
     let root_v4 = IpAddr::V4(lab.veth.root_v4);
     const BURST: u16 = 1_500;
     for id in 0..BURST {
-        let query = synth::query(id, "svc.example", TYPE::A);
+        let query = packets::query(id, "svc.example", TYPE::A);
         udp_exchange(root_v4, lab.server_v4(), &query, Duration::from_secs(2)).unwrap();
     }
     // Only now does the reader look: every answer must still be in the ring.

@@ -1,23 +1,23 @@
-//! End to end on a simulated Kubernetes node (see `tests/e2e/`): the shop's real DNS lookups and connections,
+//! End to end on a simulated Kubernetes node (see `testkit/src/e2e/`): the shop's real DNS lookups and connections,
 //! the exporter in the node namespace on device `any` with the live (fake) API, Prometheus scraping it, and
 //! `netmap-reduce --prometheus` reading the exact map back. The API server fails for a while in the middle:
 //! `/metrics` keeps answering, and a pod added after the outage is resolved. SIGTERM ends the exporter cleanly.
 //!
-//! Needs root. Without root it says so loudly and does nothing; with `CI` set it fails instead.
+//! A live test: needs root, network namespaces, dnsmasq, Prometheus, iptables (ignored by a plain `cargo test`,
+//! run by `make test`).
 //! With `NETMAP_E2E_EXPORTER_ROOTFS=<mounted image>` the exporter is the container image's binary (`make test-image`).
-
-mod e2e;
-mod fake_apiserver;
 
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use e2e::Lab;
-use e2e::monitor::{self, Binaries, sample, until};
-use e2e::procs::Usage;
-use e2e::shop;
+use testkit::cmd::ok;
+use testkit::e2e::monitor::{self, Binaries};
+use testkit::e2e::procs::Usage;
+use testkit::e2e::{Lab, shop};
+use testkit::http::{get, sample, until};
+use testkit::live;
 
 /// The link subnet of the test's node: `169.254.252.0/24` (the demo uses .253).
 const LINK_SUBNET: u8 = 252;
@@ -33,26 +33,10 @@ fn bins() -> Binaries {
     }
 }
 
-fn can_run() -> bool {
-    let Some(reason) = e2e::missing_prerequisite() else { return true };
-    assert!(std::env::var_os("CI").is_none(), "CI is set, so the end-to-end test must run: {reason}");
-    // Straight to stderr, past libtest's capture: this must be seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** e2e_node NOT RUN: {reason}.\n*** Run it as root (sudo make test); with CI=1 this is a failure. ***\n"
-    );
-    false
-}
-
-fn ok<T>(result: std::io::Result<T>) -> T {
-    result.unwrap_or_else(|e| panic!("{e}"))
-}
-
 #[test]
+#[ignore = "live: needs root, network namespaces, dnsmasq, Prometheus, iptables (run by `make test`)"]
 fn a_shop_on_a_simulated_node_is_mapped_exactly_through_prometheus() {
-    if !can_run() {
-        return;
-    }
+    live::require(live::NODE_LAB);
     let started = Instant::now();
     let mut lab = ok(shop::bring_up(bins(), LINK_SUBNET, STARTUP_OUTAGE));
     let pid = lab.exporter().process.pid();
@@ -128,7 +112,7 @@ fn poll_metrics(base: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<
         let (mut polls, mut failures) = (0, Vec::new());
         while !stop.load(Ordering::Relaxed) {
             polls += 1;
-            match monitor::get(&format!("{base}/metrics")) {
+            match get(&format!("{base}/metrics")) {
                 Some((200, body)) if body.contains("network_mapper_edge_total{") => {}
                 other => failures.push(format!("{:?}", other.map(|(code, _)| code))),
             }

@@ -1,9 +1,11 @@
 //! The `network-mapper` binary as a user runs it: serving HTTP, shutting down on SIGTERM, and refusing bad
 //! input with exit code 2 and a message that names the file.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use testkit::cmd::Guarded;
+use testkit::http::{eventually, free_port, request};
 
 const CAPTURE: &str = "tests/fixtures/scrape/capture.pcap";
 const INVENTORY: &str = "tests/fixtures/inventory/cluster.yaml";
@@ -20,54 +22,27 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Kills the child on drop, so a failing assertion never leaves a server behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn get(url: &str, accept: Option<&str>) -> Option<reqwest::blocking::Response> {
-    let client = reqwest::blocking::Client::new();
-    let mut req = client.get(url).timeout(Duration::from_secs(2));
-    if let Some(a) = accept {
-        req = req.header("Accept", a);
-    }
-    req.send().ok()
-}
-
-fn wait_until_serving(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if get(&format!("{base}/healthz"), None).is_some_and(|r| r.status() == 200) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("exporter did not serve {base}/healthz within 20 s");
+    request(url, accept)
 }
 
 #[test]
 fn serves_metrics_health_and_landing_page_then_stops_on_sigterm() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let child = exporter()
-        .args(["--pcap-file", CAPTURE, "--inventory-file", INVENTORY, "--no-socket-scan"])
-        .env("NETMAP_LISTEN_ADDRESS", format!("127.0.0.1:{port}"))
-        .env("NETMAP_NODE_NAME", "node-a")
-        .env("NETMAP_CLUSTER_DOMAIN", "cluster.local")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Running(child);
-    wait_until_serving(&base);
+    let mut server = Guarded::spawn(
+        exporter()
+            .args(["--pcap-file", CAPTURE, "--inventory-file", INVENTORY, "--no-socket-scan"])
+            .env("NETMAP_LISTEN_ADDRESS", format!("127.0.0.1:{port}"))
+            .env("NETMAP_NODE_NAME", "node-a")
+            .env("NETMAP_CLUSTER_DOMAIN", "cluster.local")
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    let healthz = format!("{base}/healthz");
+    eventually("the exporter to serve /healthz", Duration::from_secs(20), || {
+        get(&healthz, None).filter(|r| r.status() == 200)
+    });
 
     let open =
         get(&format!("{base}/metrics"), Some("application/openmetrics-text;version=1.0.0,text/plain;q=0.5")).unwrap();
@@ -77,11 +52,9 @@ fn serves_metrics_health_and_landing_page_then_stops_on_sigterm() {
     // The capture is read by a background thread; poll until the edge shows up.
     let edge =
         r#"network_mapper_edge_total{client="checkout",namespace="shop",server="cart",server_namespace="shop"} 2"#;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !get(&format!("{base}/metrics"), None).unwrap().text().unwrap().contains(edge) {
-        assert!(Instant::now() < deadline, "edge never appeared on /metrics");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually("the edge on /metrics", Duration::from_secs(10), || {
+        get(&format!("{base}/metrics"), None).unwrap().text().unwrap().contains(edge).then_some(())
+    });
     let classic = get(&format!("{base}/metrics"), None).unwrap();
     assert_eq!(classic.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
     assert!(classic.text().unwrap().contains("# TYPE network_mapper_edge_total counter"));
@@ -91,17 +64,8 @@ fn serves_metrics_health_and_landing_page_then_stops_on_sigterm() {
     assert!(landing.contains("/metrics"));
     assert_eq!(get(&format!("{base}/nope"), None).unwrap().status(), 404);
 
-    let pid = server.0.id().to_string();
-    let started = Instant::now();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            assert!(status.success(), "clean exit on SIGTERM, got {status}");
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "no exit within 10 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (status, _) = server.terminate(Duration::from_secs(10)).expect("exit within 10 s of SIGTERM");
+    assert!(status.success(), "clean exit on SIGTERM, got {status}");
 }
 
 #[test]
@@ -148,9 +112,9 @@ fn truncated_and_corrupt_capture_files_exit_2_naming_the_file() {
 fn unsupported_link_type_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("user0.pcap");
-    let mut w = network_mapper::sources::capture::synth::PcapWriter::new(Vec::new(), 147).unwrap();
-    w.write(0, &[0u8; 40]).unwrap();
-    std::fs::write(&path, w.into_inner()).unwrap();
+    let mut w = testkit::capfile::Pcap::create(&path, 147).unwrap();
+    w.write(0, &[0u8; 40]);
+    w.finish().unwrap();
     let out = run(&["--pcap-file", path.to_str().unwrap(), "--inventory-file", INVENTORY, "--print-metrics"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("147"), "{}", stderr(&out));

@@ -15,15 +15,14 @@ use network_mapper::exporter;
 use network_mapper::exporter::config::Args;
 use network_mapper::exporter::server::Exposition;
 
-use network_mapper::sources::capture::frame::LinkType;
-use network_mapper::sources::capture::synth::{self, PcapWriter, Record};
 use simple_dns::{RCODE, TYPE};
+use testkit::capfile::{Pcap, pcap_bytes};
+use testkit::golden;
+use testkit::packets::{self, Record, dlt};
 
 const CAPTURE: &str = "tests/fixtures/scrape/capture.pcap";
 const INVENTORY: &str = "tests/fixtures/inventory/cluster.yaml";
 const GOLDEN: &str = "tests/golden/scrape.prom";
-/// LINUX_SLL2, what `tcpdump -i any` writes.
-const DLT_LINUX_SLL2: u32 = 276;
 /// 2026-03-01T00:00:00Z.
 const START: i64 = 1_772_323_200_000_000;
 
@@ -50,50 +49,60 @@ fn addr(s: &str) -> SocketAddr {
 
 /// Builds the capture. Each answer is written as device `any` shows it: once from the DNS pod and once more
 /// with the Service address after kube-proxy NAT, so every counted answer also has a duplicate.
+/// LINUX_SLL2 is what `tcpdump -i any` writes.
 fn capture_bytes() -> Vec<u8> {
-    let mut w = PcapWriter::new(Vec::new(), DLT_LINUX_SLL2).unwrap();
+    pcap_bytes(dlt::LINUX_SLL2, write_capture)
+}
+
+fn write_capture(w: &mut Pcap) {
     let mut at = START;
-    let mut udp = |w: &mut PcapWriter<Vec<u8>>, client: &str, payload: Vec<u8>| {
+    let mut udp = |w: &mut Pcap, client: &str, payload: Vec<u8>| {
         for server in [KUBE_DNS_POD, KUBE_DNS_SERVICE] {
             at += 150;
-            let frame = synth::frame(LinkType::LinuxSll2, &synth::udp_packet(addr(server), addr(client), &payload));
-            w.write(at, &frame).unwrap();
+            let frame = packets::frame(dlt::LINUX_SLL2, &packets::udp_packet(addr(server), addr(client), &payload));
+            w.write(at, &frame);
         }
     };
     let a = |name, ip: &str| Record::A(name, ip.parse().unwrap());
     let cart = "cart.shop.svc.cluster.local";
-    udp(&mut w, "10.0.1.10:40001", synth::response(1, cart, &[a(cart, "10.96.0.20")]));
-    udp(&mut w, "10.0.1.10:40002", synth::response(2, cart, &[a(cart, "10.96.0.20")]));
+    udp(w, "10.0.1.10:40001", packets::response(1, cart, &[a(cart, "10.96.0.20")]));
+    udp(w, "10.0.1.10:40002", packets::response(2, cart, &[a(cart, "10.96.0.20")]));
     let invoices = "invoices.billing.svc.cluster.local";
-    udp(&mut w, "10.0.1.10:40003", synth::response(3, invoices, &[a(invoices, "10.96.1.5")]));
+    udp(w, "10.0.1.10:40003", packets::response(3, invoices, &[a(invoices, "10.96.1.5")]));
     let stripe = "API.Stripe.com";
     let chain = [Record::Cname(stripe, "stripe.map.fastly.net"), a("stripe.map.fastly.net", "151.101.0.1")];
-    udp(&mut w, "10.0.1.10:40004", synth::response(4, stripe, &chain));
+    udp(w, "10.0.1.10:40004", packets::response(4, stripe, &chain));
     let api = "kubernetes.default.svc.cluster.local";
-    udp(&mut w, "10.0.1.10:40005", synth::response(5, api, &[a(api, "10.96.0.1")]));
+    udp(w, "10.0.1.10:40005", packets::response(5, api, &[a(api, "10.96.0.1")]));
     let redis0 = "redis-0.redis.shop.svc.cluster.local";
-    udp(&mut w, "10.0.1.50:40006", synth::response(6, redis0, &[a(redis0, "10.0.1.30")]));
+    udp(w, "10.0.1.50:40006", packets::response(6, redis0, &[a(redis0, "10.0.1.30")]));
     let by_ip = "10-0-1-30.shop.pod.cluster.local";
-    udp(&mut w, "10.0.1.51:40007", synth::response(7, by_ip, &[a(by_ip, "10.0.1.30")]));
+    udp(w, "10.0.1.51:40007", packets::response(7, by_ip, &[a(by_ip, "10.0.1.30")]));
     // Not counted here: a client on node-b, a node process (hostNetwork IP), an unknown IP.
-    udp(&mut w, "10.0.1.20:40008", synth::response(8, redis0, &[a(redis0, "10.0.1.30")]));
-    udp(&mut w, "192.168.50.10:40009", synth::response(9, cart, &[a(cart, "10.96.0.20")]));
-    udp(&mut w, "10.9.9.9:40010", synth::response(10, cart, &[a(cart, "10.96.0.20")]));
+    udp(w, "10.0.1.20:40008", packets::response(8, redis0, &[a(redis0, "10.0.1.30")]));
+    udp(w, "192.168.50.10:40009", packets::response(9, cart, &[a(cart, "10.96.0.20")]));
+    udp(w, "10.9.9.9:40010", packets::response(10, cart, &[a(cart, "10.96.0.20")]));
     // Not answers: a search-path NXDOMAIN and an empty AAAA answer.
-    udp(&mut w, "10.0.1.10:40011", synth::nxdomain(11, "cart.shop.svc.cluster.local.shop.svc.cluster.local"));
-    udp(&mut w, "10.0.1.10:40012", synth::response_with(12, cart, TYPE::AAAA, RCODE::NoError, &[]));
+    udp(w, "10.0.1.10:40011", packets::nxdomain(11, "cart.shop.svc.cluster.local.shop.svc.cluster.local"));
+    udp(w, "10.0.1.10:40012", packets::response_with(12, cart, TYPE::AAAA, RCODE::NoError, &[]));
     // A malformed message from port 53.
-    udp(&mut w, "10.0.1.10:40013", vec![0x00, 0x0d, 0x81, 0x80, 0x00, 0x01, 0x00, 0x01, 0xff]);
+    udp(w, "10.0.1.10:40013", vec![0x00, 0x0d, 0x81, 0x80, 0x00, 0x01, 0x00, 0x01, 0xff]);
     // DNS over TCP: two answers in one segment, to the CronJob pod.
     let legacy = "legacy.shop.svc.cluster.local";
     let gw = "payments-gw.shop.svc.cluster.local";
-    let msgs =
-        [synth::response(14, legacy, &[a(legacy, "10.96.0.99")]), synth::response(15, gw, &[a(gw, "203.0.113.80")])];
-    let payload = synth::tcp_dns_payload(&[&msgs[0], &msgs[1]]);
-    let segment =
-        synth::tcp_packet(addr(KUBE_DNS_POD), addr("10.0.1.40:40014"), 1, synth::TCP_ACK | synth::TCP_PSH, &payload);
-    w.write(at + 1_000, &synth::frame(LinkType::LinuxSll2, &segment)).unwrap();
-    w.into_inner()
+    let msgs = [
+        packets::response(14, legacy, &[a(legacy, "10.96.0.99")]),
+        packets::response(15, gw, &[a(gw, "203.0.113.80")]),
+    ];
+    let payload = packets::tcp_dns_payload(&[&msgs[0], &msgs[1]]);
+    let segment = packets::tcp_packet(
+        addr(KUBE_DNS_POD),
+        addr("10.0.1.40:40014"),
+        1,
+        packets::TCP_ACK | packets::TCP_PSH,
+        &payload,
+    );
+    w.write(at + 1_000, &packets::frame(dlt::LINUX_SLL2, &segment));
 }
 
 /// Series whose values vary between runs or builds: process metrics, the build, scan durations (the scan count
@@ -159,34 +168,17 @@ fn scrape() -> String {
     normalize(&String::from_utf8(output.stdout).unwrap())
 }
 
-fn updating() -> bool {
-    std::env::var_os("UPDATE_GOLDEN").is_some()
-}
-
 #[test]
 fn capture_fixture_is_what_the_builder_writes() {
-    let generated = capture_bytes();
-    if updating() {
-        std::fs::write(CAPTURE, &generated).unwrap();
-    }
-    let committed = std::fs::read(CAPTURE).expect("capture fixture exists (UPDATE_GOLDEN=1 writes it)");
-    assert!(committed == generated, "{CAPTURE} differs from capture_bytes(); rerun with UPDATE_GOLDEN=1 and review");
+    golden::assert_matches(Path::new(CAPTURE), &capture_bytes());
 }
 
 #[test]
 fn scrape_matches_the_golden_file() {
-    if updating() {
+    if golden::updating() {
         std::fs::write(CAPTURE, capture_bytes()).unwrap();
     }
-    let got = scrape();
-    if updating() {
-        std::fs::write(GOLDEN, &got).unwrap();
-    }
-    let want = std::fs::read_to_string(GOLDEN).expect("golden file exists (UPDATE_GOLDEN=1 writes it)");
-    assert_eq!(
-        got, want,
-        "scrape differs from {GOLDEN}; if the change is intended rerun with UPDATE_GOLDEN=1 and review the diff"
-    );
+    golden::assert_matches(Path::new(GOLDEN), scrape().as_bytes());
 }
 
 #[test]

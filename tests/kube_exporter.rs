@@ -2,29 +2,18 @@
 //! `/metrics` while the API is down, turns ready when it comes back, and counts exactly the edges it counts with
 //! the equivalent `--inventory-file`.
 
-mod fake_apiserver;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use fake_apiserver::FakeApi;
+use testkit::cmd::Guarded;
+use testkit::fake_apiserver::FakeApi;
+use testkit::http::{free_port, get_as, sample};
 
 const CAPTURE: &str = "tests/fixtures/scrape/capture.pcap";
 const INVENTORY: &str = "tests/fixtures/inventory/cluster.yaml";
 const FLAGS: [&str; 7] =
     ["--pcap-file", CAPTURE, "--node-name", "node-a", "--cluster-domain", "cluster.local", "--no-socket-scan"];
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0";
-
-/// Kills the child on drop, so a failing assertion never leaves a server behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn exporter() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_network-mapper"));
@@ -33,43 +22,27 @@ fn exporter() -> Command {
     cmd
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn get(url: &str) -> Option<(u16, String)> {
-    let response = reqwest::blocking::Client::new()
-        .get(url)
-        .header("Accept", OPENMETRICS)
-        .timeout(Duration::from_secs(2))
-        .send()
-        .ok()?;
-    Some((response.status().as_u16(), response.text().ok()?))
+    get_as(url, Some(OPENMETRICS))
 }
 
-fn until<T>(what: &str, seconds: u64, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn until<T>(what: &str, seconds: u64, probe: impl FnMut() -> Option<T>) -> T {
+    testkit::http::eventually(what, Duration::from_secs(seconds), probe)
 }
 
 /// Starts the exporter in server mode against the fake API.
-fn start_live(api: &FakeApi, dir: &std::path::Path) -> (Running, String) {
+fn start_live(api: &FakeApi, dir: &std::path::Path) -> (Guarded, String) {
     let port = free_port();
-    let child = exporter()
-        .args(FLAGS)
-        .arg("--kubeconfig")
-        .arg(api.write_kubeconfig(dir))
-        .args(["--listen-address", &format!("127.0.0.1:{port}")])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    (Running(child), format!("http://127.0.0.1:{port}"))
+    let child = Guarded::spawn(
+        exporter()
+            .args(FLAGS)
+            .arg("--kubeconfig")
+            .arg(api.write_kubeconfig(dir))
+            .args(["--listen-address", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    (child, format!("http://127.0.0.1:{port}"))
 }
 
 /// The series that say what was counted: edges, workloads, DNS outcomes and unresolved reasons.
@@ -86,10 +59,6 @@ fn counted(exposition: &str) -> Vec<String> {
     lines
 }
 
-fn sample(exposition: &str, series: &str) -> Option<f64> {
-    exposition.lines().find(|l| l.starts_with(series))?.rsplit(' ').next()?.parse().ok()
-}
-
 #[test]
 fn exporter_counts_the_same_edges_from_the_api_as_from_the_inventory_file() {
     let from_file = exporter().args(FLAGS).args(["--inventory-file", INVENTORY, "--print-metrics"]).output().unwrap();
@@ -103,7 +72,11 @@ fn exporter_counts_the_same_edges_from_the_api_as_from_the_inventory_file() {
     until("ready", 30, || get(&format!("{base}/readyz")).filter(|(code, _)| *code == 200));
     // The capture is read once the inventory has synced; wait until every response has an outcome.
     let total = |lines: &[String]| -> f64 {
-        lines.iter().filter(|l| l.starts_with("network_mapper_dns_responses_total")).filter_map(|l| sample(l, "")).sum()
+        lines
+            .iter()
+            .filter(|l| l.starts_with("network_mapper_dns_responses_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     };
     let live = until("capture processed", 30, || {
         let lines = counted(&get(&format!("{base}/metrics"))?.1);

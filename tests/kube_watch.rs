@@ -1,19 +1,18 @@
-//! The live inventory against the fake API server (`tests/fake_apiserver`), in process: the watches fill the
+//! The live inventory against the fake API server (`testkit::fake_apiserver`), in process: the watches fill the
 //! same index as `--inventory-file`, follow changes, and survive every kind of API failure.
-
-mod fake_apiserver;
 
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use fake_apiserver::FakeApi;
 use network_mapper::exporter::metrics::{Enabled, InventoryReport, Limits, Metrics};
 use network_mapper::exporter::server::{Exposition, Readiness, encode_metrics};
 use network_mapper::resolve::{Resolution, ResolveConfig, Resolver};
 use network_mapper::sources::inventory::{self, Inventory};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
+use testkit::fake_apiserver::FakeApi;
+use testkit::k8s::Pod;
 
 const CLUSTER: &str = "tests/fixtures/inventory/cluster.yaml";
 /// 2026-03-01T00:00:00Z: after every fixture pod's creation but `newcomer`'s.
@@ -103,16 +102,12 @@ fn show(resolution: Resolution) -> String {
 
 /// A pod of ReplicaSet `owner` in `shop`.
 fn pod(name: &str, ip: &str, owner: &str, created: &str) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "shop", "creationTimestamp": created, "uid": format!("u-{name}"),
-                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner,
-                                          "uid": format!("u-{owner}"), "controller": true}],
-                     "managedFields": [{"manager": "kubelet", "operation": "Update"}],
-                     "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
-        "spec": {"nodeName": "node-a", "containers": [{"name": "c", "image": "example/c"}]},
-        "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]}
-    })
+    Pod::new("shop", name, ip)
+        .owner("ReplicaSet", owner)
+        .created(created)
+        .with(json!({"metadata": {"managedFields": [{"manager": "kubelet", "operation": "Update"}],
+                                  "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}}}))
+        .json()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,8 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+
+use testkit::http::{Seen, free_port};
 
 fn reduce(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_netmap-reduce"))
@@ -89,36 +90,17 @@ fn stdin_is_read_with_a_dash() {
     assert_eq!(String::from_utf8(output.stdout).unwrap(), "a in namespace s calls:\n  - b in namespace t\n");
 }
 
-/// Serves `respond(request)` to every connection on a loopback port and records each request's head.
-fn serve(respond: impl Fn(&str) -> (u16, String) + Send + 'static) -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&head).into_owned();
-            let (status, body) = respond(&head);
-            log.lock().unwrap().push(head);
-            let response = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes());
-        }
-    });
-    (port, seen)
+/// Serves `respond(request head)` as JSON on a loopback port; returns the port and the request heads seen.
+fn serve(respond: impl Fn(&str) -> (u16, String) + Send + 'static) -> (u16, Seen) {
+    testkit::http::serve(move |head| {
+        let (status, body) = respond(head);
+        (status, "application/json", body)
+    })
 }
 
 #[test]
 fn an_unreachable_server_exits_1() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     assert_fails(&reduce(&["--prometheus", &url]), 1, &[&url, "cannot query Prometheus", "onnection refused"]);
 }

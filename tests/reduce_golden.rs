@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use testkit::golden;
+
 /// Expected-output file → the arguments that produce it.
 const FORMATS: &[(&str, &[&str])] = &[
     ("list.txt", &["--format", "list"]),
@@ -49,18 +51,6 @@ fn run(args: &[String]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_netmap-reduce")).args(args).output().expect("netmap-reduce runs")
 }
 
-/// Compares `actual` with the golden file, or rewrites it under `UPDATE_GOLDEN=1`. Returns a mismatch report.
-fn check_golden(path: &Path, actual: &str) -> Option<String> {
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(path, actual).unwrap();
-        return None;
-    }
-    let expected = std::fs::read_to_string(path).unwrap_or_else(|_| {
-        panic!("{} is missing; run with UPDATE_GOLDEN=1 to create it", path.display());
-    });
-    (expected != actual).then(|| format!("{}:\n--- expected\n{expected}\n--- actual\n{actual}", path.display()))
-}
-
 #[test]
 fn every_case_matches_its_golden_outputs() {
     let mut mismatches = Vec::new();
@@ -74,7 +64,8 @@ fn every_case_matches_its_golden_outputs() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert!(output.status.success(), "{} {file}: exit {:?}: {stderr}", case.display(), output.status);
             assert_eq!(stderr, expected_stderr, "{} {file}: stderr", case.display());
-            mismatches.extend(check_golden(&case.join(file), &String::from_utf8(output.stdout).unwrap()));
+            let stdout = String::from_utf8(output.stdout).unwrap();
+            mismatches.extend(golden::check(&case.join(file), stdout.as_bytes()));
         }
     }
     assert!(mismatches.is_empty(), "golden mismatches (UPDATE_GOLDEN=1 to accept):\n{}", mismatches.join("\n"));

@@ -36,7 +36,7 @@ fn start_prometheus(dir: &Path, port: u16, targets: &[u16]) -> KillOnDrop {
         .stdin(Stdio::null())
         .spawn()
         .expect("prometheus starts");
-    KillOnDrop(child)
+    KillOnDrop { child }
 }
 
 fn wait_for_series(dir: &Path, port: u16) {

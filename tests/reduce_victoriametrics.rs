@@ -41,7 +41,7 @@ fn start_victoria_metrics(dir: &Path, port: u16, targets: &[u16]) -> KillOnDrop 
         .stdin(Stdio::null())
         .spawn()
         .expect("victoria-metrics starts");
-    KillOnDrop(child)
+    KillOnDrop { child }
 }
 
 fn wait_for_series(dir: &Path, port: u16) {

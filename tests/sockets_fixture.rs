@@ -1,14 +1,12 @@
 //! The socket scanner against the fake procfs tree in `tests/fixtures/proc` (documented in its README), and
 //! against edited copies of it.
 
-mod sockets_support;
-
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use network_mapper::sources::sockets::{Connection, Error, ProcRoot, ScanReport, Scanner, SocketOutcomes};
-use sockets_support::{ESTABLISHED, LISTEN, Row, copy_tree, table_text};
+use testkit::procfs::{ESTABLISHED, LISTEN, Row, copy_tree, table_text};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc")

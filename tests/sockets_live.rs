@@ -1,8 +1,6 @@
 //! The socket scanner on the real `/proc`: two network namespaces joined by a veth pair, a listener in one and a
-//! client in the other, connected before the scanner starts. Needs root, `ip` (iproute2) and `python3`.
-//! With `CI=true` it always runs and fails loudly when it cannot; elsewhere, without root, it says so and passes.
-
-mod sockets_support;
+//! client in the other, connected before the scanner starts. Needs root, `ip` (iproute2) and `python3`: a live
+//! test (ignored by a plain `cargo test`, run by `make test`).
 
 use std::collections::HashSet;
 use std::fs;
@@ -11,7 +9,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use network_mapper::sources::sockets::{Connection, ProcRoot, Scanner};
-use sockets_support::netns::{LineChild, Netns, connect_veth};
+use testkit::cmd::LineChild;
+use testkit::live;
+use testkit::netns::{Netns, connect_veth};
 
 const SERVER: &str = r#"
 import socket, sys
@@ -78,23 +78,10 @@ fn assert_only_client_side(found: &[Connection], client_pid: u32, local: SocketA
     assert!(held.contains(&conn.inode), "inode {} is not one of the client's sockets {held:?}", conn.inode);
 }
 
-fn may_run() -> bool {
-    let is_root = fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
-        .unwrap_or(false);
-    if is_root {
-        return true;
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "sockets_live needs root in CI");
-    eprintln!("sockets_live: not root, so no network namespaces can be created; run as root (CI does)");
-    false
-}
-
 #[test]
+#[ignore = "live: needs root, network namespaces, python3 (run by `make test`)"]
 fn the_scanner_finds_the_client_side_of_a_real_connection_once() {
-    if !may_run() {
-        return;
-    }
+    live::require(live::NETNS);
     // Unique per run so concurrent runs do not collide; link-local addresses that never leave the pair.
     let id = std::process::id();
     let octet = 20 + id % 200;
@@ -105,9 +92,10 @@ fn the_scanner_finds_the_client_side_of_a_real_connection_once() {
         .expect("veth pair");
 
     let port = PORT.to_string();
-    let mut server: LineChild = server_ns.spawn("python3", &["-c", SERVER, &server_ip, &port]).expect("start server");
+    let mut server: LineChild =
+        server_ns.spawn_lines("python3", &["-c", SERVER, &server_ip, &port]).expect("start server");
     assert_eq!(server.read_line().expect("server starts"), "ready");
-    let mut client = client_ns.spawn("python3", &["-c", CLIENT, &server_ip, &port]).expect("start client");
+    let mut client = client_ns.spawn_lines("python3", &["-c", CLIENT, &server_ip, &port]).expect("start client");
     let first_port: u16 = client.ask("connect").expect("connect").parse().expect("a port");
 
     let ids = [reported_netns(client.pid()), reported_netns(server.pid())];

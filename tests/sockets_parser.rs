@@ -1,14 +1,12 @@
 //! The hand-written `net/tcp{,6}` parser agrees with `procfs::net::TcpNetEntries` on kernel-formatted tables,
 //! and never panics on arbitrary bytes.
 
-mod sockets_support;
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use network_mapper::sources::sockets::table::{self, Family};
 use procfs::FromReadSI;
 use proptest::prelude::*;
-use sockets_support::{Row, table_text};
+use testkit::procfs::{Row, table_text};
 
 fn system_info() -> procfs::ExplicitSystemInfo {
     procfs::ExplicitSystemInfo {

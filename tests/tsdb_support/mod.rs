@@ -3,9 +3,7 @@
 //! (`reduce_prometheus.rs`, `reduce_victoriametrics.rs`).
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::process::{Child, Command};
+use std::process::Command;
 
 pub const NODE_A: &str = r#"# HELP network_mapper_edge Calls observed between workloads.
 # TYPE network_mapper_edge counter
@@ -44,53 +42,18 @@ prometheus-operator in namespace monitoring calls:
   - kubernetes in namespace default
 ";
 
-/// Kills Prometheus when the test ends, whether it passed or panicked.
-pub struct KillOnDrop(pub Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+pub use testkit::cmd::Guarded as KillOnDrop;
+pub use testkit::http::free_port;
 
 /// Serves `body` as an OpenMetrics scrape to every connection; returns the port.
 pub fn serve_exposition(body: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let response = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes());
-        }
-    });
-    port
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    testkit::http::serve(move |_| (200, content_type, body.to_owned())).0
 }
 
 /// The value of a `count(...)` query, or 0 while the server is starting or has no data.
 pub fn count(port: u16, query: &str) -> u64 {
-    let url = format!("http://127.0.0.1:{port}/api/v1/query");
-    let Ok(response) =
-        reqwest::blocking::Client::builder().no_proxy().build().unwrap().get(url).query(&[("query", query)]).send()
-    else {
-        return 0;
-    };
-    let Ok(body) = response.json::<serde_json::Value>() else { return 0 };
-    body["data"]["result"][0]["value"][1].as_str().and_then(|v| v.parse().ok()).unwrap_or(0)
+    testkit::http::instant_query(&format!("http://127.0.0.1:{port}"), query).map_or(0, |n| n as u64)
 }
 
 pub fn reduce(args: &[&str]) -> String {

@@ -6,7 +6,6 @@
 //! - [`frame`]: link layer → IP → UDP/TCP → whole DNS messages, including DNS-over-TCP reassembly. Pure.
 //! - [`dns`]: DNS message → [`dns::Answer`] or the reason it is not one; a cheap duplicate hash. Pure.
 //! - [`dedup`]: drops the copies of one answer seen on several interfaces. Pure, timestamps passed in.
-//! - [`synth`]: builders of DNS responses, frames and pcap files for tests and benchmarks.
 //!
 //! The expected per-packet flow is: `source.next()` → `FrameDecoder::decode` → `dns::dedup_key_hash` →
 //! `Deduplicator::first_sighting` → `dns::parse_response` (the expensive step, done once per answer).
@@ -16,7 +15,6 @@ pub mod dns;
 pub mod frame;
 mod message;
 pub mod source;
-pub mod synth;
 mod tcp;
 
 pub use tcp::{DEFAULT_MAX_BYTES_PER_FLOW, DEFAULT_MAX_FLOWS};

@@ -1,11 +1,5 @@
-//! Shared helpers for the socket scanner's tests and benchmark: writing `net/tcp{,6}` text the way the kernel
-//! does, copying the fixture tree, and generating large fake procfs trees.
-//!
-//! Included with `mod sockets_support;` from `tests/sockets_*.rs` and with `#[path]` from `benches/sockets.rs`;
-//! each includer uses a different subset, hence the `dead_code` allowance.
-#![allow(dead_code)]
-
-pub mod netns;
+//! Fake procfs for the socket scanner's tests and benchmark: `net/tcp{,6}` text written the way the kernel writes
+//! it, copying the fixture tree `tests/fixtures/proc`, and generating large fake trees.
 
 use std::fmt::Write as _;
 use std::fs;

@@ -6,10 +6,12 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::node::SimNode;
-use super::procs::Guarded;
+use super::procs::spawn_logged;
+use crate::cmd::Guarded;
+use crate::http::{get, sample, until};
 
 /// Where the two binaries are (the test gets them from cargo, the demo finds them beside itself).
 #[derive(Clone, Debug)]
@@ -22,38 +24,6 @@ pub struct Binaries {
 pub const EXPORTER_PORT: u16 = 9953;
 /// Prometheus' port inside the node.
 pub const PROMETHEUS_PORT: u16 = 9090;
-
-/// An HTTP GET from the root namespace; `None` when the server does not answer.
-pub fn get(url: &str) -> Option<(u16, String)> {
-    let client = reqwest::blocking::Client::builder().no_proxy().timeout(Duration::from_secs(3)).build().ok()?;
-    let response = client.get(url).send().ok()?;
-    Some((response.status().as_u16(), response.text().ok()?))
-}
-
-/// Polls `probe` every 100 ms until it yields a value; fails after `limit` naming `what`.
-pub fn until<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> io::Result<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe() {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            return Err(io::Error::other(format!("timed out after {limit:?} waiting for {what}")));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The value of the first sample whose line starts with `series` (name and labels, exactly as exposed).
-pub fn sample(exposition: &str, series: &str) -> Option<f64> {
-    exposition
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))?
-        .rsplit(' ')
-        .next()?
-        .parse()
-        .ok()
-}
 
 /// Names a container image's root filesystem (mounted by `podman image mount`, see `scripts/test-image.sh`):
 /// the lab then runs that image's `/usr/local/bin/network-mapper` instead of the host build.
@@ -120,7 +90,7 @@ impl Exporter {
             None => (bins.exporter.display().to_string(), args),
             Some(rootfs) => in_image(&rootfs, dir, args)?,
         };
-        let process = Guarded::spawn(&node.netns, &program, &args, &log, &env)?;
+        let process = spawn_logged(&node.netns, &program, &args, &log, &env)?;
         Ok(Exporter { process, base_url: format!("http://{}:{EXPORTER_PORT}", node.node_ip), log })
     }
 
@@ -166,16 +136,13 @@ impl Prometheus {
             format!("--storage.tsdb.path={}", dir.join("prometheus-data").display()),
             format!("--web.listen-address=0.0.0.0:{PROMETHEUS_PORT}"),
         ];
-        let process = Guarded::spawn(&node.netns, "prometheus", &args, &dir.join("prometheus.log"), &[])?;
+        let process = spawn_logged(&node.netns, "prometheus", &args, &dir.join("prometheus.log"), &[])?;
         Ok(Prometheus { process, url: format!("http://{}:{PROMETHEUS_PORT}", node.node_ip) })
     }
 
     /// The single value of an instant query, if there is one.
     pub fn scalar(&self, query: &str) -> Option<f64> {
-        let client = reqwest::blocking::Client::builder().no_proxy().timeout(Duration::from_secs(3)).build().ok()?;
-        let url = format!("{}/api/v1/query", self.url);
-        let body: serde_json::Value = client.get(url).query(&[("query", query)]).send().ok()?.json().ok()?;
-        body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+        crate::http::instant_query(&self.url, query)
     }
 }
 

@@ -6,9 +6,7 @@
 //! Tests drive it: apply and delete objects (each bumps the resource version and becomes a watch event), and
 //! inject faults: HTTP errors on the next requests, dropped watch streams, expired watches (410 Gone, history
 //! compacted so a re-watch must relist), and "down" (every connection closed unanswered). It runs on its own
-//! runtime thread, so sync and async tests use it alike. Use it with `mod fake_apiserver;`.
-
-#![allow(dead_code)] // Each test binary uses a different part of it.
+//! runtime thread, so sync and async tests use it alike.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -5,80 +5,36 @@
 //! everything down in order.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
-use super::node::SimNode;
+use crate::cmd::{Guarded, LineChild};
+use crate::netns::command_in;
 
-/// A child ended (SIGKILL) and reaped on drop, unless it already exited.
-pub struct Guarded {
-    pub child: Child,
+/// Spawns `program args` in namespace `netns` in a process group of its own, stdout and stderr appended to
+/// `log`, no proxy settings inherited, `env` added.
+pub fn spawn_logged(
+    netns: &str,
+    program: &str,
+    args: &[String],
+    log: &Path,
+    env: &[(&str, &str)],
+) -> io::Result<Guarded> {
+    let log = File::options().create(true).append(true).open(log)?;
+    let mut cmd = command_in(netns, program);
+    cmd.args(args).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).process_group(0);
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    Guarded::spawn(&mut cmd)
 }
 
-impl Guarded {
-    /// Spawns `program args` in namespace `netns`, stdout and stderr appended to `log`.
-    pub fn spawn(netns: &str, program: &str, args: &[String], log: &Path, env: &[(&str, &str)]) -> io::Result<Guarded> {
-        let log = File::options().create(true).append(true).open(log)?;
-        let mut cmd = SimNode::command_in(netns, program);
-        cmd.args(args).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).process_group(0);
-        for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
-            cmd.env_remove(var);
-        }
-        cmd.envs(env.iter().copied());
-        Ok(Guarded { child: cmd.spawn()? })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends SIGTERM and waits up to `limit` for the exit; returns the status and how long it took.
-    pub fn terminate(&mut self, limit: Duration) -> io::Result<(ExitStatus, Duration)> {
-        let started = Instant::now();
-        super::node::run("kill", &["-TERM", &self.pid().to_string()])?;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok((status, started.elapsed()));
-            }
-            if started.elapsed() > limit {
-                return Err(io::Error::other(format!("pid {} still running {limit:?} after SIGTERM", self.pid())));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// dnsmasq as the kube-dns pod: answers only from its records, no upstream, no cache (every answer is fresh).
+/// dnsmasq as the kube-dns pod (see [`crate::lab::start_dnsmasq`]).
 pub fn start_dnsmasq(netns: &str, listen: &str, records: &[String], log: &Path) -> io::Result<Guarded> {
-    let mut args: Vec<String> = [
-        "--keep-in-foreground",
-        "--no-resolv",
-        "--no-hosts",
-        "--conf-file=/dev/null",
-        "--bind-interfaces",
-        "--port=53",
-        "--pid-file=",
-        "--user=root",
-        "--group=root",
-        "--cache-size=0",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.push(format!("--listen-address={listen}"));
-    args.extend(records.iter().cloned());
-    Guarded::spawn(netns, "/usr/sbin/dnsmasq", &args, log, &[])
+    crate::lab::start_dnsmasq(netns, &[listen.to_owned()], records, Some(log))
 }
 
 /// The application inside a pod: one Python process driven line by line.
@@ -146,33 +102,23 @@ for line in sys.stdin:
 
 /// A pod's application process.
 pub struct Agent {
-    guard: Guarded,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    child: LineChild,
     pub netns: String,
 }
 
 impl Agent {
     pub fn start(netns: &str) -> io::Result<Agent> {
-        let mut cmd = SimNode::command_in(netns, "/usr/bin/python3");
-        cmd.args(["-u", "-c", AGENT]).stdin(Stdio::piped()).stdout(Stdio::piped()).process_group(0);
-        let mut child = cmd.spawn()?;
-        let stdin = child.stdin.take().ok_or_else(|| io::Error::other("agent stdin"))?;
-        let stdout = BufReader::new(child.stdout.take().ok_or_else(|| io::Error::other("agent stdout"))?);
-        Ok(Agent { guard: Guarded { child }, stdin, stdout, netns: netns.to_owned() })
+        let mut cmd = command_in(netns, "/usr/bin/python3");
+        cmd.args(["-u", "-c", AGENT]).process_group(0);
+        Ok(Agent { child: LineChild::spawn(&mut cmd)?, netns: netns.to_owned() })
     }
 
     /// Sends one command; returns the reply after `ok`, or an error naming the pod and the command.
     pub fn ask(&mut self, command: &str) -> io::Result<String> {
-        writeln!(self.stdin, "{command}")?;
-        self.stdin.flush()?;
-        let mut reply = String::new();
-        if self.stdout.read_line(&mut reply)? == 0 {
-            return Err(io::Error::other(format!("{}: the agent (pid {}) exited", self.netns, self.guard.pid())));
-        }
-        match reply.trim().strip_prefix("ok") {
+        let reply = self.child.ask(command).map_err(|e| io::Error::other(format!("{}: the agent: {e}", self.netns)))?;
+        match reply.strip_prefix("ok") {
             Some(rest) => Ok(rest.trim().to_owned()),
-            None => Err(io::Error::other(format!("{}: `{command}` failed: {}", self.netns, reply.trim()))),
+            None => Err(io::Error::other(format!("{}: `{command}` failed: {reply}", self.netns))),
         }
     }
 }
@@ -181,7 +127,7 @@ impl Agent {
 /// records only (`ahostsv4` asks no AAAA, so every lookup sends a known number of queries). Returns the
 /// addresses found.
 pub fn getent_v4(netns: &str, name: &str) -> io::Result<Vec<String>> {
-    let out = SimNode::command_in(netns, "getent").args(["ahostsv4", name]).stdin(Stdio::null()).output()?;
+    let out = command_in(netns, "getent").args(["ahostsv4", name]).stdin(Stdio::null()).output()?;
     if !out.status.success() {
         return Err(io::Error::other(format!("{netns}: getent ahostsv4 {name} failed ({})", out.status)));
     }

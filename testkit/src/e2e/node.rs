@@ -9,64 +9,23 @@
 //!
 //! Names start with `nme2e-<pid>-`, so a run killed before its Drop guards ran is cleaned up by the next one.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
 
 use super::cluster::DOMAIN;
+use crate::cmd::{run, run_quietly};
+use crate::netns::{Netns, ip_in, remove_leftovers};
 
 const PREFIX: &str = "nme2e-";
 /// The node side of every pod veth (Calico's convention): pods route everything through this address.
 pub const GATEWAY: &str = "169.254.1.1";
 
-/// Runs a command to completion; a failure names the command line and carries its stderr.
-pub fn run(program: &str, args: &[&str]) -> io::Result<Output> {
-    let output = Command::new(program).args(args).stdin(Stdio::null()).output()?;
-    if output.status.success() {
-        return Ok(output);
-    }
-    Err(io::Error::other(format!(
-        "`{program} {}` failed ({}): {}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr).trim()
-    )))
-}
-
-/// Best effort, for teardown: never fails, never panics.
-fn run_quietly(program: &str, args: &[&str]) {
-    let _ = Command::new(program).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
-}
-
-/// `ip <args>` inside namespace `ns`.
-pub fn ip_in(ns: &str, args: &[&str]) -> io::Result<()> {
-    let mut full = vec!["-n", ns];
-    full.extend_from_slice(args);
-    run("ip", &full).map(drop)
-}
-
-/// Runs `f` on a thread that has entered network namespace `ns`: sockets it (or threads it spawns) create
-/// belong to that namespace. Used to start the fake API server inside the node.
-pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
-    let path = format!("/run/netns/{ns}");
-    let thread = std::thread::spawn(move || -> io::Result<T> {
-        let file = File::open(&path)?;
-        // SAFETY: setns only changes this thread's network namespace; the fd is valid for the call.
-        if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(f())
-    });
-    thread.join().map_err(|_| io::Error::other("in_netns: the closure panicked"))?
-}
-
 /// A pod's network namespace.
 #[derive(Debug)]
 pub struct PodNs {
-    pub netns: String,
+    pub netns: Netns,
     pub ip: Ipv4Addr,
 }
 
@@ -79,18 +38,19 @@ pub struct SimNode {
     root_if: String,
     run_prefix: String,
     pods: Vec<PodNs>,
+    _guard: Netns,
 }
 
 impl SimNode {
     /// Creates the node namespace and its link to the root namespace on `169.254.<third>.<4k+1,4k+2>/30`.
     pub fn create(third: u8, search_namespace: &str) -> io::Result<SimNode> {
-        remove_leftovers();
+        remove_leftovers(PREFIX);
         let pid = std::process::id();
         let run_prefix = format!("{PREFIX}{pid}-");
-        let netns = format!("{run_prefix}node");
-        run("ip", &["netns", "add", &netns])?;
+        let guard = Netns::create(format!("{run_prefix}node"))?;
         let (root_ip, node_ip) = free_link_addresses(third)?;
-        let mut node = SimNode { netns, node_ip, root_ip, root_if: format!("nme{pid}h"), run_prefix, pods: Vec::new() };
+        let (netns, root_if) = (guard.name.clone(), format!("nme{pid}h"));
+        let mut node = SimNode { netns, node_ip, root_ip, root_if, run_prefix, pods: Vec::new(), _guard: guard };
         node.configure_router()?;
         node.write_resolv_conf(&node.netns.clone(), search_namespace)?;
         Ok(node)
@@ -98,7 +58,6 @@ impl SimNode {
 
     fn configure_router(&mut self) -> io::Result<()> {
         let ns = self.netns.clone();
-        ip_in(&ns, &["link", "set", "lo", "up"])?;
         run("ip", &["link", "add", &self.root_if, "type", "veth", "peer", "name", "host0", "netns", &ns])?;
         run("ip", &["addr", "add", &format!("{}/30", self.root_ip), "dev", &self.root_if])?;
         run("ip", &["link", "set", &self.root_if, "up"])?;
@@ -127,10 +86,8 @@ impl SimNode {
     pub fn add_pod(&mut self, pod_name: &str, namespace: &str, ip: Ipv4Addr) -> io::Result<String> {
         let netns = format!("{}{pod_name}", self.run_prefix);
         let host_if = format!("cali{}", self.pods.len());
-        run("ip", &["netns", "add", &netns])?;
-        self.pods.push(PodNs { netns: netns.clone(), ip });
+        self.pods.push(PodNs { netns: Netns::create(netns.clone())?, ip });
         self.write_resolv_conf(&netns, namespace)?;
-        ip_in(&netns, &["link", "set", "lo", "up"])?;
         run(
             "ip",
             &["link", "add", &host_if, "netns", &self.netns, "type", "veth", "peer", "name", "eth0", "netns", &netns],
@@ -159,13 +116,6 @@ impl SimNode {
         Ok(())
     }
 
-    /// `ip netns exec <netns> <program>`: the program runs in place of `ip`, with the namespace's resolv.conf.
-    pub fn command_in(netns: &str, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", netns, program]);
-        cmd
-    }
-
     /// The pod namespaces created so far.
     pub fn pods(&self) -> &[PodNs] {
         &self.pods
@@ -174,17 +124,10 @@ impl SimNode {
 
 impl Drop for SimNode {
     fn drop(&mut self) {
-        for pod in self.pods.drain(..).rev() {
-            remove_netns(&pod.netns);
-        }
+        // Pods first, newest first; the node's namespace (`_guard`) goes last, as the field drops.
+        while self.pods.pop().is_some() {}
         run_quietly("ip", &["link", "del", &self.root_if]);
-        remove_netns(&self.netns);
     }
-}
-
-fn remove_netns(name: &str) {
-    run_quietly("ip", &["netns", "del", name]);
-    let _ = fs::remove_dir_all(Path::new("/etc/netns").join(name));
 }
 
 /// Picks a /30 in `169.254.<third>.0/24` that no root-namespace interface uses yet.
@@ -196,30 +139,4 @@ fn free_link_addresses(third: u8) -> io::Result<(Ipv4Addr, Ipv4Addr)> {
         .map(|slot| (Ipv4Addr::new(169, 254, third, slot * 4 + 1), Ipv4Addr::new(169, 254, third, slot * 4 + 2)))
         .find(|(root, node)| !used.contains(&format!(" {root}/")) && !used.contains(&format!(" {node}/")))
         .ok_or_else(|| io::Error::other(format!("no free /30 left in 169.254.{third}.0/24")))
-}
-
-/// Removes what runs killed by a signal left behind: their namespaces (after ending the processes still inside
-/// them, which that run started), resolv.conf directories and root veth ends.
-pub fn remove_leftovers() {
-    let Ok(out) = run("ip", &["netns", "list"]) else { return };
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let name = line.split_whitespace().next().unwrap_or_default();
-        let Some(pid) = name.strip_prefix(PREFIX).and_then(|rest| rest.split('-').next()) else { continue };
-        if pid.parse::<u32>().is_err() || is_alive(pid) {
-            continue;
-        }
-        if let Ok(pids) = run("ip", &["netns", "pids", name]) {
-            for leftover in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
-                run_quietly("kill", &["-KILL", leftover]);
-            }
-        }
-        run_quietly("ip", &["link", "del", &format!("nme{pid}h")]);
-        remove_netns(name);
-    }
-}
-
-/// Whether process `pid` runs (a zombie, killed but not yet reaped, does not).
-fn is_alive(pid: &str) -> bool {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("State:")).is_some_and(|state| !state.trim_start().starts_with('Z'))
 }

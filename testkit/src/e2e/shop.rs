@@ -144,8 +144,7 @@ fn expect_reply(what: &str, reply: &str, expected: &str) -> io::Result<()> {
 /// the node, then lets it call catalog.
 pub fn add_reviews(lab: &mut Lab) -> io::Result<()> {
     let before = InventoryCounts::of(lab)?;
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let created = k8s_openapi::jiff::Timestamp::from_second(now.as_second() - 1).map_err(io::Error::other)?;
+    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(1));
     let mut reviews = lab.cluster.workload("reviews").clone();
     reviews.created = Some(created.to_string());
     for object in reviews.objects() {
@@ -155,10 +154,10 @@ pub fn add_reviews(lab: &mut Lab) -> io::Result<()> {
     // ReplicaSet's name).
     let exporter = lab.exporter();
     let grown = |text: String, kind: &str, before: f64| -> Option<()> {
-        let n = super::monitor::sample(&text, &format!("network_mapper_inventory_objects{{kind=\"{kind}\"}}"))?;
+        let n = crate::http::sample(&text, &format!("network_mapper_inventory_objects{{kind=\"{kind}\"}}"))?;
         (n > before).then_some(())
     };
-    super::monitor::until(
+    crate::http::until(
         "the reviews pod and its ReplicaSet in the exporter's inventory",
         Duration::from_secs(30),
         || {
@@ -181,8 +180,7 @@ impl InventoryCounts {
     fn of(lab: &Lab) -> io::Result<InventoryCounts> {
         let text = lab.exporter().metrics().ok_or_else(|| io::Error::other("/metrics did not answer"))?;
         let count = |kind: &str| {
-            super::monitor::sample(&text, &format!("network_mapper_inventory_objects{{kind=\"{kind}\"}}"))
-                .unwrap_or(0.0)
+            crate::http::sample(&text, &format!("network_mapper_inventory_objects{{kind=\"{kind}\"}}")).unwrap_or(0.0)
         };
         Ok(InventoryCounts { pods: count("Pod"), replica_sets: count("ReplicaSet") })
     }

@@ -1,14 +1,12 @@
 //! End-to-end harness: a Kubernetes node simulated with network namespaces, a real DNS server, real clients and
 //! connections, the fake API server, the exporter, Prometheus and the reducer, all torn down by Drop guards.
-//! Shared by the test (`tests/e2e_node.rs`) and the demo (`examples/demo_node.rs`, run by `make demo`), which
-//! both include it (and `tests/fake_apiserver`) as modules.
+//! Shared by the test (`tests/e2e_node.rs`) and the demo (`examples/demo_node.rs`, run by `make demo`).
 //!
 //! - [`cluster`]: the cluster as data, and the API objects, DNS records and NAT rules derived from it.
 //! - [`node`]: namespaces, veths, routes, resolv.conf, iptables: the node's plumbing.
 //! - [`procs`]: dnsmasq, the per-pod applications, glibc lookups, process usage.
 //! - [`monitor`]: the exporter, Prometheus, `netmap-reduce`.
 //! - [`shop`]: the scenario (a shop of 12 workloads) with its traffic and the exact map it must produce.
-#![allow(dead_code)] // the test and the demo use different parts
 
 pub mod cluster;
 pub mod monitor;
@@ -17,44 +15,22 @@ pub mod procs;
 pub mod shop;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::fake_apiserver::FakeApi;
 use cluster::Cluster;
 use monitor::{Binaries, Exporter, Prometheus};
 use node::SimNode;
-use procs::{Agent, Guarded};
+use procs::Agent;
 
-/// Live tests share the root namespace's addresses; this lock (the same one `tests/support` takes) runs them
-/// one at a time across test binaries and worktrees.
-const LOCK_PATH: &str = "/tmp/network-mapper-live-tests.lock";
+use crate::cmd::Guarded;
+use crate::netns::LiveLock;
 
 /// Why the lab cannot run here, if it cannot: it needs root and a few programs.
 pub fn missing_prerequisite() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("the end-to-end lab needs root (network namespaces, iptables, packet capture)".into());
-    }
-    let programs = [
-        ("/usr/sbin/dnsmasq", "dnsmasq-base"),
-        ("/usr/bin/prometheus", "prometheus"),
-        ("/usr/bin/python3", "python3"),
-        ("/usr/bin/getent", "libc-bin"),
-    ];
-    for (path, package) in programs {
-        if !Path::new(path).exists() {
-            return Some(format!("{path} is missing: apt-get install {package} (or run scripts/setup.sh)"));
-        }
-    }
-    for (program, package) in [("ip", "iproute2"), ("iptables", "iptables")] {
-        if std::process::Command::new(program).arg("-V").output().is_err() {
-            return Some(format!("`{program}` is missing: apt-get install {package}"));
-        }
-    }
-    None
+    crate::live::missing(crate::live::NODE_LAB)
 }
 
 /// Everything running. Fields drop in declaration order: processes first, then the API, the node, the files.
@@ -69,7 +45,7 @@ pub struct Lab {
     pub cluster: Cluster,
     pub bins: Binaries,
     pub dir: tempfile::TempDir,
-    _lock: File,
+    _lock: LiveLock,
 }
 
 impl Lab {
@@ -77,17 +53,13 @@ impl Lab {
     /// and starts the fake API inside it. `third` picks the link subnet `169.254.<third>.0/24` to the root
     /// namespace.
     pub fn build(bins: Binaries, describe: impl FnOnce(std::net::Ipv4Addr) -> Cluster, third: u8) -> io::Result<Lab> {
-        let lock = File::create(LOCK_PATH)?;
-        if lock.try_lock().is_err() {
-            eprintln!("waiting for {LOCK_PATH} (another live test or demo is running)...");
-            lock.lock()?;
-        }
+        let lock = LiveLock::acquire()?;
         let dir = tempfile::Builder::new().prefix("nme2e-").tempdir()?;
         let node = SimNode::create(third, "monitoring")?;
         let cluster = describe(node.node_ip);
         let node_ns = node.netns.clone();
         // The fake API listens on 127.0.0.1 inside the node, where the exporter (hostNetwork) reaches it.
-        let api = node::in_netns(&node_ns, FakeApi::start)?;
+        let api = crate::netns::in_netns(&node_ns, FakeApi::start)?;
         let mut lab = Lab {
             exporter: None,
             prometheus: None,
@@ -135,7 +107,7 @@ impl Lab {
         // Ready when the node's resolver gets an answer through the kube-dns DNAT rule (absolute name: one query).
         let probe = format!("{}.", self.cluster.service("kube-dns").fqdn());
         let node = self.node.netns.clone();
-        monitor::until("kube-dns to answer", Duration::from_secs(10), || procs::getent_v4(&node, &probe).ok())?;
+        crate::http::until("kube-dns to answer", Duration::from_secs(10), || procs::getent_v4(&node, &probe).ok())?;
         Ok(())
     }
 
@@ -176,8 +148,8 @@ impl Lab {
         if !api_down.is_zero() {
             let started = std::time::Instant::now();
             let readyz = format!("{}/readyz", exporter.base_url);
-            monitor::until("/readyz to say 503 while the API is down", Duration::from_secs(10), || {
-                monitor::get(&readyz).filter(|(code, _)| *code == 503)
+            crate::http::until("/readyz to say 503 while the API is down", Duration::from_secs(10), || {
+                crate::http::get(&readyz).filter(|(code, _)| *code == 503)
             })
             .map_err(|e| exporter.with_log(e))?;
             exporter

@@ -7,12 +7,12 @@ use std::net::Ipv4Addr;
 
 use serde_json::{Value, json};
 
+use crate::k8s;
+
 /// The cluster domain (the pods' resolv.conf search list ends with it; the exporter detects it from there).
 pub const DOMAIN: &str = "cluster.local";
 /// The simulated node: the exporter counts clients on it only.
 pub const NODE: &str = "node-a";
-/// Where all objects were created, long before any observation (identity refuses observations older than a pod).
-const LONG_AGO: &str = "2026-01-01T00:00:00Z";
 
 /// The controller at the root of a pod's owner chain (docs/design.md §4.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,48 +104,32 @@ impl Workload {
 
     /// The Pods plus the intermediate owners (ReplicaSet, Job) the exporter reads the chain through.
     pub fn objects(&self) -> Vec<Value> {
-        let created = self.created.as_deref().unwrap_or(LONG_AGO);
+        let created = self.created.as_deref().unwrap_or(k8s::LONG_AGO);
         let owner = self.owner_name();
         let mut objects = Vec::new();
-        let direct = match self.controller {
-            Controller::Deployment => {
-                objects.push(owned("apps/v1", "ReplicaSet", &owner, self.namespace, "Deployment", self.name, created));
-                ("apps/v1", "ReplicaSet")
-            }
-            Controller::CronJob => {
-                objects.push(owned("batch/v1", "Job", &owner, self.namespace, "CronJob", self.name, created));
-                ("batch/v1", "Job")
-            }
-            Controller::StatefulSet | Controller::DaemonSet => ("apps/v1", self.kind()),
+        let direct_kind = match self.controller {
+            Controller::Deployment => "ReplicaSet",
+            Controller::CronJob => "Job",
+            Controller::StatefulSet | Controller::DaemonSet => self.kind(),
         };
+        if direct_kind != self.kind() {
+            let mut object = k8s::owned(direct_kind, self.namespace, &owner, self.kind(), self.name);
+            object["metadata"]["creationTimestamp"] = json!(created);
+            objects.push(object);
+        }
         for pod in self.pod_names() {
-            objects.push(pod_object(&pod, direct, &owner, created));
+            let mut built = k8s::Pod::new(pod.namespace, &pod.name, &pod.ip.to_string())
+                .owner(direct_kind, &owner)
+                .node(pod.node)
+                .created(created)
+                .host_network(pod.host_network);
+            if let Some(hostname) = &pod.hostname {
+                built = built.hostname(hostname);
+            }
+            objects.push(built.json());
         }
         objects
     }
-}
-
-fn owned(api: &str, kind: &str, name: &str, ns: &str, owner_kind: &str, owner: &str, created: &str) -> Value {
-    let owner_api = if owner_kind == "CronJob" { "batch/v1" } else { "apps/v1" };
-    json!({"apiVersion": api, "kind": kind, "metadata": {
-        "name": name, "namespace": ns, "uid": format!("uid-{ns}-{name}"), "creationTimestamp": created,
-        "ownerReferences": [{"apiVersion": owner_api, "kind": owner_kind, "name": owner,
-                             "uid": format!("uid-{ns}-{owner}"), "controller": true}]}})
-}
-
-fn pod_object(pod: &PodName, (owner_api, owner_kind): (&str, &str), owner: &str, created: &str) -> Value {
-    let mut spec = json!({"nodeName": pod.node, "hostNetwork": pod.host_network,
-                          "containers": [{"name": "app", "image": format!("example.com/shop/{owner}:1.0")}]});
-    if let Some(hostname) = &pod.hostname {
-        spec["hostname"] = json!(hostname);
-    }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {
-            "name": pod.name, "namespace": pod.namespace, "uid": format!("uid-{}-{}", pod.namespace, pod.name),
-            "creationTimestamp": created,
-            "ownerReferences": [{"apiVersion": owner_api, "kind": owner_kind, "name": owner,
-                                 "uid": format!("uid-{}-{owner}", pod.namespace), "controller": true}]},
-           "spec": spec,
-           "status": {"phase": "Running", "podIP": pod.ip.to_string(), "podIPs": [{"ip": pod.ip.to_string()}]}})
 }
 
 /// A Service in front of one workload's pods.
@@ -203,35 +187,25 @@ impl Cluster {
             items.push(self.service_object(service));
             items.extend(self.slice_object(service));
         }
-        json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+        k8s::list(items)
     }
 
     fn service_object(&self, s: &Service) -> Value {
-        let ip = s.cluster_ip.map_or("None".to_owned(), |ip| ip.to_string());
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {
-                "name": s.name, "namespace": s.namespace, "creationTimestamp": LONG_AGO},
-               "spec": {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip],
-                        "ports": [{"port": s.port, "protocol": "TCP"}]}})
+        let ip = s.cluster_ip.map(|ip| ip.to_string());
+        k8s::service(s.namespace, s.name, ip.as_deref(), s.port)
     }
 
     fn slice_object(&self, s: &Service) -> Option<Value> {
-        let endpoints: Vec<Value> = self
-            .backing_pods(s)
-            .iter()
-            .map(|p| {
-                let mut ep = json!({"addresses": [p.ip.to_string()], "conditions": {"ready": true}, "nodeName": p.node,
-                                    "targetRef": {"kind": "Pod", "name": p.name, "namespace": p.namespace}});
-                if let Some(h) = &p.hostname {
-                    ep["hostname"] = json!(h);
-                }
-                ep
-            })
-            .collect();
         s.backend?;
-        Some(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
-               "metadata": {"name": format!("{}-{}", s.name, hash_label(s.name, 5)), "namespace": s.namespace,
-                            "creationTimestamp": LONG_AGO, "labels": {"kubernetes.io/service-name": s.name}},
-               "endpoints": endpoints, "ports": [{"port": s.port, "protocol": "TCP"}]}))
+        let pods = self.backing_pods(s);
+        let ips: Vec<String> = pods.iter().map(|p| p.ip.to_string()).collect();
+        let endpoints: Vec<k8s::Endpoint<'_>> = pods
+            .iter()
+            .zip(&ips)
+            .map(|(p, ip)| k8s::Endpoint { ip, pod: &p.name, node: p.node, hostname: p.hostname.as_deref() })
+            .collect();
+        let name = format!("{}-{}", s.name, hash_label(s.name, 5));
+        Some(k8s::endpoint_slice(s.namespace, s.name, &name, s.port, &endpoints))
     }
 
     /// dnsmasq arguments that make it answer like CoreDNS for this cluster: authoritative for the cluster domain
