@@ -1,5 +1,5 @@
 //! Graphs that read at 200 services. A generated map (200 workloads in 10 namespaces, 861 edges, every workload
-//! calling the API server) is rendered by `netmap-reduce --format dot` whole, with `--group-by namespace` and
+//! calling the API server) is rendered by `netmap-reduce --format dot` with `--group-by namespace` and
 //! with `--focus`; Graphviz (`dot`, installed by `scripts/setup.sh`) lays each out and the test checks the
 //! picture sizes. The grouped and focused dot files are golden files (`UPDATE_GOLDEN=1` rewrites them);
 //! docs/reduce.md quotes the sizes this test prints.
@@ -60,16 +60,16 @@ fn a_200_service_map_reads_grouped_and_focused() {
     check_golden("generated-grouped.dot", &grouped);
     check_golden("generated-focus-shop-api.dot", &focused);
 
-    let whole = reduce(&[&input, "--format", "dot"]);
+    // The whole map is not laid out here: Graphviz needs minutes for its 861 edges (docs/reduce.md has the
+    // figure and the command).
     let sizes = [
-        ("whole", png_size(dir.path(), "whole", &whole)),
         ("grouped", png_size(dir.path(), "grouped", &grouped)),
         ("focused", png_size(dir.path(), "focused", &focused)),
     ];
     for (name, (w, h)) in sizes {
         println!("{name}: {w}x{h} px");
     }
-    for (name, (w, h)) in &sizes[1..] {
+    for (name, (w, h)) in &sizes {
         assert!(*w <= 2500 && *h <= 2500, "{name} is {w}x{h} px: too large to read");
     }
     // Grouped: 10 namespaces + `default` (the API server) + the outside world, edges summed.

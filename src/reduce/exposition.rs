@@ -31,11 +31,23 @@ fn note_other_line(index: usize, line: &str, name: &str, snapshot: &mut Snapshot
     let stats = &mut snapshot.stats;
     if name.starts_with(METRIC_PREFIX) {
         stats.add_own();
-    } else if is_metric_name(name) && line.len() > name.len() {
+    } else if is_metric_name(name) && looks_like_sample(&line[name.len()..]) {
         stats.add_other(name);
     } else if stats.not_a_sample.is_none() {
         stats.not_a_sample = Some((index + 1, line.chars().take(60).collect()));
     }
+}
+
+/// What follows a metric name in a sample: optional `{labels}`, then a number (prose has words there).
+fn looks_like_sample(rest: &str) -> bool {
+    let rest = match rest.strip_prefix('{') {
+        Some(inner) => match inner.rfind('}') {
+            Some(end) => &inner[end + 1..],
+            None => return false,
+        },
+        None => rest,
+    };
+    rest.split_whitespace().next().is_some_and(|value| parse_value(value).is_ok())
 }
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`, the classic metric name.

@@ -75,6 +75,8 @@ pub struct InputStats {
     pub network_mapper_series: usize,
     /// Names of other metrics met (at most [`OTHER_NAMES_KEPT`]), to say what a wrong input holds instead.
     pub other_metrics: BTreeSet<String>,
+    /// Whether there were more foreign names than [`OTHER_NAMES_KEPT`].
+    pub more_other_metrics: bool,
     /// Edge series left out under `skip_renamed`.
     pub renamed_skipped: usize,
     /// The first line of a text input that is not a sample, comment or blank (1-based number, text).
@@ -88,8 +90,12 @@ impl InputStats {
     /// Records a series that is not the exporter's.
     pub fn add_other(&mut self, name: &str) {
         self.series += 1;
-        if self.other_metrics.len() < OTHER_NAMES_KEPT && !self.other_metrics.contains(name) {
-            self.other_metrics.insert(name.to_owned());
+        if !self.other_metrics.contains(name) {
+            if self.other_metrics.len() < OTHER_NAMES_KEPT {
+                self.other_metrics.insert(name.to_owned());
+            } else {
+                self.more_other_metrics = true;
+            }
         }
     }
 
@@ -284,9 +290,12 @@ impl Snapshot {
         self.stats.series += other.stats.series;
         self.stats.network_mapper_series += other.stats.network_mapper_series;
         self.stats.renamed_skipped += other.stats.renamed_skipped;
+        self.stats.more_other_metrics |= other.stats.more_other_metrics;
         for name in other.stats.other_metrics {
             if self.stats.other_metrics.len() < OTHER_NAMES_KEPT {
                 self.stats.other_metrics.insert(name);
+            } else {
+                self.stats.more_other_metrics = true;
             }
         }
         for ((namespace, workload), kind) in other.kinds {

@@ -138,8 +138,7 @@ pub fn render_dot(graph: &Graph) -> String {
 
 fn dot_node_attributes(node: &Node) -> String {
     if node.members > 0 {
-        let what = if node.is_outside_group() { "names" } else { "workloads" };
-        let label = format!("{}\n{} {what}", node.name, node.members);
+        let label = format!("{}\n{}", node.name, members_text(node));
         return format!("label={}, shape=box3d, fillcolor=\"#fff7e0\"", dot_quote(&label));
     }
     if node.is_external() {
@@ -157,6 +156,12 @@ fn dot_node_attributes(node: &Node) -> String {
         _ => "",
     };
     format!("label={}{shape}", dot_quote(&label))
+}
+
+/// `12 workloads`, `1 workload`, `3 names` (outside the cluster).
+fn members_text(node: &Node) -> String {
+    let what = if node.is_outside_group() { "name" } else { "workload" };
+    format!("{} {what}{}", node.members, if node.members == 1 { "" } else { "s" })
 }
 
 /// The count, and with grouped nodes how many edges the line stands for.
@@ -186,7 +191,7 @@ pub fn render_mermaid(graph: &Graph) -> String {
         for node in members {
             let indent = if namespace.is_some() { "    " } else { "  " };
             let text = match (&node.kind, node.members) {
-                (_, n) if n > 0 => format!("{}<br/>{n} {}", node.name, if node.is_outside_group() { "names" } else { "workloads" }),
+                (_, n) if n > 0 => format!("{}<br/>{}", node.name, members_text(node)),
                 (Some(kind), _) => format!("{}<br/><small>{kind}</small>", node.name),
                 (None, _) => node.name.clone(),
             };

@@ -45,7 +45,8 @@ fn no_series_problem(bytes: &[u8], kind: InputKind, series: usize, stats: &Input
             .to_owned()
     } else if series > 0 {
         let names: Vec<&str> = stats.other_metrics.iter().map(String::as_str).collect();
-        format!("it holds {series} series of other metrics ({}{})", names.join(", "), more(series, names.len()))
+        let more = if stats.more_other_metrics { ", …" } else { "" };
+        format!("it holds {series} series of other metrics ({}{more})", names.join(", "))
     } else if let Some((line, text)) = &stats.not_a_sample {
         format!("it is not a Prometheus text exposition: line {line} is not a sample: {text:?}")
     } else {
@@ -57,14 +58,9 @@ fn no_series_problem(bytes: &[u8], kind: InputKind, series: usize, stats: &Input
     )
 }
 
-fn more(total: usize, shown: usize) -> &'static str {
-    if total > shown { ", …" } else { "" }
-}
-
 fn starts_like_markup(bytes: &[u8]) -> bool {
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
-    let head = String::from_utf8_lossy(&bytes[start..bytes.len().min(start + 64)]).to_ascii_lowercase();
-    head.starts_with("<!doctype") || head.starts_with("<html") || head.starts_with("<?xml") || head.starts_with('<')
+    bytes.get(start) == Some(&b'<')
 }
 
 #[cfg(test)]
