@@ -42,7 +42,10 @@ fn diff_of_two_files_lists_new_and_gone_edges_and_exits_1_on_new_ones() {
     // Only gone edges: exit 0. The same filters apply to both sides.
     let back = reduce(&["diff", &b, &a, "-n", "monitoring"]);
     assert_eq!(back.status.code(), Some(0), "{}", String::from_utf8_lossy(&back.stderr));
-    assert_eq!(String::from_utf8(back.stdout).unwrap(), "- prometheus-operator in namespace monitoring calls kubernetes in namespace default\n");
+    assert_eq!(
+        String::from_utf8(back.stdout).unwrap(),
+        "- prometheus-operator in namespace monitoring calls kubernetes in namespace default\n"
+    );
     let same = reduce(&["diff", &a, &a]);
     assert_eq!((same.status.code(), same.stdout.len()), (Some(0), 0));
 
@@ -77,11 +80,22 @@ fn prune_removes_only_its_own_files_of_clients_that_are_gone() {
     assert!(monitoring.exists());
 
     // Without --prune, nothing is removed.
-    let keep = reduce(&[&inputs[0], &inputs[1], "--format", "intents", "--output-dir", &out, "-n", "otterize-ecom-demo"]);
+    let keep =
+        reduce(&[&inputs[0], &inputs[1], "--format", "intents", "--output-dir", &out, "-n", "otterize-ecom-demo"]);
     assert!(keep.status.success());
     assert!(monitoring.exists());
 
-    let pruned = reduce(&[&inputs[0], &inputs[1], "--format", "intents", "--output-dir", &out, "-n", "otterize-ecom-demo", "--prune"]);
+    let pruned = reduce(&[
+        &inputs[0],
+        &inputs[1],
+        "--format",
+        "intents",
+        "--output-dir",
+        &out,
+        "-n",
+        "otterize-ecom-demo",
+        "--prune",
+    ]);
     let stderr = String::from_utf8_lossy(&pruned.stderr);
     assert!(pruned.status.success(), "{stderr}");
     assert!(stderr.contains(&format!("removed {}", monitoring.display())), "{stderr}");

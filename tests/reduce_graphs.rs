@@ -39,7 +39,8 @@ fn png_size(dir: &Path, name: &str, dot_text: &str) -> (u32, u32) {
     let png = dir.join(format!("{name}.png"));
     std::fs::write(&source, dot_text).unwrap();
     let status = Command::new("dot").arg("-Tpng").arg("-o").arg(&png).arg(&source).status();
-    let status = status.unwrap_or_else(|e| panic!("Graphviz `dot` is needed (scripts/setup.sh installs graphviz): {e}"));
+    let status =
+        status.unwrap_or_else(|e| panic!("Graphviz `dot` is needed (scripts/setup.sh installs graphviz): {e}"));
     assert!(status.success(), "dot failed on {name}");
     let bytes = std::fs::read(&png).unwrap();
     let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
@@ -51,6 +52,10 @@ fn a_200_service_map_reads_grouped_and_focused() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("map.prom");
     std::fs::write(&input, generated_map()).unwrap();
+    // `NETMAP_KEEP_GENERATED=DIR` keeps the generated map, to render it by hand (docs/reduce.md).
+    if let Some(keep) = std::env::var_os("NETMAP_KEEP_GENERATED") {
+        std::fs::copy(&input, Path::new(&keep).join("generated-200.prom")).unwrap();
+    }
     let input = input.display().to_string();
     let json: serde_json::Value = serde_json::from_str(&reduce(&[&input, "--format", "json"])).unwrap();
     assert_eq!(json.as_array().unwrap().len(), EDGES);

@@ -53,12 +53,16 @@ fn page_state(browser: &str, page: &Path, fragment: &str) -> Value {
     let output = chromium_command(browser, profile.path()).arg("--dump-dom").arg(&url).output().unwrap();
     let dom = String::from_utf8_lossy(&output.stdout);
     let start = dom.find("<pre id=\"netmap-state\">").unwrap_or_else(|| {
-        panic!("no #netmap-state in the dumped DOM of {url}; chromium stderr:\n{}", String::from_utf8_lossy(&output.stderr))
+        panic!(
+            "no #netmap-state in the dumped DOM of {url}; chromium stderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
     });
     let body = &dom[start + "<pre id=\"netmap-state\">".len()..];
     let text = &body[..body.find("</pre>").unwrap()];
     let text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
-    let state: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("state of {url} is not JSON ({e}): {text}"));
+    let state: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("state of {url} is not JSON ({e}): {text}"));
     assert_eq!(state["ready"], true, "{url}: {state}");
     assert_eq!(state["errors"], serde_json::json!([]), "{url}: script errors");
     assert_eq!(state["resources"], serde_json::json!([]), "{url}: the page requested something");
@@ -66,11 +70,16 @@ fn page_state(browser: &str, page: &Path, fragment: &str) -> Value {
 }
 
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reduce/snapshots/api-vector").join(name).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/reduce/snapshots/api-vector")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 fn write_html(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
-    let output = Command::new(env!("CARGO_BIN_EXE_netmap-reduce")).args(args).arg("--format").arg("html").output().unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_netmap-reduce")).args(args).arg("--format").arg("html").output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let path = dir.join(name);
     std::fs::write(&path, output.stdout).unwrap();
@@ -117,7 +126,10 @@ fn the_html_map_shows_the_graph_searches_and_focuses_offline() {
 
     let focus = page_state(browser, &page, "focus=cartservice.shop");
     assert_eq!(focus["focus"], "cartservice.shop");
-    assert_eq!(strings(&focus["visibleNodes"]), ["cartservice.shop", "frontend.shop", "legacy-db.shop", "redis-cart.shop"]);
+    assert_eq!(
+        strings(&focus["visibleNodes"]),
+        ["cartservice.shop", "frontend.shop", "legacy-db.shop", "redis-cart.shop"]
+    );
     assert_eq!(focus["visibleEdges"], 3);
 
     let grouped = page_state(browser, &page, "group");

@@ -22,7 +22,12 @@ fn reduce_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
 }
 
 fn fixture(case: &str, name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reduce/snapshots").join(case).join(name).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/reduce/snapshots")
+        .join(case)
+        .join(name)
+        .display()
+        .to_string()
 }
 
 /// Serves `body` as a Prometheus API answer to every request; returns the base URL.
@@ -48,7 +53,8 @@ fn serve_api(body: &'static str) -> String {
 
 const UP_VECTOR: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","instance":"a:9090","job":"prometheus"},"value":[1700000000,"1"]},{"metric":{"__name__":"up","instance":"b:9100","job":"node"},"value":[1700000000,"0"]}]}}"#;
 const RENAMED: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"client":"a","namespace":"monitoring","exported_namespace":"shop","server":"b","server_namespace":"shop"},"value":[1700000000,"2"]}]}}"#;
-const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body><form>user</form></body></html>\n";
+const LOGIN_PAGE: &str =
+    "<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body><form>user</form></body></html>\n";
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n";
 const SELF_METRICS_ONLY: &str = "# TYPE network_mapper_packets counter\nnetwork_mapper_packets_total 12\n# EOF\n";
 
@@ -61,7 +67,13 @@ fn rows(dir: &Path) -> Vec<Row> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let renamed_url = serve_api(RENAMED);
     vec![
-        ("a JSON array of numbers", s(&["FILE"]), Some("[1,2]".into()), 2, s(&["FILE", "item 1 is not an edge of netmap-reduce --format json output"])),
+        (
+            "a JSON array of numbers",
+            s(&["FILE"]),
+            Some("[1,2]".into()),
+            2,
+            s(&["FILE", "item 1 is not an edge of netmap-reduce --format json output"]),
+        ),
         ("README.md", s(&["FILE"]), Some(readme), 2, s(&["FILE", "no network-mapper series", "is not a sample"])),
         ("/etc/passwd", s(&["FILE"]), Some(PASSWD.into()), 2, s(&["FILE", "line 1 is not a sample: \"root:x:0:0"])),
         ("an HTML login page", s(&["FILE"]), Some(LOGIN_PAGE.into()), 2, s(&["FILE", "HTML or XML document"])),
@@ -69,12 +81,48 @@ fn rows(dir: &Path) -> Vec<Row> {
         ("an empty file", s(&["FILE"]), Some(String::new()), 2, s(&["FILE", "the input is empty"])),
         ("empty stdin", s(&["-"]), None, 2, s(&["<stdin>: the input is empty"])),
         ("a directory", s(&[&dir.display().to_string()]), None, 2, s(&["is a directory"])),
-        ("a URL without a scheme", s(&["--prometheus", "127.0.0.1:9090"]), None, 2, s(&["no scheme", "--prometheus http://127.0.0.1:9090"])),
-        ("renamed labels in a file", s(&["FILE"]), Some(RENAMED.into()), 2, s(&["FILE", "honor_labels: true", "--skip-renamed", "--window"])),
-        ("renamed labels live", s(&["--prometheus", &renamed_url]), None, 2, s(&[&renamed_url, "honor_labels: true", "--skip-renamed"])),
-        ("renamed labels skipped", s(&["FILE", "--skip-renamed"]), Some(RENAMED.into()), 0, s(&["No connections found", "--skip-renamed left out 1 series"])),
-        ("renamed labels skipped live", s(&["--prometheus", &renamed_url, "--skip-renamed"]), None, 0, s(&["No connections found", "--skip-renamed left out"])),
-        ("self-metrics only: an empty map", s(&["FILE"]), Some(SELF_METRICS_ONLY.into()), 0, s(&["No connections found (read 0 edge(s))"])),
+        (
+            "a URL without a scheme",
+            s(&["--prometheus", "127.0.0.1:9090"]),
+            None,
+            2,
+            s(&["no scheme", "--prometheus http://127.0.0.1:9090"]),
+        ),
+        (
+            "renamed labels in a file",
+            s(&["FILE"]),
+            Some(RENAMED.into()),
+            2,
+            s(&["FILE", "honor_labels: true", "--skip-renamed", "--window"]),
+        ),
+        (
+            "renamed labels live",
+            s(&["--prometheus", &renamed_url]),
+            None,
+            2,
+            s(&[&renamed_url, "honor_labels: true", "--skip-renamed"]),
+        ),
+        (
+            "renamed labels skipped",
+            s(&["FILE", "--skip-renamed"]),
+            Some(RENAMED.into()),
+            0,
+            s(&["No connections found", "--skip-renamed left out 1 series"]),
+        ),
+        (
+            "renamed labels skipped live",
+            s(&["--prometheus", &renamed_url, "--skip-renamed"]),
+            None,
+            0,
+            s(&["No connections found", "--skip-renamed left out"]),
+        ),
+        (
+            "self-metrics only: an empty map",
+            s(&["FILE"]),
+            Some(SELF_METRICS_ONLY.into()),
+            0,
+            s(&["No connections found (read 0 edge(s))"]),
+        ),
         ("own json output reads back", s(&["FILE"]), Some(String::from_utf8(own_json).unwrap()), 0, vec![]),
         ("own json of an empty map", s(&["FILE"]), Some("[]\n".into()), 0, s(&["No connections found"])),
         (
@@ -133,10 +181,21 @@ fn own_json_round_trips_with_kinds_and_times() {
     let again = reduce_with_stdin(&["-", "--format", "json"], &first);
     assert_eq!(again.status.code(), Some(0), "{}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(again.stdout, first);
-    let vector = reduce_with_stdin(&[&fixture("api-vector", "input-edges.json"), &fixture("api-vector", "input-kinds.json"), "--format", "json"], b"").stdout;
+    let vector = reduce_with_stdin(
+        &[&fixture("api-vector", "input-edges.json"), &fixture("api-vector", "input-kinds.json"), "--format", "json"],
+        b"",
+    )
+    .stdout;
     let back = reduce_with_stdin(&["-", "--format", "intents"], &vector).stdout;
-    let direct =
-        reduce_with_stdin(&[&fixture("api-vector", "input-edges.json"), &fixture("api-vector", "input-kinds.json"), "--format", "intents"], b"")
-            .stdout;
+    let direct = reduce_with_stdin(
+        &[
+            &fixture("api-vector", "input-edges.json"),
+            &fixture("api-vector", "input-kinds.json"),
+            "--format",
+            "intents",
+        ],
+        b"",
+    )
+    .stdout;
     assert_eq!(String::from_utf8(back).unwrap(), String::from_utf8(direct).unwrap());
 }

@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::{ReduceError, Result};
-use super::model::{Filter, ServiceMap};
-use super::{Outcome, write_out};
-use std::io::Write;
 use super::intents::{API_GROUP, ClientIntentsV1, ClientIntentsV2, KIND};
 use super::model::{Edge, LabelSet, edge_from_labels};
+use super::model::{Filter, ServiceMap};
 use super::yaml::to_yaml;
+use super::{Outcome, write_out};
+use std::io::Write;
 
 /// The recorded series.
 pub const DECLARED_METRIC: &str = "network_mapper:edge:declared";

@@ -40,10 +40,15 @@ pub fn parse_input(name: &str, bytes: &[u8], snapshot: &mut Snapshot) -> Result<
             }
             ApiProblem::Malformed(problem) | ApiProblem::BadSeries(problem) => ReduceError::bad_input(name, problem),
         })?,
-        InputKind::EdgeJson => parse_edge_json(bytes, snapshot).map_err(|problem| ReduceError::bad_input(name, problem))?,
+        InputKind::EdgeJson => {
+            parse_edge_json(bytes, snapshot).map_err(|problem| ReduceError::bad_input(name, problem))?
+        }
         InputKind::Exposition => {
             let text = std::str::from_utf8(bytes).map_err(|e| {
-                ReduceError::bad_input(name, format!("not a Prometheus API response nor a text exposition: not UTF-8 text ({e})"))
+                ReduceError::bad_input(
+                    name,
+                    format!("not a Prometheus API response nor a text exposition: not UTF-8 text ({e})"),
+                )
             })?;
             parse_exposition(text, snapshot).map_err(|problem| ReduceError::bad_input(name, problem))?
         }
@@ -129,7 +134,9 @@ fn read_input(path: &str) -> Result<(String, Vec<u8>)> {
     }
     let bytes = std::fs::read(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ReduceError::MissingInput { path: Path::new(path).to_owned() },
-        std::io::ErrorKind::IsADirectory => ReduceError::bad_input(path, "is a directory; give the snapshot files in it"),
+        std::io::ErrorKind::IsADirectory => {
+            ReduceError::bad_input(path, "is a directory; give the snapshot files in it")
+        }
         _ => ReduceError::io(path, e),
     })?;
     Ok((path.to_owned(), bytes))

@@ -56,9 +56,9 @@ pub fn check_url(url: &str) -> Result<()> {
             url.split("://").last().unwrap_or(url)
         )));
     }
-    reqwest::Url::parse(url)
-        .map(|_| ())
-        .map_err(|e| ReduceError::Usage(format!("--prometheus {url:?}: not a valid URL ({e}); e.g. http://prometheus:9090")))
+    reqwest::Url::parse(url).map(|_| ()).map_err(|e| {
+        ReduceError::Usage(format!("--prometheus {url:?}: not a valid URL ({e}); e.g. http://prometheus:9090"))
+    })
 }
 
 /// The PromQL for the edges over `window`. `exported_namespace` is kept so that a scrape without
@@ -198,7 +198,13 @@ fn read_trimmed(path: &Path) -> Result<String> {
     Ok(text.trim().to_owned())
 }
 
-fn fetch(client: &Client, auth: &Auth, source: &PrometheusSource, api: &str, params: &[(&str, &str)]) -> Result<Vec<u8>> {
+fn fetch(
+    client: &Client,
+    auth: &Auth,
+    source: &PrometheusSource,
+    api: &str,
+    params: &[(&str, &str)],
+) -> Result<Vec<u8>> {
     let endpoint = format!("{}/api/v1/{api}", source.url.trim_end_matches('/'));
     let request = auth.apply(client.get(&endpoint).query(params));
     let response = request

@@ -111,7 +111,11 @@ pub fn render_dot(graph: &Graph) -> String {
     for (index, (namespace, members)) in by_namespace.iter().enumerate() {
         let indent = if namespace.is_some() { "    " } else { "  " };
         if let Some(ns) = namespace {
-            let _ = writeln!(out, "  subgraph cluster_{index} {{\n    label={};\n    style=rounded;\n    color=\"#9aa5b1\";", dot_quote(ns));
+            let _ = writeln!(
+                out,
+                "  subgraph cluster_{index} {{\n    label={};\n    style=rounded;\n    color=\"#9aa5b1\";",
+                dot_quote(ns)
+            );
         }
         for node in members {
             let _ = writeln!(out, "{indent}{} [{}];", node.id, dot_node_attributes(node));

@@ -2,10 +2,29 @@
 
 use std::fmt::Write as _;
 
-const NAMESPACES: [&str; 10] = ["shop", "payments", "search", "identity", "catalog", "shipping", "ads", "ml", "data", "platform"];
+const NAMESPACES: [&str; 10] =
+    ["shop", "payments", "search", "identity", "catalog", "shipping", "ads", "ml", "data", "platform"];
 const ROLES: [&str; 20] = [
-    "api", "worker", "db", "cache", "gateway", "frontend", "scheduler", "indexer", "exporter", "notifier", "reader",
-    "writer", "auth", "billing", "ledger", "queue", "router", "store", "sync", "web",
+    "api",
+    "worker",
+    "db",
+    "cache",
+    "gateway",
+    "frontend",
+    "scheduler",
+    "indexer",
+    "exporter",
+    "notifier",
+    "reader",
+    "writer",
+    "auth",
+    "billing",
+    "ledger",
+    "queue",
+    "router",
+    "store",
+    "sync",
+    "web",
 ];
 /// Distinct edges in the generated map.
 pub const EDGES: usize = 861;
@@ -46,14 +65,19 @@ pub fn generated_map() -> String {
     for (i, (client, ns, server, server_ns)) in edges.iter().enumerate() {
         let server_ns = server_ns.as_ref().map(|s| format!(",server_namespace=\"{s}\"")).unwrap_or_default();
         let count = 1 + (i * 7919) % 500;
-        let _ = writeln!(text, "network_mapper_edge_total{{client=\"{client}\",namespace=\"{ns}\",server=\"{server}\"{server_ns}}} {count}");
+        let _ = writeln!(
+            text,
+            "network_mapper_edge_total{{client=\"{client}\",namespace=\"{ns}\",server=\"{server}\"{server_ns}}} {count}"
+        );
     }
     text.push_str("# TYPE network_mapper_workload info\n");
     for (i, (name, ns)) in workloads.iter().enumerate() {
         let kind = ["Deployment", "Deployment", "StatefulSet", "Deployment", "DaemonSet"][i % 5];
-        let _ = writeln!(text, "network_mapper_workload_info{{workload=\"{name}\",namespace=\"{ns}\",kind=\"{kind}\"}} 1");
+        let _ =
+            writeln!(text, "network_mapper_workload_info{{workload=\"{name}\",namespace=\"{ns}\",kind=\"{kind}\"}} 1");
     }
-    text.push_str("network_mapper_workload_info{workload=\"kubernetes\",namespace=\"default\",kind=\"Service\"} 1\n# EOF\n");
+    text.push_str(
+        "network_mapper_workload_info{workload=\"kubernetes\",namespace=\"default\",kind=\"Service\"} 1\n# EOF\n",
+    );
     text
 }
-
