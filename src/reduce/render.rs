@@ -103,6 +103,11 @@ pub fn render_dot(graph: &Graph) -> String {
          node [shape=box, style=\"rounded,filled\", fillcolor=\"#eef3fb\", color=\"#5b7bb5\", fontname=\"Helvetica\", \
          fontsize=10];\n  edge [color=\"#44444499\", arrowsize=0.6, fontname=\"Helvetica\", fontsize=8];\n",
     );
+    if graph.nodes.iter().any(|node| node.members > 0) {
+        // Namespaces call each other in every direction: a layered layout of a dense graph of a dozen nodes is
+        // a poster (2940x2133 px for 10 namespaces and 112 lines), a circle is a page (1075x970).
+        out.push_str("  graph [layout=circo];\n");
+    }
     let mut by_namespace: BTreeMap<Option<&str>, Vec<&Node>> = BTreeMap::new();
     for node in &graph.nodes {
         let grouped = node.members > 0;
