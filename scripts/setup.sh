@@ -9,6 +9,7 @@ apt_packages=(
   dnsmasq-base             # a real DNS server in the live capture tests
   iproute2 iptables        # network namespaces, veth pairs, kube-proxy-style NAT in tests
   graphviz                 # renders the reducer's dot output in the demo
+  chromium                 # headless browser: tests of netmap-reduce --format html (tests/reduce_html.rs)
   python3-yaml             # fixture generators
   tcpdump                  # debugging captures by hand; also provides the classic pcap tooling
   python3                  # the pods' applications in the end-to-end test and `make demo`

@@ -16,6 +16,8 @@ const FORMATS: &[(&str, &[&str])] = &[
     ("json.json", &["--format", "json"]),
     ("dot.dot", &["--format", "dot"]),
     ("mermaid.mmd", &["--format", "mermaid"]),
+    ("dot-grouped.dot", &["--format", "dot", "--group-by", "namespace"]),
+    ("mermaid-grouped.mmd", &["--format", "mermaid", "--group-by", "namespace"]),
 ];
 
 fn fixtures() -> PathBuf {
@@ -84,7 +86,16 @@ fn output_dir_writes_one_file_per_client_matching_the_stream() {
         assert!(output.stdout.is_empty());
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
         files.sort_by_key(|p| file_order_key(p));
-        let joined: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+        // Each file starts with the marker line that --prune looks for, then the document of the stream.
+        let joined: Vec<String> = files
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(f).unwrap();
+                let (marker, document) = text.split_once('\n').unwrap();
+                assert_eq!(marker, network_mapper::reduce::outdir::MARKER);
+                document.to_owned()
+            })
+            .collect();
         assert_eq!(joined.join("---\n"), stream, "{}", case.display());
         for file in &files {
             let text = std::fs::read_to_string(file).unwrap();

@@ -10,14 +10,17 @@ use serde::de::IgnoredAny;
 
 use super::exposition::parse_value;
 use super::model::{LabelSet, Snapshot};
+use super::time::Seen;
 
 /// Why a response gave no samples.
 #[derive(Debug, PartialEq)]
 pub enum ApiProblem {
     /// The server said `"status":"error"`.
     ErrorStatus { error_type: String, message: String },
-    /// Anything else: malformed JSON, a wrong result type, a bad series.
+    /// The body is not a usable response: malformed JSON, a wrong result type.
     Malformed(String),
+    /// The response is fine but a series in it is not a valid edge or workload (bad labels or values).
+    BadSeries(String),
 }
 
 /// The envelope, read first without the (possibly huge) result so that error responses and wrong result types
@@ -59,7 +62,7 @@ struct Series<'a> {
     #[serde(borrow, default)]
     value: Option<(IgnoredAny, Cow<'a, str>)>,
     #[serde(borrow, default)]
-    values: Option<Vec<(IgnoredAny, Cow<'a, str>)>>,
+    values: Option<Vec<(f64, Cow<'a, str>)>>,
 }
 
 /// Parses a Prometheus API response into `snapshot`.
@@ -80,21 +83,23 @@ pub fn parse_api_response(bytes: &[u8], snapshot: &mut Snapshot) -> Result<(), A
     }
     let response: Response<'_> = serde_json::from_slice(bytes).map_err(malformed)?;
     for (index, series) in response.data.result.iter().enumerate() {
-        add_series(series, snapshot).map_err(|p| ApiProblem::Malformed(format!("result {index}: {p}")))?;
+        add_series(series, snapshot).map_err(|p| ApiProblem::BadSeries(format!("result {index}: {p}")))?;
     }
     Ok(())
 }
 
+/// A vector sample is the value; a matrix contributes its last value and when the edge was seen.
 fn add_series(series: &Series<'_>, snapshot: &mut Snapshot) -> Result<(), String> {
-    let value = match (&series.value, &series.values) {
-        (Some((_, v)), _) => v,
-        (None, Some(values)) => match values.last() {
-            Some((_, v)) => v,
-            None => return Ok(()),
-        },
-        (None, None) => return Err(format!("series {} has neither \"value\" nor \"values\"", series.metric)),
-    };
-    snapshot.add_series(&series.metric, parse_value(value)?)
+    match (&series.value, &series.values) {
+        (Some((_, v)), _) => snapshot.add_series(&series.metric, parse_value(v)?),
+        (None, Some(values)) => {
+            let Some((_, last)) = values.last() else { return Ok(()) };
+            let samples =
+                values.iter().map(|(at, v)| Ok((*at, parse_value(v)?))).collect::<Result<Vec<_>, String>>()?;
+            snapshot.add_series_seen(&series.metric, parse_value(last)?, Seen::of_samples(samples))
+        }
+        (None, None) => Err(format!("series {} has neither \"value\" nor \"values\"", series.metric)),
+    }
 }
 
 #[cfg(test)]
@@ -124,7 +129,9 @@ mod tests {
         let json = r#"{"status":"success","data":{"resultType":"matrix","result":[
             {"metric":{"__name__":"network_mapper_edge_total","client":"a","namespace":"s","server":"b","server_namespace":"s"},
              "values":[[1,"1"],[2,"7"]]}]}}"#;
-        assert_eq!(parse(json).unwrap().clients[0].calls[0].count, 7.0);
+        let map = parse(json).unwrap();
+        assert_eq!(map.clients[0].calls[0].count, 7.0);
+        assert_eq!(map.clients[0].calls[0].seen, Some(Seen { first: 1.0, last: 2.0 }));
     }
 
     #[test]

@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 use super::error::{ReduceError, Result};
 use super::intents::{API_GROUP, ClientIntentsV1, ClientIntentsV2, KIND};
 use super::model::{Edge, LabelSet, edge_from_labels};
+use super::model::{Filter, ServiceMap};
 use super::yaml::to_yaml;
+use super::{Outcome, write_out};
+use std::io::Write;
 
 /// The recorded series.
 pub const DECLARED_METRIC: &str = "network_mapper:edge:declared";
@@ -200,6 +203,43 @@ fn insert(
     };
     declared.edges.insert(edge_from_labels(&labels)?);
     Ok(())
+}
+
+/// `--declared`: writes the declared edges that the map does not hold, one per line (`<client> in namespace
+/// <ns> calls <server>[ in namespace <ns>]`), keeping to the map's `--namespace` filter.
+pub fn run_unseen(paths: &[PathBuf], filter: &Filter, map: &ServiceMap, out: &mut dyn Write) -> Result<Outcome> {
+    let declared = read_declared(paths)?;
+    let observed: BTreeSet<Edge> = map_edges(map).collect();
+    let in_scope: Vec<&Edge> = declared
+        .edges
+        .iter()
+        .filter(|edge| filter.namespaces.is_empty() || filter.namespaces.contains(&edge.namespace))
+        .collect();
+    let unseen: Vec<&Edge> = in_scope.iter().copied().filter(|edge| !observed.contains(*edge)).collect();
+    let text: String = unseen.iter().map(|edge| format!("{}\n", describe_edge(edge))).collect();
+    write_out(out, &text)?;
+    Ok(Outcome::Unseen { count: unseen.len(), declared: in_scope.len(), warnings: declared.warnings })
+}
+
+/// The edges of a map, as labelled in the metric.
+pub fn map_edges(map: &ServiceMap) -> impl Iterator<Item = Edge> + '_ {
+    map.clients.iter().flat_map(|client| {
+        client.calls.iter().map(move |call| Edge {
+            client: client.name.clone(),
+            namespace: client.namespace.clone(),
+            server: call.server.clone(),
+            server_namespace: call.namespace.clone(),
+        })
+    })
+}
+
+/// `a in namespace shop calls b`, `… calls b in namespace other`, `… calls api.example.com`.
+pub fn describe_edge(edge: &Edge) -> String {
+    let mut text = format!("{} in namespace {} calls {}", edge.client, edge.namespace, edge.server);
+    if let Some(ns) = edge.server_namespace.as_deref().filter(|ns| *ns != edge.namespace) {
+        text.push_str(&format!(" in namespace {ns}"));
+    }
+    text
 }
 
 #[derive(Serialize)]

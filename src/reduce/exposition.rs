@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::model::{EDGE_METRIC, INFO_METRIC, LabelSet, Snapshot};
+use super::model::{EDGE_METRIC, INFO_METRIC, LabelSet, METRIC_PREFIX, Snapshot};
 
 /// Parses one exposition into `snapshot`. The error names the 1-based line and what is wrong with it.
 pub fn parse_exposition(text: &str, snapshot: &mut Snapshot) -> Result<(), String> {
@@ -17,11 +17,44 @@ pub fn parse_exposition(text: &str, snapshot: &mut Snapshot) -> Result<(), Strin
         let name_end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
         let name = &line[..name_end];
         if name != EDGE_METRIC && name != INFO_METRIC {
+            note_other_line(index, line, name, snapshot);
             continue;
         }
         parse_sample(name, &line[name_end..], snapshot).map_err(|problem| format!("line {}: {problem}", index + 1))?;
     }
     Ok(())
+}
+
+/// Counts a line that is not one of ours: the exporter's self-metrics make a scrape a network-mapper input even
+/// before it has edges; other metrics, or lines that are no samples at all, say what a wrong input is instead.
+fn note_other_line(index: usize, line: &str, name: &str, snapshot: &mut Snapshot) {
+    let stats = &mut snapshot.stats;
+    if name.starts_with(METRIC_PREFIX) {
+        stats.add_own();
+    } else if is_metric_name(name) && looks_like_sample(&line[name.len()..]) {
+        stats.add_other(name);
+    } else if stats.not_a_sample.is_none() {
+        stats.not_a_sample = Some((index + 1, line.chars().take(60).collect()));
+    }
+}
+
+/// What follows a metric name in a sample: optional `{labels}`, then a number (prose has words there).
+fn looks_like_sample(rest: &str) -> bool {
+    let rest = match rest.strip_prefix('{') {
+        Some(inner) => match inner.rfind('}') {
+            Some(end) => &inner[end + 1..],
+            None => return false,
+        },
+        None => rest,
+    };
+    rest.split_whitespace().next().is_some_and(|value| parse_value(value).is_ok())
+}
+
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`, the classic metric name.
+fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 fn parse_sample(name: &str, rest: &str, snapshot: &mut Snapshot) -> Result<(), String> {

@@ -4,9 +4,11 @@
 //! that every renderer draws from. No I/O here.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Deserialize;
+
+use super::time::Seen;
 
 /// Name of the edge counter (docs/design.md §2).
 pub const EDGE_METRIC: &str = "network_mapper_edge_total";
@@ -45,12 +47,63 @@ pub struct LabelSet<'a> {
     pub exported_namespace: Option<Cow<'a, str>>,
 }
 
+/// Prefix of every metric the exporter serves: an input with none of them is not a network-mapper snapshot.
+pub const METRIC_PREFIX: &str = "network_mapper_";
+
 /// Edges summed over every input, and the kinds of the workloads seen in `network_mapper_workload_info`.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     edges: HashMap<Edge, f64>,
     /// (namespace, workload) → kind.
     kinds: HashMap<(String, String), String>,
+    /// First and last observation, for edges whose source had sample timestamps.
+    times: HashMap<Edge, Seen>,
+    /// What the parsers met, so that an input that is not a network-mapper snapshot can be told apart from an
+    /// empty map (see [`super::validate`]).
+    pub stats: InputStats,
+    /// Leave out edge series that carry `exported_namespace` (scraped without `honor_labels: true`) instead of
+    /// refusing the input; they are counted in `stats.renamed_skipped`.
+    pub skip_renamed: bool,
+}
+
+/// What the parsers saw in the inputs, beyond the edges.
+#[derive(Debug, Default, Clone)]
+pub struct InputStats {
+    /// Series or samples read, of any metric.
+    pub series: usize,
+    /// Of those, series of the exporter's own metrics (`network_mapper_*`, or the edge/workload labels).
+    pub network_mapper_series: usize,
+    /// Names of other metrics met (at most [`OTHER_NAMES_KEPT`]), to say what a wrong input holds instead.
+    pub other_metrics: BTreeSet<String>,
+    /// Whether there were more foreign names than [`OTHER_NAMES_KEPT`].
+    pub more_other_metrics: bool,
+    /// Edge series left out under `skip_renamed`.
+    pub renamed_skipped: usize,
+    /// The first line of a text input that is not a sample, comment or blank (1-based number, text).
+    pub not_a_sample: Option<(usize, String)>,
+}
+
+/// How many foreign metric names [`InputStats::other_metrics`] keeps: enough to recognise the input.
+pub const OTHER_NAMES_KEPT: usize = 8;
+
+impl InputStats {
+    /// Records a series that is not the exporter's.
+    pub fn add_other(&mut self, name: &str) {
+        self.series += 1;
+        if !self.other_metrics.contains(name) {
+            if self.other_metrics.len() < OTHER_NAMES_KEPT {
+                self.other_metrics.insert(name.to_owned());
+            } else {
+                self.more_other_metrics = true;
+            }
+        }
+    }
+
+    /// Records a series of the exporter's.
+    pub fn add_own(&mut self) {
+        self.series += 1;
+        self.network_mapper_series += 1;
+    }
 }
 
 /// What to keep of a snapshot.
@@ -60,12 +113,27 @@ pub struct Filter {
     pub namespaces: Vec<String>,
     /// Edges whose summed count is below this are dropped.
     pub min_count: f64,
+    /// Namespaces to leave out, as client or as server.
+    pub exclude_namespaces: Vec<String>,
+    /// Servers to leave out: a name (any namespace, or a name outside the cluster) or `name.namespace`.
+    pub exclude_servers: Vec<String>,
 }
 
 impl Default for Filter {
     fn default() -> Self {
-        Self { namespaces: Vec::new(), min_count: 1.0 }
+        Self { namespaces: Vec::new(), min_count: 1.0, exclude_namespaces: Vec::new(), exclude_servers: Vec::new() }
     }
+}
+
+/// How many edges each filter stage kept, for the message of an empty map.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FilterReport {
+    /// Distinct edges read.
+    pub read: usize,
+    /// Client namespaces present in the input, sorted.
+    pub client_namespaces: Vec<String>,
+    /// Each active stage (its flag as written on the command line) and the edges left after it.
+    pub stages: Vec<(String, usize)>,
 }
 
 /// The reduced map: clients sorted by (name, namespace), each with its calls sorted by (name, namespace).
@@ -93,6 +161,8 @@ pub struct Call {
     pub kind: Option<String>,
     /// Observations summed over all nodes (docs/design.md §2: not a request count).
     pub count: f64,
+    /// When the edge was seen, where the source has timestamps.
+    pub seen: Option<Seen>,
 }
 
 impl Call {
@@ -120,10 +190,17 @@ impl Snapshot {
     /// is not what the user thinks. The error is the problem only; the caller names the input.
     pub fn add_series(&mut self, labels: &LabelSet<'_>, value: f64) -> Result<(), String> {
         match labels.name.as_deref() {
+            Some(name) if !name.starts_with(METRIC_PREFIX) => {
+                self.stats.add_other(name);
+                return Ok(());
+            }
+            _ => self.stats.add_own(),
+        }
+        match labels.name.as_deref() {
             Some(EDGE_METRIC) => self.add_edge_series(labels, value),
             Some(INFO_METRIC) => self.add_info_series(labels),
             Some(_) => Ok(()),
-            None if labels.client.is_some() || labels.server.is_some() => self.add_edge_series(labels, value),
+            None if is_edge_series(labels) => self.add_edge_series(labels, value),
             None if labels.workload.is_some() => self.add_info_series(labels),
             None => Err(format!(
                 "a series has neither the edge labels (client, namespace, server) nor the workload labels \
@@ -140,9 +217,38 @@ impl Snapshot {
         if !value.is_finite() || value < 0.0 {
             return Err(format!("edge {labels} has the value {value}; a count must be finite and not negative"));
         }
+        if self.skip_renamed && labels.exported_namespace.as_deref().is_some_and(|ns| !ns.is_empty()) {
+            self.stats.renamed_skipped += 1;
+            return Ok(());
+        }
         let edge = edge_from_labels(labels)?;
         *self.edges.entry(edge).or_insert(0.0) += value;
         Ok(())
+    }
+
+    /// Adds an edge series together with when it was seen (matrices, `netmap-reduce`'s own JSON).
+    pub fn add_series_seen(&mut self, labels: &LabelSet<'_>, value: f64, seen: Option<Seen>) -> Result<(), String> {
+        self.add_series(labels, value)?;
+        if let Some(seen) = seen
+            && is_edge_series(labels)
+            && !(self.skip_renamed && labels.exported_namespace.as_deref().is_some_and(|ns| !ns.is_empty()))
+        {
+            self.add_seen(edge_from_labels(labels)?, seen);
+        }
+        Ok(())
+    }
+
+    /// Records when an edge was seen, merged with what is known.
+    pub fn add_seen(&mut self, edge: Edge, seen: Seen) {
+        let merged = self.times.get(&edge).map_or(seen, |known| known.merge(seen));
+        self.times.insert(edge, merged);
+    }
+
+    /// Takes the times of `other` (a range query of the same source) and nothing else.
+    pub fn merge_times(&mut self, other: Snapshot) {
+        for (edge, seen) in other.times {
+            self.add_seen(edge, seen);
+        }
     }
 
     fn add_info_series(&mut self, labels: &LabelSet<'_>) -> Result<(), String> {
@@ -178,6 +284,20 @@ impl Snapshot {
         for (edge, count) in other.edges {
             self.add_edge(edge, count);
         }
+        for (edge, seen) in other.times {
+            self.add_seen(edge, seen);
+        }
+        self.stats.series += other.stats.series;
+        self.stats.network_mapper_series += other.stats.network_mapper_series;
+        self.stats.renamed_skipped += other.stats.renamed_skipped;
+        self.stats.more_other_metrics |= other.stats.more_other_metrics;
+        for name in other.stats.other_metrics {
+            if self.stats.other_metrics.len() < OTHER_NAMES_KEPT {
+                self.stats.other_metrics.insert(name);
+            } else {
+                self.stats.more_other_metrics = true;
+            }
+        }
         for ((namespace, workload), kind) in other.kinds {
             self.add_kind(&namespace, &workload, &kind);
         }
@@ -188,15 +308,37 @@ impl Snapshot {
         self.edges.len()
     }
 
+    /// The distinct edges, for comparisons (`diff`, `--declared`).
+    pub fn edges(&self) -> impl Iterator<Item = &Edge> {
+        self.edges.keys()
+    }
+
     /// Applies the filter, joins the kinds and sorts: the map every output is rendered from.
     pub fn into_map(self, filter: &Filter) -> ServiceMap {
-        let mut edges: Vec<(Edge, f64)> =
-            self.edges.into_iter().filter(|(edge, count)| filter.keeps(edge, *count)).collect();
+        self.into_map_reported(filter).0
+    }
+
+    /// [`Snapshot::into_map`], also saying how many edges each filter kept.
+    pub fn into_map_reported(mut self, filter: &Filter) -> (ServiceMap, FilterReport) {
+        let read = self.edges.len();
+        let client_namespaces: BTreeSet<&str> = self.edges.keys().map(|e| e.namespace.as_str()).collect();
+        let client_namespaces = client_namespaces.into_iter().map(str::to_owned).collect();
+        let mut edges: Vec<(Edge, f64)> = self.edges.drain().collect();
+        let mut stages = Vec::new();
+        for (stage, keep) in filter.stages() {
+            edges.retain(|(edge, count)| keep(edge, *count));
+            stages.push((stage, edges.len()));
+        }
         edges.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        (self.build_map(edges), FilterReport { read, client_namespaces, stages })
+    }
+
+    fn build_map(&self, edges: Vec<(Edge, f64)>) -> ServiceMap {
         let mut clients: Vec<Client> = Vec::new();
         for (edge, count) in edges {
             let kind = self.kinds.get(&(edge.server_namespace.clone().unwrap_or_default(), edge.server.clone()));
-            let call = Call { server: edge.server, namespace: edge.server_namespace, kind: kind.cloned(), count };
+            let seen = self.times.get(&edge).copied();
+            let call = Call { server: edge.server, namespace: edge.server_namespace, kind: kind.cloned(), count, seen };
             match clients.last_mut() {
                 Some(last) if last.name == edge.client && last.namespace == edge.namespace => last.calls.push(call),
                 _ => {
@@ -209,9 +351,53 @@ impl Snapshot {
     }
 }
 
+/// One filter stage: its description and its test.
+type Stage<'f> = (String, Box<dyn Fn(&Edge, f64) -> bool + 'f>);
+
 impl Filter {
-    fn keeps(&self, edge: &Edge, count: f64) -> bool {
-        count >= self.min_count && (self.namespaces.is_empty() || self.namespaces.contains(&edge.namespace))
+    /// The active stages in the order they apply, each named as on the command line.
+    fn stages(&self) -> Vec<Stage<'_>> {
+        let mut stages: Vec<Stage<'_>> = Vec::new();
+        if !self.namespaces.is_empty() {
+            let flag = format!("--namespace {}", self.namespaces.join(","));
+            stages.push((flag, Box::new(|e: &Edge, _| self.namespaces.contains(&e.namespace))));
+        }
+        if self.min_count > 1.0 {
+            stages.push((format!("--min-count {}", self.min_count), Box::new(|_, count| count >= self.min_count)));
+        } else {
+            // Counts below 1 (e.g. from rate-style queries) are still dropped by the default, silently.
+            stages.push((String::new(), Box::new(|_, count| count >= self.min_count)));
+        }
+        if !self.exclude_namespaces.is_empty() {
+            let flag = format!("--exclude-namespace {}", self.exclude_namespaces.join(","));
+            stages.push((
+                flag,
+                Box::new(|e: &Edge, _| {
+                    let server_ns = e.server_namespace.as_ref();
+                    !self.exclude_namespaces.iter().any(|x| *x == e.namespace || Some(x) == server_ns)
+                }),
+            ));
+        }
+        if !self.exclude_servers.is_empty() {
+            let flag = format!("--exclude-server {}", self.exclude_servers.join(","));
+            stages.push((flag, Box::new(|e: &Edge, _| !self.exclude_servers.iter().any(|x| server_matches(e, x)))));
+        }
+        stages
+    }
+}
+
+/// `pattern` is a server name (any namespace) or `name.namespace`; a name outside the cluster matches itself.
+fn server_matches(edge: &Edge, pattern: &str) -> bool {
+    edge.server == pattern
+        || edge.server_namespace.as_deref().is_some_and(|ns| {
+            pattern.strip_prefix(edge.server.as_str()).and_then(|rest| rest.strip_prefix('.')) == Some(ns)
+        })
+}
+
+fn is_edge_series(labels: &LabelSet<'_>) -> bool {
+    match labels.name.as_deref() {
+        Some(name) => name == EDGE_METRIC,
+        None => labels.client.is_some() || labels.server.is_some(),
     }
 }
 
@@ -219,7 +405,9 @@ pub(crate) fn edge_from_labels(labels: &LabelSet<'_>) -> Result<Edge, String> {
     if labels.exported_namespace.as_deref().is_some_and(|ns| !ns.is_empty()) {
         return Err(format!(
             "edge {labels} has an `exported_namespace` label: Prometheus renamed the client's `namespace` to it; \
-             scrape the exporters with `honor_labels: true` (ServiceMonitor `honorLabels: true`)"
+             scrape the exporters with `honor_labels: true` (ServiceMonitor `honorLabels: true`). Series scraped \
+             before the fix stay in Prometheus: query a --window that starts after it (e.g. --window 1h) or export \
+             a snapshot of the time since, or pass --skip-renamed to leave those series out"
         ));
     }
     let client = required(labels, "client", &labels.client)?;
@@ -353,7 +541,7 @@ mod tests {
         snapshot.add_series(&labels("a", "shop", "b", Some("shop")), 5.0).unwrap();
         snapshot.add_series(&labels("c", "other", "b", Some("shop")), 5.0).unwrap();
         snapshot.add_series(&labels("d", "shop", "b", Some("shop")), 1.0).unwrap();
-        let filter = Filter { namespaces: vec!["shop".into()], min_count: 2.0 };
+        let filter = Filter { namespaces: vec!["shop".into()], min_count: 2.0, ..Filter::default() };
         let map = snapshot.into_map(&filter);
         let names: Vec<&str> = map.clients.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["a"]);

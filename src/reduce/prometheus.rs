@@ -10,7 +10,7 @@
 //! series (nodes, exporter restarts) it counts the observations each exporter made up to the window's end.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -18,6 +18,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use super::api::{ApiProblem, parse_api_response};
 use super::error::{ReduceError, Result};
 use super::model::{EDGE_METRIC, INFO_METRIC, Snapshot};
+use super::time::unix_seconds;
 
 /// How to reach the server and what to ask it.
 #[derive(Debug, Clone)]
@@ -35,6 +36,29 @@ pub struct PrometheusSource {
     pub ca_file: Option<PathBuf>,
     pub insecure_skip_verify: bool,
     pub timeout: Duration,
+    /// Evaluate as of this long ago (`diff --offset`): the window ends `offset` before now.
+    pub offset: Duration,
+}
+
+/// Steps of the range query behind first/last seen: the times are exact to `window / RANGE_STEPS`.
+pub const RANGE_STEPS: u64 = 1000;
+
+/// The PromQL whose range gives each edge's first and last seen (summed across nodes, like the counts).
+pub const SEEN_QUERY: &str = "sum by (client, namespace, server, server_namespace) (network_mapper_edge_total)";
+
+/// Checks `--prometheus` before any request, so that `127.0.0.1:9090` gets the fix instead of a client error.
+pub fn check_url(url: &str) -> Result<()> {
+    let lower = url.to_ascii_lowercase();
+    if !lower.starts_with("http://") && !lower.starts_with("https://") {
+        return Err(ReduceError::Usage(format!(
+            "--prometheus {url:?}: the URL has no scheme; write it with http:// or https://, e.g. --prometheus \
+             http://{}",
+            url.split("://").last().unwrap_or(url)
+        )));
+    }
+    reqwest::Url::parse(url).map(|_| ()).map_err(|e| {
+        ReduceError::Usage(format!("--prometheus {url:?}: not a valid URL ({e}); e.g. http://prometheus:9090"))
+    })
 }
 
 /// The PromQL for the edges over `window`. `exported_namespace` is kept so that a scrape without
@@ -58,22 +82,43 @@ fn promql_duration(window: Duration) -> String {
 
 /// Queries the edges and the kinds and returns them summed across nodes.
 pub fn query_snapshot(source: &PrometheusSource) -> Result<Snapshot> {
+    query_snapshot_with(source, Snapshot::default(), false)
+}
+
+/// [`query_snapshot`] into a prepared snapshot; `with_times` adds a range query for first/last seen.
+pub fn query_snapshot_with(source: &PrometheusSource, mut snapshot: Snapshot, with_times: bool) -> Result<Snapshot> {
+    check_url(&source.url)?;
     let client = build_client(source)?;
     let auth = Auth::load(source)?;
-    let mut snapshot = Snapshot::default();
+    let end = unix_seconds(SystemTime::now()) - source.offset.as_secs_f64();
+    let at = format!("{end:.3}");
     for query in [edge_query(source.window), kind_query(source.window)] {
-        let body = fetch(&client, &auth, source, &query)?;
+        let body = fetch(&client, &auth, source, "query", &[("query", &query), ("time", &at)])?;
         parse_api_response(&body, &mut snapshot).map_err(|problem| server_error(source, &query, problem))?;
+    }
+    if with_times {
+        let step = source.window.as_secs().div_ceil(RANGE_STEPS).max(1);
+        let start = format!("{:.3}", end - source.window.as_secs_f64());
+        let params = [("query", SEEN_QUERY), ("start", &start), ("end", &at), ("step", &format!("{step}s"))];
+        let body = fetch(&client, &auth, source, "query_range", &params)?;
+        let mut times = Snapshot::default();
+        parse_api_response(&body, &mut times).map_err(|problem| server_error(source, SEEN_QUERY, problem))?;
+        snapshot.merge_times(times);
     }
     Ok(snapshot)
 }
 
+/// A series that is no valid edge (e.g. renamed labels without `honor_labels: true`) is bad input, exit 2, as
+/// it would be in a file; a server that fails or answers nonsense is exit 1.
 fn server_error(source: &PrometheusSource, query: &str, problem: ApiProblem) -> ReduceError {
     let message = match problem {
         ApiProblem::ErrorStatus { error_type, message } => {
             format!("query {query:?} failed: {error_type}: {message}")
         }
         ApiProblem::Malformed(problem) => format!("query {query:?}: {problem}"),
+        ApiProblem::BadSeries(problem) => {
+            return ReduceError::BadInput { input: source.url.clone(), problem: format!("query {query:?}: {problem}") };
+        }
     };
     ReduceError::ServerError { url: source.url.clone(), message }
 }
@@ -153,9 +198,15 @@ fn read_trimmed(path: &Path) -> Result<String> {
     Ok(text.trim().to_owned())
 }
 
-fn fetch(client: &Client, auth: &Auth, source: &PrometheusSource, query: &str) -> Result<Vec<u8>> {
-    let endpoint = format!("{}/api/v1/query", source.url.trim_end_matches('/'));
-    let request = auth.apply(client.get(&endpoint).query(&[("query", query)]));
+fn fetch(
+    client: &Client,
+    auth: &Auth,
+    source: &PrometheusSource,
+    api: &str,
+    params: &[(&str, &str)],
+) -> Result<Vec<u8>> {
+    let endpoint = format!("{}/api/v1/{api}", source.url.trim_end_matches('/'));
+    let request = auth.apply(client.get(&endpoint).query(params));
     let response = request
         .send()
         .map_err(|e| ReduceError::Unreachable { url: source.url.clone(), message: error_chain(&e.without_url()) })?;
@@ -213,6 +264,14 @@ mod tests {
             kind_query(week),
             "max by (workload, namespace, kind) (max_over_time(network_mapper_workload_info[604800s]))"
         );
+    }
+
+    #[test]
+    fn a_url_without_a_scheme_gets_the_fix() {
+        let err = check_url("127.0.0.1:9090").unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--prometheus http://127.0.0.1:9090"), "{err}");
+        assert!(check_url("https://mimir/prometheus").is_ok());
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! Renderings of a [`ServiceMap`] other than ClientIntents: the `list` users know from Otterize (docs/design.md §6,
-//! byte-for-byte), `json` for scripts, Graphviz `dot` and `mermaid` for pictures. Pure string builders.
+//! byte-for-byte), `json` for scripts, Graphviz `dot` and `mermaid` for pictures of a [`Graph`]. Pure string
+//! builders.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::model::{Call, ServiceMap};
+use super::graph::{Graph, GraphEdge, Node, format_count, weight};
+use super::model::ServiceMap;
+use super::time::format_time;
 
 /// The "X calls Y" listing:
 ///
@@ -16,19 +19,21 @@ use super::model::{Call, ServiceMap};
 ///   - kubernetes in namespace default
 ///   - api.stripe.com
 /// ```
-pub fn render_list(map: &ServiceMap) -> String {
+///
+/// With `show_seen`, edges whose source has timestamps end in `(first seen …, last seen …)`.
+pub fn render_list(map: &ServiceMap, show_seen: bool) -> String {
     let mut out = String::new();
     for client in &map.clients {
         let _ = writeln!(out, "{} in namespace {} calls:", client.name, client.namespace);
         for call in &client.calls {
-            match call.namespace.as_deref() {
-                Some(ns) if ns != client.namespace => {
-                    let _ = writeln!(out, "  - {} in namespace {ns}", call.server);
-                }
-                _ => {
-                    let _ = writeln!(out, "  - {}", call.server);
-                }
+            let _ = write!(out, "  - {}", call.server);
+            if let Some(ns) = call.namespace.as_deref().filter(|ns| *ns != client.namespace) {
+                let _ = write!(out, " in namespace {ns}");
             }
+            if let Some(seen) = call.seen.filter(|_| show_seen) {
+                let _ = write!(out, " (first seen {}, last seen {})", format_time(seen.first), format_time(seen.last));
+            }
+            out.push('\n');
         }
     }
     out
@@ -48,6 +53,10 @@ struct JsonEdge<'a> {
     server_kind: Option<&'a str>,
     #[serde(serialize_with = "serialize_count")]
     count: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_seen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_seen: Option<String>,
 }
 
 /// Counts are whole numbers unless they came from `increase()`-style queries; write `17`, not `17.0`.
@@ -59,7 +68,8 @@ fn serialize_count<S: serde::Serializer>(count: &f64, serializer: S) -> Result<S
     }
 }
 
-/// A JSON array of edges, pretty-printed, in the map's order.
+/// A JSON array of edges, pretty-printed, in the map's order (`[]` for an empty map); `netmap-reduce` reads it
+/// back as input.
 pub fn render_json(map: &ServiceMap) -> String {
     let edges: Vec<JsonEdge<'_>> = map
         .clients
@@ -73,6 +83,8 @@ pub fn render_json(map: &ServiceMap) -> String {
                 server_namespace: call.namespace.as_deref(),
                 server_kind: call.kind.as_deref(),
                 count: call.count,
+                first_seen: call.seen.map(|s| format_time(s.first)),
+                last_seen: call.seen.map(|s| format_time(s.last)),
             })
         })
         .collect();
@@ -82,110 +94,134 @@ pub fn render_json(map: &ServiceMap) -> String {
     json
 }
 
-/// A node of a graph: a workload in a namespace, or a name outside the cluster (`namespace` `None`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Node<'a> {
-    namespace: Option<&'a str>,
-    name: &'a str,
-}
-
-impl Node<'_> {
-    fn id(&self) -> String {
-        match self.namespace {
-            Some(ns) => format!("{}.{ns}", self.name),
-            None => self.name.to_owned(),
+/// Graphviz. Workloads sit in one cluster per namespace with their kind under the name; names outside the
+/// cluster are dashed boxes; edges carry their count and a width that grows with it. Grouped by namespace,
+/// each node is a namespace and says how many workloads it holds.
+pub fn render_dot(graph: &Graph) -> String {
+    let mut out = String::from(
+        "digraph network_map {\n  graph [rankdir=LR, nodesep=0.2, ranksep=0.9, fontname=\"Helvetica\", fontsize=11];\n  \
+         node [shape=box, style=\"rounded,filled\", fillcolor=\"#eef3fb\", color=\"#5b7bb5\", fontname=\"Helvetica\", \
+         fontsize=10];\n  edge [color=\"#44444499\", arrowsize=0.6, fontname=\"Helvetica\", fontsize=8];\n",
+    );
+    if graph.nodes.iter().any(|node| node.members > 0) {
+        // Namespaces call each other in every direction: a layered layout of a dense graph of a dozen nodes is
+        // a poster (2940x2133 px for 10 namespaces and 112 lines), a circle is a page (1075x970).
+        out.push_str("  graph [layout=circo];\n");
+    }
+    let mut by_namespace: BTreeMap<Option<&str>, Vec<&Node>> = BTreeMap::new();
+    for node in &graph.nodes {
+        let grouped = node.members > 0;
+        by_namespace.entry(if grouped { None } else { node.namespace.as_deref() }).or_default().push(node);
+    }
+    for (index, (namespace, members)) in by_namespace.iter().enumerate() {
+        let indent = if namespace.is_some() { "    " } else { "  " };
+        if let Some(ns) = namespace {
+            let _ = writeln!(
+                out,
+                "  subgraph cluster_{index} {{\n    label={};\n    style=rounded;\n    color=\"#9aa5b1\";",
+                dot_quote(ns)
+            );
+        }
+        for node in members {
+            let _ = writeln!(out, "{indent}{} [{}];", node.id, dot_node_attributes(node));
+        }
+        if namespace.is_some() {
+            out.push_str("  }\n");
         }
     }
-}
-
-fn server_node(call: &Call) -> Node<'_> {
-    Node { namespace: call.namespace.as_deref(), name: &call.server }
-}
-
-/// Every node once, grouped by namespace (`None` first: the outside world), and every edge.
-struct Graph<'a> {
-    nodes: BTreeMap<Option<&'a str>, Vec<Node<'a>>>,
-    edges: Vec<(Node<'a>, Node<'a>)>,
-}
-
-fn graph(map: &ServiceMap) -> Graph<'_> {
-    let mut nodes: BTreeMap<Option<&str>, Vec<Node<'_>>> = BTreeMap::new();
-    let mut edges = Vec::new();
-    for client in &map.clients {
-        let from = Node { namespace: Some(&client.namespace), name: &client.name };
-        nodes.entry(from.namespace).or_default().push(from.clone());
-        for call in &client.calls {
-            let to = server_node(call);
-            nodes.entry(to.namespace).or_default().push(to.clone());
-            edges.push((from.clone(), to));
-        }
-    }
-    for members in nodes.values_mut() {
-        members.sort();
-        members.dedup();
-    }
-    Graph { nodes, edges }
-}
-
-/// Graphviz: one cluster per namespace, names outside the cluster as dashed boxes.
-pub fn render_dot(map: &ServiceMap) -> String {
-    let Graph { nodes, edges } = graph(map);
-    let mut out = String::from("digraph network_map {\n  rankdir=LR;\n  node [shape=ellipse];\n");
-    for (index, (namespace, members)) in nodes.iter().enumerate() {
-        match namespace {
-            Some(ns) => {
-                let _ = writeln!(out, "  subgraph cluster_{index} {{\n    label={};", dot_quote(ns));
-                for node in members {
-                    let _ = writeln!(out, "    {} [label={}];", dot_quote(&node.id()), dot_quote(node.name));
-                }
-                out.push_str("  }\n");
-            }
-            None => {
-                for node in members {
-                    let _ = writeln!(out, "  {} [shape=box, style=dashed];", dot_quote(&node.id()));
-                }
-            }
-        }
-    }
-    for (from, to) in &edges {
-        let _ = writeln!(out, "  {} -> {};", dot_quote(&from.id()), dot_quote(&to.id()));
+    let max = graph.edges.iter().map(|e| e.count).fold(1.0, f64::max);
+    for edge in &graph.edges {
+        let label = edge_label(edge);
+        let _ = writeln!(
+            out,
+            "  {} -> {} [label={}, penwidth={}];",
+            graph.nodes[edge.from].id,
+            graph.nodes[edge.to].id,
+            dot_quote(&label),
+            weight(edge.count, max)
+        );
     }
     out.push_str("}\n");
     out
 }
 
-fn dot_quote(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+fn dot_node_attributes(node: &Node) -> String {
+    if node.members > 0 {
+        let label = format!("{}\n{}", node.name, members_text(node));
+        return format!("label={}, shape=box3d, fillcolor=\"#fff7e0\"", dot_quote(&label));
+    }
+    if node.is_external() {
+        return format!("label={}, style=\"dashed\", color=\"#888888\"", dot_quote(&node.name));
+    }
+    let label = match &node.kind {
+        Some(kind) => format!("{}\n{kind}", node.name),
+        None => node.name.clone(),
+    };
+    let shape = match node.kind.as_deref() {
+        Some("StatefulSet") => ", shape=cylinder",
+        Some("Service") => ", shape=hexagon",
+        Some("DaemonSet") => ", shape=box3d",
+        Some("CronJob" | "Job") => ", shape=component",
+        _ => "",
+    };
+    format!("label={}{shape}", dot_quote(&label))
 }
 
-/// Mermaid flowchart: one subgraph per namespace, names outside the cluster as stadium-shaped nodes.
-/// Node ids are generated (`n0`, `n1`…) because Mermaid ids cannot hold dots or most punctuation.
-pub fn render_mermaid(map: &ServiceMap) -> String {
-    let Graph { nodes, edges } = graph(map);
-    let mut ids: BTreeMap<Node<'_>, String> = BTreeMap::new();
+/// `12 workloads`, `1 workload`, `3 names` (outside the cluster).
+fn members_text(node: &Node) -> String {
+    let what = if node.is_outside_group() { "name" } else { "workload" };
+    format!("{} {what}{}", node.members, if node.members == 1 { "" } else { "s" })
+}
+
+/// The count, and with grouped nodes how many edges the line stands for.
+fn edge_label(edge: &GraphEdge) -> String {
+    match edge.edges {
+        1 => format_count(edge.count),
+        n => format!("{n} edges, {}", format_count(edge.count)),
+    }
+}
+
+fn dot_quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+}
+
+/// Mermaid flowchart: one subgraph per namespace, names outside the cluster as stadium-shaped nodes, counts on
+/// the edges, kinds under the names.
+pub fn render_mermaid(graph: &Graph) -> String {
     let mut out = String::from("flowchart LR\n");
-    for (index, (namespace, members)) in nodes.iter().enumerate() {
+    let mut by_namespace: BTreeMap<Option<&str>, Vec<&Node>> = BTreeMap::new();
+    for node in &graph.nodes {
+        by_namespace.entry(if node.members > 0 { None } else { node.namespace.as_deref() }).or_default().push(node);
+    }
+    for (index, (namespace, members)) in by_namespace.iter().enumerate() {
         if let Some(ns) = namespace {
             let _ = writeln!(out, "  subgraph ns{index}[{}]", mermaid_quote(ns));
         }
         for node in members {
-            let id = format!("n{}", ids.len());
-            match namespace {
-                Some(_) => {
-                    let _ = writeln!(out, "    {id}[{}]", mermaid_quote(node.name));
-                }
-                None => {
-                    let _ = writeln!(out, "  {id}([{}])", mermaid_quote(node.name));
-                }
+            let indent = if namespace.is_some() { "    " } else { "  " };
+            let text = match (&node.kind, node.members) {
+                (_, n) if n > 0 => format!("{}<br/>{}", node.name, members_text(node)),
+                (Some(kind), _) => format!("{}<br/><small>{kind}</small>", node.name),
+                (None, _) => node.name.clone(),
+            };
+            if node.is_external() {
+                let _ = writeln!(out, "{indent}{}([{}])", node.id, mermaid_quote(&text));
+            } else {
+                let _ = writeln!(out, "{indent}{}[{}]", node.id, mermaid_quote(&text));
             }
-            ids.insert(node.clone(), id);
         }
         if namespace.is_some() {
             out.push_str("  end\n");
         }
     }
-    for (from, to) in &edges {
-        let _ = writeln!(out, "  {} --> {}", ids[from], ids[to]);
+    for edge in &graph.edges {
+        let _ = writeln!(
+            out,
+            "  {} -->|{}| {}",
+            graph.nodes[edge.from].id,
+            mermaid_quote(&edge_label(edge)),
+            graph.nodes[edge.to].id
+        );
     }
     out
 }
