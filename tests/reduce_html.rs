@@ -5,7 +5,7 @@
 //! that grouping makes namespace boxes, and that the page requested nothing (the Resource Timing list is empty;
 //! its Content-Security-Policy forbids any request anyway).
 //!
-//! Without Chromium the test says why and passes, unless CI=true, where it must run. `UPDATE_GOLDEN=1` also
+//! A live test (`#[ignore]` in a plain `cargo test`; `make test` runs it and fails without Chromium). `UPDATE_GOLDEN=1` also
 //! rewrites the screenshot `docs/reduce-html.png` (the 200-service map focused on one workload).
 
 mod reduce_support;
@@ -14,18 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use testkit::live::{self, Need};
 
-fn chromium() -> Option<&'static str> {
-    let found = Command::new("chromium").arg("--version").output().is_ok_and(|o| o.status.success());
-    if found {
-        return Some("chromium");
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "chromium is not installed and CI=true: scripts/setup.sh installs Debian's `chromium`"
-    );
-    eprintln!("SKIPPED: chromium is not installed (scripts/setup.sh installs it; under CI=true this test fails)");
-    None
+/// A live test: it needs Debian's `chromium` (ignored by a plain `cargo test`, run by `make test`, where a
+/// missing browser fails it with the reason).
+const NEEDS: &[Need] = &[Need::File("/usr/bin/chromium", "chromium")];
+
+fn chromium() -> &'static str {
+    live::require(NEEDS);
+    "chromium"
 }
 
 /// The flags every run uses: no sandbox (tests run as root), nothing that phones home, a fresh profile.
@@ -99,8 +96,9 @@ fn node_name(name: &Value, namespace: &Value) -> String {
 }
 
 #[test]
+#[ignore = "live: needs Debian's chromium (run by `make test`)"]
 fn the_html_map_shows_the_graph_searches_and_focuses_offline() {
-    let Some(browser) = chromium() else { return };
+    let browser = chromium();
     let dir = tempfile::tempdir().unwrap();
     let page = write_html(dir.path(), "map.html", &[&fixture("input-edges.json"), &fixture("input-kinds.json")]);
 
@@ -137,8 +135,9 @@ fn the_html_map_shows_the_graph_searches_and_focuses_offline() {
 }
 
 #[test]
+#[ignore = "live: needs Debian's chromium (run by `make test`)"]
 fn the_200_service_map_loads_and_focuses() {
-    let Some(browser) = chromium() else { return };
+    let browser = chromium();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("map.prom");
     std::fs::write(&input, reduce_support::generated_map()).unwrap();

@@ -41,7 +41,7 @@ pub fn parse_input(name: &str, bytes: &[u8], snapshot: &mut Snapshot) -> Result<
             ApiProblem::Malformed(problem) | ApiProblem::BadSeries(problem) => ReduceError::bad_input(name, problem),
         })?,
         InputKind::EdgeJson => {
-            parse_edge_json(bytes, snapshot).map_err(|problem| ReduceError::bad_input(name, problem))?
+            parse_edge_json(bytes, snapshot).map_err(|problem| ReduceError::bad_input(name, problem))?;
         }
         InputKind::Exposition => {
             let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -50,7 +50,7 @@ pub fn parse_input(name: &str, bytes: &[u8], snapshot: &mut Snapshot) -> Result<
                     format!("not a Prometheus API response nor a text exposition: not UTF-8 text ({e})"),
                 )
             })?;
-            parse_exposition(text, snapshot).map_err(|problem| ReduceError::bad_input(name, problem))?
+            parse_exposition(text, snapshot).map_err(|problem| ReduceError::bad_input(name, problem))?;
         }
     }
     check_input(name, bytes, kind, &before, &snapshot.stats)
