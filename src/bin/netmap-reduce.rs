@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use network_mapper::reduce::policy::{self, ClusterSource, Direction, PlanOptions, PolicyFormat, PolicyRequest};
 use network_mapper::reduce::{
     self, Filter, IntentsVersion, Outcome, OutputFormat, PrometheusSource, ReduceError, ReduceRequest, Source,
 };
@@ -93,6 +94,60 @@ struct Args {
         conflicts_with_all = ["inputs", "prometheus"]
     )]
     declared_rules_from: Vec<PathBuf>,
+
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+/// `--format networkpolicy` (docs/policies.md).
+#[derive(Debug, clap::Args)]
+struct PolicyArgs {
+    /// Policy API: Kubernetes NetworkPolicy, or CiliumNetworkPolicy (names outside servers with toFQDNs).
+    #[arg(long, env = "NETMAP_POLICY_FORMAT", value_enum, default_value_t = PolicyApi::Kubernetes)]
+    policy_format: PolicyApi,
+
+    /// Ingress policies per server, egress policies per client, or both.
+    #[arg(long, env = "NETMAP_POLICY_DIRECTION", value_enum, default_value_t = PolicyDirection::Ingress)]
+    policy_direction: PolicyDirection,
+
+    /// Workload selectors from this `kubectl get deploy,sts,ds,cronjobs,jobs,pods,services -A -o yaml` file
+    /// instead of the API.
+    #[arg(long, env = "NETMAP_INVENTORY_FILE", value_name = "PATH", conflicts_with = "kubeconfig")]
+    inventory_file: Option<PathBuf>,
+
+    /// Workload selectors from the API with this kubeconfig (default: in-cluster, $KUBECONFIG, ~/.kube/config).
+    #[arg(long, env = "NETMAP_KUBECONFIG", value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+
+    /// Address of a node-local DNS cache (e.g. 169.254.20.10), allowed as an ipBlock (repeatable).
+    #[arg(long, env = "NETMAP_NODE_LOCAL_DNS", value_name = "IP", value_delimiter = ',')]
+    node_local_dns: Vec<std::net::IpAddr>,
+
+    /// Allow everything from this CIDR into every selected pod: node addresses (kubelet probes) or a
+    /// hostNetwork ingress controller's range (repeatable).
+    #[arg(long, env = "NETMAP_ALLOW_FROM_CIDR", value_name = "CIDR", value_delimiter = ',', value_parser = policy::parse_cidr)]
+    allow_from_cidr: Vec<String>,
+
+    /// Do not write a `default-deny` policy in each client namespace.
+    #[arg(long, env = "NETMAP_NO_DEFAULT_DENY")]
+    no_default_deny: bool,
+
+    /// With --output-dir: delete policy files an earlier run wrote there whose policy is gone.
+    #[arg(long, env = "NETMAP_PRUNE", requires = "output_dir")]
+    prune: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PolicyApi {
+    Kubernetes,
+    Cilium,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PolicyDirection {
+    Ingress,
+    Egress,
+    Both,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -102,6 +157,7 @@ enum Format {
     Json,
     Dot,
     Mermaid,
+    Networkpolicy,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -131,8 +187,13 @@ fn run(args: Args) -> Result<(), ReduceError> {
         }
         return Ok(());
     }
-    let request = request_from(args)?;
-    match reduce::run(&request, &mut stdout)? {
+    let outcome = if matches!(args.format, Format::Networkpolicy) {
+        let request = policy_request_from(args)?;
+        policy::run(&request, &mut stdout, &mut |note| eprintln!("netmap-reduce: {note}"))?
+    } else {
+        reduce::run(&request_from(args)?, &mut stdout)?
+    };
+    match outcome {
         Outcome::Empty => eprintln!("No connections found."),
         Outcome::Written { files } => {
             for file in files {
@@ -143,15 +204,15 @@ fn run(args: Args) -> Result<(), ReduceError> {
     stdout.flush().map_err(|source| ReduceError::Io { path: "<stdout>".to_owned(), source })
 }
 
-fn request_from(args: Args) -> Result<ReduceRequest, ReduceError> {
-    let source = match args.prometheus {
+fn source_from(args: &mut Args) -> Result<Source, ReduceError> {
+    Ok(match args.prometheus.take() {
         Some(url) => Source::Prometheus(PrometheusSource {
             url,
             window: args.window,
-            bearer_token_file: args.bearer_token_file,
-            basic_auth: args.basic_auth_user.zip(args.basic_auth_password_file),
-            headers: args.headers,
-            ca_file: args.ca_file,
+            bearer_token_file: args.bearer_token_file.take(),
+            basic_auth: args.basic_auth_user.take().zip(args.basic_auth_password_file.take()),
+            headers: std::mem::take(&mut args.headers),
+            ca_file: args.ca_file.take(),
             insecure_skip_verify: args.insecure_skip_verify,
             timeout: args.timeout,
         }),
@@ -161,10 +222,48 @@ fn request_from(args: Args) -> Result<ReduceRequest, ReduceError> {
                     .to_owned(),
             ));
         }
-        None => Source::Inputs(args.inputs),
+        None => Source::Inputs(std::mem::take(&mut args.inputs)),
+    })
+}
+
+fn policy_request_from(mut args: Args) -> Result<PolicyRequest, ReduceError> {
+    let window = match args.prometheus {
+        Some(_) => humantime::format_duration(args.window).to_string(),
+        None => "snapshot".to_owned(),
     };
-    Ok(ReduceRequest {
+    let source = source_from(&mut args)?;
+    let p = args.policy;
+    Ok(PolicyRequest {
         source,
+        filter: Filter { namespaces: args.namespaces, min_count: args.min_count as f64 },
+        cluster: match p.inventory_file {
+            Some(path) => ClusterSource::File(path),
+            None => ClusterSource::Api(p.kubeconfig),
+        },
+        format: match p.policy_format {
+            PolicyApi::Kubernetes => PolicyFormat::Kubernetes,
+            PolicyApi::Cilium => PolicyFormat::Cilium,
+        },
+        options: PlanOptions {
+            direction: match p.policy_direction {
+                PolicyDirection::Ingress => Direction::Ingress,
+                PolicyDirection::Egress => Direction::Egress,
+                PolicyDirection::Both => Direction::Both,
+            },
+            node_local_dns: p.node_local_dns,
+            allow_from_cidrs: p.allow_from_cidr,
+            default_deny: !p.no_default_deny,
+            fqdn: false,
+        },
+        window,
+        output_dir: args.output_dir,
+        prune: p.prune,
+    })
+}
+
+fn request_from(mut args: Args) -> Result<ReduceRequest, ReduceError> {
+    Ok(ReduceRequest {
+        source: source_from(&mut args)?,
         filter: Filter { namespaces: args.namespaces, min_count: args.min_count as f64 },
         format: match args.format {
             Format::List => OutputFormat::List,
@@ -172,6 +271,7 @@ fn request_from(args: Args) -> Result<ReduceRequest, ReduceError> {
             Format::Json => OutputFormat::Json,
             Format::Dot => OutputFormat::Dot,
             Format::Mermaid => OutputFormat::Mermaid,
+            Format::Networkpolicy => unreachable!("run() sends --format networkpolicy to policy::run"),
         },
         intents_version: match args.intents_version {
             Version::V2beta1 => IntentsVersion::V2beta1,

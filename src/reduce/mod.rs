@@ -20,6 +20,7 @@ pub mod exposition;
 pub mod input;
 pub mod intents;
 pub mod model;
+pub mod policy;
 pub mod prometheus;
 pub mod render;
 pub mod yaml;

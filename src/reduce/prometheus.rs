@@ -17,7 +17,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::api::{ApiProblem, parse_api_response};
 use super::error::{ReduceError, Result};
-use super::model::{EDGE_METRIC, INFO_METRIC, Snapshot};
+use super::model::{CONNECTIONS_METRIC, EDGE_METRIC, INFO_METRIC, Snapshot};
 
 /// How to reach the server and what to ask it.
 #[derive(Debug, Clone)]
@@ -47,6 +47,15 @@ pub fn edge_query(window: Duration) -> String {
     )
 }
 
+/// The PromQL for the server ports of the edges' TCP connections over `window` (NetworkPolicy ports).
+pub fn connections_query(window: Duration) -> String {
+    format!(
+        "sum by (client, namespace, exported_namespace, server, server_namespace, port) \
+         (max_over_time({CONNECTIONS_METRIC}[{}]))",
+        promql_duration(window)
+    )
+}
+
 /// The PromQL for the workload kinds seen during `window`.
 pub fn kind_query(window: Duration) -> String {
     format!("max by (workload, namespace, kind) (max_over_time({INFO_METRIC}[{}]))", promql_duration(window))
@@ -61,7 +70,7 @@ pub fn query_snapshot(source: &PrometheusSource) -> Result<Snapshot> {
     let client = build_client(source)?;
     let auth = Auth::load(source)?;
     let mut snapshot = Snapshot::default();
-    for query in [edge_query(source.window), kind_query(source.window)] {
+    for query in [edge_query(source.window), kind_query(source.window), connections_query(source.window)] {
         let body = fetch(&client, &auth, source, &query)?;
         parse_api_response(&body, &mut snapshot).map_err(|problem| server_error(source, &query, problem))?;
     }
