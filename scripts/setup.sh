@@ -12,6 +12,7 @@ apt_packages=(
   python3-yaml             # fixture generators
   tcpdump                  # debugging captures by hand; also provides the classic pcap tooling
   python3                  # the pods' applications in the end-to-end test and `make demo`
+  python3-venv             # netmap-reduce policy tests: np-guard's analyzer in its own venv (scripts/nca-venv.sh)
 )
 
 missing=()
