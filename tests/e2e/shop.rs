@@ -209,10 +209,13 @@ pub fn expected_edges() -> Vec<(&'static str, &'static str, &'static str, Option
     edges
 }
 
+/// (client, namespace, server, server namespace, server port, connections).
+pub type Connections = (&'static str, &'static str, &'static str, Option<&'static str>, u16, usize);
+
 /// The TCP connections among [`expected_edges`], by the server pod's port: (client, namespace, server, server
 /// namespace, port, count) of `network_mapper_edge_connections_total`. The other edges are seen only through
 /// DNS (loadgenerator's burst, the API server lookup, the external name).
-pub fn expected_connections() -> Vec<(&'static str, &'static str, &'static str, Option<&'static str>, u16, usize)> {
+pub fn expected_connections() -> Vec<Connections> {
     let shop = Some("shop");
     vec![
         ("cart", "shop", "redis", shop, 6379, 1),

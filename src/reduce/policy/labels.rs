@@ -46,7 +46,7 @@ pub fn stable_selector(selector: &LabelSelector) -> Option<LabelSelector> {
 
 /// A selector of exactly these labels; `None` when there are none.
 pub fn selector_of(labels: BTreeMap<String, String>) -> Option<LabelSelector> {
-    (!labels.is_empty()).then(|| LabelSelector { match_labels: Some(labels), match_expressions: None })
+    (!labels.is_empty()).then_some(LabelSelector { match_labels: Some(labels), match_expressions: None })
 }
 
 /// The labels every one of `sets` carries with the same value.
