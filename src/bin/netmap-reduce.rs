@@ -71,7 +71,8 @@ struct Args {
     #[arg(long, env = "NETMAP_INTENTS_VERSION", value_enum, default_value_t = Version::V2beta1)]
     intents_version: Version,
 
-    /// With --format intents: write one `<client>.<namespace>.yaml` per client into DIR.
+    /// With --format intents: write one `<client>.<namespace>.yaml` per client into DIR; with --format
+    /// networkpolicy: one `<namespace>.<policy>.yaml` per policy and NOTES.txt.
     #[arg(long, env = "NETMAP_OUTPUT_DIR", value_name = "DIR")]
     output_dir: Option<PathBuf>,
 

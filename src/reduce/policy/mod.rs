@@ -253,3 +253,6 @@ pub fn parse_cidr(text: &str) -> std::result::Result<String, String> {
     }
     Ok(format!("{ip}/{len}"))
 }
+
+#[cfg(test)]
+mod tests;
