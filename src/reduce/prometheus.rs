@@ -67,12 +67,21 @@ fn promql_duration(window: Duration) -> String {
 
 /// Queries the edges and the kinds and returns them summed across nodes.
 pub fn query_snapshot(source: &PrometheusSource) -> Result<Snapshot> {
+    query_all(source, &[edge_query(source.window), kind_query(source.window)])
+}
+
+/// [`query_snapshot`] plus the per-port connections, which only network policies need.
+pub fn query_snapshot_with_ports(source: &PrometheusSource) -> Result<Snapshot> {
+    query_all(source, &[edge_query(source.window), kind_query(source.window), connections_query(source.window)])
+}
+
+fn query_all(source: &PrometheusSource, queries: &[String]) -> Result<Snapshot> {
     let client = build_client(source)?;
     let auth = Auth::load(source)?;
     let mut snapshot = Snapshot::default();
-    for query in [edge_query(source.window), kind_query(source.window), connections_query(source.window)] {
-        let body = fetch(&client, &auth, source, &query)?;
-        parse_api_response(&body, &mut snapshot).map_err(|problem| server_error(source, &query, problem))?;
+    for query in queries {
+        let body = fetch(&client, &auth, source, query)?;
+        parse_api_response(&body, &mut snapshot).map_err(|problem| server_error(source, query, problem))?;
     }
     Ok(snapshot)
 }
@@ -217,6 +226,11 @@ mod tests {
             edge_query(week),
             "sum by (client, namespace, exported_namespace, server, server_namespace) \
              (max_over_time(network_mapper_edge_total[604800s]))"
+        );
+        assert_eq!(
+            connections_query(week),
+            "sum by (client, namespace, exported_namespace, server, server_namespace, port) \
+             (max_over_time(network_mapper_edge_connections_total[604800s]))"
         );
         assert_eq!(
             kind_query(week),

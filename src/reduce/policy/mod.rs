@@ -97,7 +97,10 @@ pub fn run(request: &PolicyRequest, out: &mut dyn Write, warn: &mut dyn FnMut(&s
     if request.prune && request.output_dir.is_none() {
         return Err(ReduceError::Usage("--prune needs --output-dir".to_owned()));
     }
-    let mut snapshot = load_snapshot(&request.source)?;
+    let mut snapshot = match &request.source {
+        Source::Prometheus(server) => super::prometheus::query_snapshot_with_ports(server)?,
+        Source::Inputs(_) => load_snapshot(&request.source)?,
+    };
     let ports = snapshot.take_ports();
     let map = snapshot.into_map(&request.filter);
     if map.is_empty() {

@@ -64,7 +64,7 @@ fn selectors_come_from_controllers_and_never_carry_volatile_labels() {
     let info = ClusterInfo::from_yaml(INVENTORY).unwrap();
     let selector = |name: &str| {
         let w = info.workload("app", name).unwrap();
-        w.selector.as_ref().map(|s| super::labels::describe(s))
+        w.selector.as_ref().map(super::labels::describe)
     };
     assert_eq!(selector("db").as_deref(), Some("app=db"), "a StatefulSet by its selector, not per pod");
     assert_eq!(selector("web").as_deref(), Some("app=web"), "a custom owner's spec.selector");
