@@ -1,6 +1,6 @@
 //! `make demo`: the end-to-end lab of the test kit (`testkit/src/e2e/`) as a live demo. Builds a simulated node running the shop, runs
 //! the exporter (live API, device `any`, real `/proc`) and Prometheus in it, prints the "X calls Y" listing from
-//! Prometheus, writes ClientIntents, a Graphviz graph and the raw scrape to `./demo-out/`, and keeps everything
+//! Prometheus, writes ClientIntents, NetworkPolicies (`networkpolicies/`), a Graphviz graph and the raw scrape to `./demo-out/`, and keeps everything
 //! running (with a trickle of traffic) until Ctrl-C when stdin is a terminal, or for `DEMO_SECONDS`. Tears
 //! everything down on exit, Ctrl-C or SIGTERM. Needs root. Run by `scripts/demo.sh`.
 
@@ -110,13 +110,30 @@ fn report(lab: &Lab) -> Result<()> {
     std::fs::write(out.join("map.dot"), monitor::reduce(bins, prometheus, &["--format", "dot"])?)?;
     std::fs::write(out.join("map.json"), monitor::reduce(bins, prometheus, &["--format", "json"])?)?;
     std::fs::write(out.join("metrics.prom"), lab.exporter().metrics().context("scraping /metrics")?)?;
+    let policies = write_policies(lab, &out)?;
     let dot = Command::new("dot").args(["-Tsvg", "-o"]).arg(out.join("map.svg")).arg(out.join("map.dot")).status();
     let svg = if dot.is_ok_and(|s| s.success()) { ", map.svg" } else { " (install graphviz for map.svg)" };
     let files = std::fs::read_dir(out.join("intents"))?.count();
     println!("\n== one ClientIntents file ({OUT_DIR}/intents/checkout.shop.yaml):\n");
     print!("{}", std::fs::read_to_string(out.join("intents/checkout.shop.yaml")).unwrap_or_default());
-    println!("\n== written to ./{OUT_DIR}/: intents/ ({files} ClientIntents), map.dot{svg}, map.json, metrics.prom");
+    println!(
+        "\n== written to ./{OUT_DIR}/: intents/ ({files} ClientIntents), networkpolicies/ ({policies} NetworkPolicies), \
+         map.dot{svg}, map.json, metrics.prom"
+    );
     Ok(())
+}
+
+/// NetworkPolicies (both directions) with the workloads' selectors read from the demo's API server.
+fn write_policies(lab: &Lab, out: &Path) -> Result<usize> {
+    let scratch = tempfile::tempdir()?;
+    let kubeconfig = lab.api.write_kubeconfig(scratch.path()).display().to_string();
+    let dir = out.join("networkpolicies");
+    let args = ["--format", "networkpolicy", "--kubeconfig", &kubeconfig, "--policy-direction", "both"];
+    let dir_arg = dir.display().to_string();
+    monitor::reduce(&lab.bins, lab.prometheus(), &[&args[..], &["--output-dir", &dir_arg]].concat())?;
+    let yaml = std::fs::read_dir(&dir)?
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "yaml")));
+    Ok(yaml.count())
 }
 
 /// Keeps the node up while the user looks, with a few lookups every 5 s so the graphs move.

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use network_mapper::reduce::policy::{self, ClusterSource, Direction, PlanOptions, PolicyFormat, PolicyRequest};
 use network_mapper::reduce::{
     self, Filter, GraphRequest, IntentsVersion, Outcome, OutputFormat, PrometheusSource, ReduceError, ReduceRequest,
     Source,
@@ -43,7 +44,8 @@ struct Args {
     #[arg(long, env = "NETMAP_INTENTS_VERSION", value_enum, default_value_t = Version::V2beta1)]
     intents_version: Version,
 
-    /// With --format intents: write one `<client>.<namespace>.yaml` per client into DIR.
+    /// With --format intents: write one `<client>.<namespace>.yaml` per client into DIR; with --format
+    /// networkpolicy: one `<namespace>.<policy>.yaml` per policy and NOTES.txt.
     #[arg(long, env = "NETMAP_OUTPUT_DIR", value_name = "DIR")]
     output_dir: Option<PathBuf>,
 
@@ -64,6 +66,56 @@ struct Args {
         conflicts_with_all = ["inputs", "prometheus"]
     )]
     declared_rules_from: Vec<PathBuf>,
+
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+/// `--format networkpolicy` (docs/policies.md).
+#[derive(Debug, clap::Args)]
+struct PolicyArgs {
+    /// Policy API: Kubernetes NetworkPolicy, or CiliumNetworkPolicy (names outside servers with toFQDNs).
+    #[arg(long, env = "NETMAP_POLICY_FORMAT", value_enum, default_value_t = PolicyApi::Kubernetes)]
+    policy_format: PolicyApi,
+
+    /// Ingress policies per server, egress policies per client, or both.
+    #[arg(long, env = "NETMAP_POLICY_DIRECTION", value_enum, default_value_t = PolicyDirection::Ingress)]
+    policy_direction: PolicyDirection,
+
+    /// Workload selectors from this `kubectl get deploy,sts,ds,cronjobs,jobs,pods,services -A -o yaml` file
+    /// instead of the API.
+    #[arg(long, env = "NETMAP_INVENTORY_FILE", value_name = "PATH", conflicts_with = "kubeconfig")]
+    inventory_file: Option<PathBuf>,
+
+    /// Workload selectors from the API with this kubeconfig (default: in-cluster, $KUBECONFIG, ~/.kube/config).
+    #[arg(long, env = "NETMAP_KUBECONFIG", value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+
+    /// Address of a node-local DNS cache (e.g. 169.254.20.10), allowed as an ipBlock (repeatable).
+    #[arg(long, env = "NETMAP_NODE_LOCAL_DNS", value_name = "IP", value_delimiter = ',')]
+    node_local_dns: Vec<std::net::IpAddr>,
+
+    /// Allow everything from this CIDR into every selected pod: node addresses (kubelet probes) or a
+    /// hostNetwork ingress controller's range (repeatable).
+    #[arg(long, env = "NETMAP_ALLOW_FROM_CIDR", value_name = "CIDR", value_delimiter = ',', value_parser = policy::parse_cidr)]
+    allow_from_cidr: Vec<String>,
+
+    /// Do not write a `default-deny` policy in each client namespace.
+    #[arg(long, env = "NETMAP_NO_DEFAULT_DENY")]
+    no_default_deny: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PolicyApi {
+    Kubernetes,
+    Cilium,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PolicyDirection {
+    Ingress,
+    Egress,
+    Both,
 }
 
 /// Where a live snapshot comes from.
@@ -206,6 +258,7 @@ enum Format {
     Dot,
     Mermaid,
     Html,
+    Networkpolicy,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -238,8 +291,13 @@ fn run(args: Args) -> Result<ExitCode, ReduceError> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let request = request_from(args)?;
-    match reduce::run(&request, &mut stdout)? {
+    let outcome = if matches!(args.format, Format::Networkpolicy) {
+        let request = policy_request_from(args)?;
+        policy::run(&request, &mut stdout, &mut |note| eprintln!("netmap-reduce: {note}"))?
+    } else {
+        reduce::run(&request_from(args)?, &mut stdout)?
+    };
+    match outcome {
         Outcome::Empty { report, removed } => {
             for file in removed {
                 eprintln!("removed {}", file.display());
@@ -315,8 +373,8 @@ fn filter_from(args: &FilterArgs) -> Filter {
     }
 }
 
-fn request_from(args: Args) -> Result<ReduceRequest, ReduceError> {
-    let source = match prometheus_source(&args.live, Duration::ZERO) {
+fn source_from(args: &mut Args) -> Result<Source, ReduceError> {
+    Ok(match prometheus_source(&args.live, Duration::ZERO) {
         Some(_) if !args.inputs.is_empty() => {
             return Err(ReduceError::Usage("give snapshot files or --prometheus URL, not both".to_owned()));
         }
@@ -327,8 +385,47 @@ fn request_from(args: Args) -> Result<ReduceRequest, ReduceError> {
                     .to_owned(),
             ));
         }
-        None => Source::Inputs(args.inputs),
+        None => Source::Inputs(std::mem::take(&mut args.inputs)),
+    })
+}
+
+fn policy_request_from(mut args: Args) -> Result<PolicyRequest, ReduceError> {
+    let window = match args.live.prometheus {
+        Some(_) => humantime::format_duration(args.live.window).to_string(),
+        None => "snapshot".to_owned(),
     };
+    let source = source_from(&mut args)?;
+    let p = args.policy;
+    Ok(PolicyRequest {
+        source,
+        filter: filter_from(&args.filters),
+        cluster: match p.inventory_file {
+            Some(path) => ClusterSource::File(path),
+            None => ClusterSource::Api(p.kubeconfig),
+        },
+        format: match p.policy_format {
+            PolicyApi::Kubernetes => PolicyFormat::Kubernetes,
+            PolicyApi::Cilium => PolicyFormat::Cilium,
+        },
+        options: PlanOptions {
+            direction: match p.policy_direction {
+                PolicyDirection::Ingress => Direction::Ingress,
+                PolicyDirection::Egress => Direction::Egress,
+                PolicyDirection::Both => Direction::Both,
+            },
+            node_local_dns: p.node_local_dns,
+            allow_from_cidrs: p.allow_from_cidr,
+            default_deny: !p.no_default_deny,
+            fqdn: false,
+        },
+        window,
+        output_dir: args.output_dir,
+        prune: args.views.prune,
+    })
+}
+
+fn request_from(mut args: Args) -> Result<ReduceRequest, ReduceError> {
+    let source = source_from(&mut args)?;
     Ok(ReduceRequest {
         source,
         filter: filter_from(&args.filters),
@@ -339,6 +436,7 @@ fn request_from(args: Args) -> Result<ReduceRequest, ReduceError> {
             Format::Dot => OutputFormat::Dot,
             Format::Mermaid => OutputFormat::Mermaid,
             Format::Html => OutputFormat::Html,
+            Format::Networkpolicy => unreachable!("run() sends --format networkpolicy to policy::run"),
         },
         intents_version: match args.intents_version {
             Version::V2beta1 => IntentsVersion::V2beta1,

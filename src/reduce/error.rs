@@ -35,6 +35,10 @@ pub enum ReduceError {
     #[error("{url}: cannot query Prometheus: {message}")]
     Unreachable { url: String, message: String },
 
+    /// The Kubernetes API could not be listed (connection, TLS, authorisation, a bad response).
+    #[error("{url}: cannot list objects from the Kubernetes API: {message}")]
+    KubeApi { url: String, message: String },
+
     /// The Prometheus server answered, but not with a usable result (HTTP error, error status, bad body).
     #[error("{url}: {message}")]
     ServerError { url: String, message: String },
@@ -45,7 +49,7 @@ impl ReduceError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) | Self::MissingInput { .. } | Self::BadInput { .. } | Self::ApiErrorResponse { .. } => 2,
-            Self::Io { .. } | Self::Unreachable { .. } | Self::ServerError { .. } => 1,
+            Self::Io { .. } | Self::Unreachable { .. } | Self::KubeApi { .. } | Self::ServerError { .. } => 1,
         }
     }
 
@@ -58,6 +62,7 @@ impl ReduceError {
             Self::ApiErrorResponse { .. } => "api_error_response",
             Self::Io { .. } => "io",
             Self::Unreachable { .. } => "unreachable",
+            Self::KubeApi { .. } => "kube_api",
             Self::ServerError { .. } => "server_error",
         }
     }

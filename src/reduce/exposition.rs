@@ -1,11 +1,11 @@
 //! The Prometheus text exposition as scraped from the exporters: OpenMetrics 1.0 (what `network-mapper` serves,
 //! with `# TYPE`, `_created` samples, exemplars and `# EOF`) and the classic 0.0.4 format. Only the samples of
-//! [`EDGE_METRIC`] and [`INFO_METRIC`] are parsed; every other line of a scrape is skipped unread, so the
+//! [`EDGE_METRIC`], [`INFO_METRIC`] and [`CONNECTIONS_METRIC`] are parsed; every other line of a scrape is skipped unread, so the
 //! exporter's self-metrics never get in the way. Pure: bytes in, samples into a [`Snapshot`].
 
 use std::borrow::Cow;
 
-use super::model::{EDGE_METRIC, INFO_METRIC, LabelSet, METRIC_PREFIX, Snapshot};
+use super::model::{CONNECTIONS_METRIC, EDGE_METRIC, INFO_METRIC, LabelSet, METRIC_PREFIX, Snapshot};
 
 /// Parses one exposition into `snapshot`. The error names the 1-based line and what is wrong with it.
 pub fn parse_exposition(text: &str, snapshot: &mut Snapshot) -> Result<(), String> {
@@ -16,7 +16,7 @@ pub fn parse_exposition(text: &str, snapshot: &mut Snapshot) -> Result<(), Strin
         }
         let name_end = line.find(['{', ' ', '\t']).unwrap_or(line.len());
         let name = &line[..name_end];
-        if name != EDGE_METRIC && name != INFO_METRIC {
+        if name != EDGE_METRIC && name != INFO_METRIC && name != CONNECTIONS_METRIC {
             note_other_line(index, line, name, snapshot);
             continue;
         }
@@ -131,6 +131,7 @@ fn store_label<'a>(labels: &mut LabelSet<'a>, key: &str, value: Cow<'a, str>) {
         "workload" => &mut labels.workload,
         "kind" => &mut labels.kind,
         "exported_namespace" => &mut labels.exported_namespace,
+        "port" => &mut labels.port,
         _ => return,
     };
     *slot = Some(value);

@@ -29,6 +29,7 @@ pub mod input;
 pub mod intents;
 pub mod model;
 pub mod outdir;
+pub mod policy;
 pub mod prometheus;
 pub mod render;
 pub mod time;
@@ -198,7 +199,7 @@ pub(crate) fn write_out(out: &mut dyn Write, text: &str) -> Result<()> {
 }
 
 /// What was read and what each filter kept, for an empty map: `-n nonexistent` must say why nothing is left.
-fn empty_report(report: &model::FilterReport, renamed_skipped: usize) -> String {
+pub(crate) fn empty_report(report: &model::FilterReport, renamed_skipped: usize) -> String {
     let mut text = format!("read {} edge(s)", report.read);
     if !report.client_namespaces.is_empty() {
         text.push_str(&format!(" from client namespaces {}", report.client_namespaces.join(", ")));

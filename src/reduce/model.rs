@@ -4,7 +4,7 @@
 //! that every renderer draws from. No I/O here.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Deserialize;
 
@@ -14,6 +14,11 @@ use super::time::Seen;
 pub const EDGE_METRIC: &str = "network_mapper_edge_total";
 /// Name of the workload-kind companion metric (docs/design.md §2).
 pub const INFO_METRIC: &str = "network_mapper_workload_info";
+/// Name of the per-port connection counter of an edge (DESIGN §2): the server pod's port of each TCP connection.
+pub const CONNECTIONS_METRIC: &str = "network_mapper_edge_connections_total";
+
+/// The server ports each edge was seen connecting to (edges seen only through DNS have none).
+pub type EdgePorts = BTreeMap<Edge, BTreeSet<u16>>;
 
 /// One edge of the map, labelled as in the metric contract. `server_namespace` is `None` for names outside the
 /// cluster. The derived order (client, namespace, server, server_namespace) is the order of every rendering.
@@ -45,6 +50,8 @@ pub struct LabelSet<'a> {
     pub kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub exported_namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub port: Option<Cow<'a, str>>,
 }
 
 /// Prefix of every metric the exporter serves: an input with none of them is not a network-mapper snapshot.
@@ -64,6 +71,8 @@ pub struct Snapshot {
     /// Leave out edge series that carry `exported_namespace` (scraped without `honor_labels: true`) instead of
     /// refusing the input; they are counted in `stats.renamed_skipped`.
     pub skip_renamed: bool,
+    /// Connections per server port of each edge, from [`CONNECTIONS_METRIC`].
+    ports: HashMap<Edge, BTreeMap<u16, f64>>,
 }
 
 /// What the parsers saw in the inputs, beyond the edges.
@@ -199,7 +208,9 @@ impl Snapshot {
         match labels.name.as_deref() {
             Some(EDGE_METRIC) => self.add_edge_series(labels, value),
             Some(INFO_METRIC) => self.add_info_series(labels),
+            Some(CONNECTIONS_METRIC) => self.add_connection_series(labels, value),
             Some(_) => Ok(()),
+            None if labels.port.is_some() => self.add_connection_series(labels, value),
             None if is_edge_series(labels) => self.add_edge_series(labels, value),
             None if labels.workload.is_some() => self.add_info_series(labels),
             None => Err(format!(
@@ -251,6 +262,33 @@ impl Snapshot {
         }
     }
 
+    fn add_connection_series(&mut self, labels: &LabelSet<'_>, value: f64) -> Result<(), String> {
+        if value.is_nan() {
+            return Ok(());
+        }
+        if !value.is_finite() || value < 0.0 {
+            return Err(format!("series {labels} has the value {value}; a count must be finite and not negative"));
+        }
+        let port = required(labels, "port", &labels.port)?;
+        let port: u16 = match port.parse() {
+            Ok(p) if p > 0 => p,
+            _ => return Err(format!("series {labels} has the invalid port {port:?} (expected 1-65535)")),
+        };
+        let edge = edge_from_labels(labels)?;
+        *self.ports.entry(edge).or_default().entry(port).or_insert(0.0) += value;
+        Ok(())
+    }
+
+    /// Takes the observed server ports of every edge that kept at least one connection (the filters of the
+    /// map apply to edges, not to ports: see [`Snapshot::into_map`]).
+    pub fn take_ports(&mut self) -> EdgePorts {
+        std::mem::take(&mut self.ports)
+            .into_iter()
+            .map(|(edge, ports)| (edge, ports.into_iter().filter(|(_, n)| *n > 0.0).map(|(p, _)| p).collect()))
+            .filter(|(_, ports): &(Edge, BTreeSet<u16>)| !ports.is_empty())
+            .collect()
+    }
+
     fn add_info_series(&mut self, labels: &LabelSet<'_>) -> Result<(), String> {
         let workload = required(labels, "workload", &labels.workload)?;
         let namespace = required(labels, "namespace", &labels.namespace)?;
@@ -300,6 +338,12 @@ impl Snapshot {
         }
         for ((namespace, workload), kind) in other.kinds {
             self.add_kind(&namespace, &workload, &kind);
+        }
+        for (edge, ports) in other.ports {
+            let mine = self.ports.entry(edge).or_default();
+            for (port, count) in ports {
+                *mine.entry(port).or_insert(0.0) += count;
+            }
         }
     }
 
@@ -461,6 +505,7 @@ impl std::fmt::Display for LabelSet<'_> {
             ("workload", &self.workload),
             ("kind", &self.kind),
             ("exported_namespace", &self.exported_namespace),
+            ("port", &self.port),
         ];
         let shown: Vec<String> = pairs.iter().filter_map(|(k, v)| v.as_deref().map(|v| format!("{k}={v:?}"))).collect();
         write!(f, "{{{}}}", shown.join(", "))
@@ -521,6 +566,21 @@ mod tests {
         snapshot.add_series(&labels("a", "shop", "b", Some("shop")), f64::NAN).unwrap();
         assert_eq!(snapshot.edge_count(), 0);
         assert!(snapshot.add_series(&labels("a", "shop", "b", Some("shop")), -1.0).is_err());
+    }
+
+    #[test]
+    fn connection_series_sum_per_port_and_need_a_valid_port() {
+        let mut snapshot = Snapshot::default();
+        let mut l = labels("a", "shop", "b", Some("shop"));
+        l.name = Some(CONNECTIONS_METRIC.into());
+        l.port = Some("7070".into());
+        snapshot.add_series(&l, 2.0).unwrap();
+        snapshot.add_series(&l, 1.0).unwrap();
+        l.port = Some("0".into());
+        assert!(snapshot.add_series(&l, 1.0).unwrap_err().contains("invalid port"));
+        let ports = snapshot.take_ports();
+        let edge = edge_from_labels(&labels("a", "shop", "b", Some("shop"))).unwrap();
+        assert_eq!(ports[&edge].iter().copied().collect::<Vec<_>>(), [7070]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::api::{ApiProblem, parse_api_response};
 use super::error::{ReduceError, Result};
-use super::model::{EDGE_METRIC, INFO_METRIC, Snapshot};
+use super::model::{CONNECTIONS_METRIC, EDGE_METRIC, INFO_METRIC, Snapshot};
 use super::time::unix_seconds;
 
 /// How to reach the server and what to ask it.
@@ -71,6 +71,15 @@ pub fn edge_query(window: Duration) -> String {
     )
 }
 
+/// The PromQL for the server ports of the edges' TCP connections over `window` (NetworkPolicy ports).
+pub fn connections_query(window: Duration) -> String {
+    format!(
+        "sum by (client, namespace, exported_namespace, server, server_namespace, port) \
+         (max_over_time({CONNECTIONS_METRIC}[{}]))",
+        promql_duration(window)
+    )
+}
+
 /// The PromQL for the workload kinds seen during `window`.
 pub fn kind_query(window: Duration) -> String {
     format!("max by (workload, namespace, kind) (max_over_time({INFO_METRIC}[{}]))", promql_duration(window))
@@ -85,16 +94,34 @@ pub fn query_snapshot(source: &PrometheusSource) -> Result<Snapshot> {
     query_snapshot_with(source, Snapshot::default(), false)
 }
 
+/// [`query_snapshot`] plus the per-port connections, which only network policies need.
+pub fn query_snapshot_with_ports(source: &PrometheusSource) -> Result<Snapshot> {
+    query_live(source, Snapshot::default(), false, true)
+}
+
 /// [`query_snapshot`] into a prepared snapshot; `with_times` adds a range query for first/last seen.
-pub fn query_snapshot_with(source: &PrometheusSource, mut snapshot: Snapshot, with_times: bool) -> Result<Snapshot> {
+pub fn query_snapshot_with(source: &PrometheusSource, snapshot: Snapshot, with_times: bool) -> Result<Snapshot> {
+    query_live(source, snapshot, with_times, false)
+}
+
+fn query_live(
+    source: &PrometheusSource,
+    mut snapshot: Snapshot,
+    with_times: bool,
+    with_ports: bool,
+) -> Result<Snapshot> {
     check_url(&source.url)?;
     let client = build_client(source)?;
     let auth = Auth::load(source)?;
     let end = unix_seconds(SystemTime::now()) - source.offset.as_secs_f64();
     let at = format!("{end:.3}");
-    for query in [edge_query(source.window), kind_query(source.window)] {
-        let body = fetch(&client, &auth, source, "query", &[("query", &query), ("time", &at)])?;
-        parse_api_response(&body, &mut snapshot).map_err(|problem| server_error(source, &query, problem))?;
+    let mut queries = vec![edge_query(source.window), kind_query(source.window)];
+    if with_ports {
+        queries.push(connections_query(source.window));
+    }
+    for query in &queries {
+        let body = fetch(&client, &auth, source, "query", &[("query", query.as_str()), ("time", &at)])?;
+        parse_api_response(&body, &mut snapshot).map_err(|problem| server_error(source, query, problem))?;
     }
     if with_times {
         let step = source.window.as_secs().div_ceil(RANGE_STEPS).max(1);
@@ -259,6 +286,11 @@ mod tests {
             edge_query(week),
             "sum by (client, namespace, exported_namespace, server, server_namespace) \
              (max_over_time(network_mapper_edge_total[604800s]))"
+        );
+        assert_eq!(
+            connections_query(week),
+            "sum by (client, namespace, exported_namespace, server, server_namespace, port) \
+             (max_over_time(network_mapper_edge_connections_total[604800s]))"
         );
         assert_eq!(
             kind_query(week),

@@ -1,5 +1,5 @@
 //! A fake Kubernetes API server for tests and benchmarks: plain HTTP on 127.0.0.1, serving what the exporter
-//! watches (Pods, Services, EndpointSlices, ReplicaSets, Jobs) the way kube-rs expects it: paged lists with
+//! watches (Pods, Services, EndpointSlices, ReplicaSets, Jobs; and the controllers netmap-reduce lists) the way kube-rs expects it: paged lists with
 //! `metadata.resourceVersion` and `continue`, chunked newline-delimited watch events (ADDED, MODIFIED, DELETED,
 //! BOOKMARK, ERROR 410), and the `PartialObjectMetadata` forms for metadata-only requests.
 //!
@@ -27,12 +27,17 @@ use tokio::sync::{Notify, mpsc, oneshot};
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// A served collection: kind, request path, apiVersion.
-const RESOURCES: [(&str, &str, &str); 5] = [
+/// The controllers at the end are what `netmap-reduce --format networkpolicy --kubeconfig` lists for selectors.
+const RESOURCES: [(&str, &str, &str); 9] = [
     ("Pod", "/api/v1/pods", "v1"),
     ("Service", "/api/v1/services", "v1"),
     ("EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices", "discovery.k8s.io/v1"),
     ("ReplicaSet", "/apis/apps/v1/replicasets", "apps/v1"),
     ("Job", "/apis/batch/v1/jobs", "batch/v1"),
+    ("Deployment", "/apis/apps/v1/deployments", "apps/v1"),
+    ("StatefulSet", "/apis/apps/v1/statefulsets", "apps/v1"),
+    ("DaemonSet", "/apis/apps/v1/daemonsets", "apps/v1"),
+    ("CronJob", "/apis/batch/v1/cronjobs", "batch/v1"),
 ];
 
 /// An object as served: full JSON and its `PartialObjectMetadata` form, both with the resource version.
@@ -136,7 +141,7 @@ impl FakeApi {
         path
     }
 
-    /// Adds or replaces every served object of a YAML List (other kinds, e.g. Deployments, are not served).
+    /// Adds or replaces every served object of a YAML List (other kinds, e.g. ConfigMaps, are not served).
     pub fn apply_yaml(&self, text: &str) {
         for doc in serde_yaml::Deserializer::from_str(text) {
             let value: Value = serde::Deserialize::deserialize(doc).expect("fixture is YAML");

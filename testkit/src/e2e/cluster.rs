@@ -102,34 +102,96 @@ impl Workload {
         }
     }
 
-    /// The Pods plus the intermediate owners (ReplicaSet, Job) the exporter reads the chain through.
+    /// The Pods, the intermediate owners (ReplicaSet, Job) the exporter reads the chain through, and the
+    /// controller itself (its `spec.selector` is what `netmap-reduce --format networkpolicy` selects pods by).
     pub fn objects(&self) -> Vec<Value> {
         let created = self.created.as_deref().unwrap_or(k8s::LONG_AGO);
         let owner = self.owner_name();
-        let mut objects = Vec::new();
-        let direct_kind = match self.controller {
-            Controller::Deployment => "ReplicaSet",
-            Controller::CronJob => "Job",
-            Controller::StatefulSet | Controller::DaemonSet => self.kind(),
+        let mut objects = vec![self.controller_object(created)];
+        let direct = match self.controller {
+            Controller::Deployment => {
+                let mut rs = owned("ReplicaSet", &owner, self.namespace, "Deployment", self.name, created);
+                rs["spec"] = json!({"selector": {"matchLabels": self.volatile_labels(0)}});
+                objects.push(rs);
+                ("apps/v1", "ReplicaSet")
+            }
+            Controller::CronJob => {
+                let mut job = owned("Job", &owner, self.namespace, "CronJob", self.name, created);
+                job["spec"] = json!({"selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": self.uid()}}});
+                objects.push(job);
+                ("batch/v1", "Job")
+            }
+            Controller::StatefulSet | Controller::DaemonSet => ("apps/v1", self.kind()),
         };
-        if direct_kind != self.kind() {
-            let mut object = k8s::owned(direct_kind, self.namespace, &owner, self.kind(), self.name);
-            object["metadata"]["creationTimestamp"] = json!(created);
-            objects.push(object);
-        }
-        for pod in self.pod_names() {
+        for (index, pod) in self.pod_names().iter().enumerate() {
             let mut built = k8s::Pod::new(pod.namespace, &pod.name, &pod.ip.to_string())
-                .owner(direct_kind, &owner)
+                .owner(direct.1, &owner)
                 .node(pod.node)
                 .created(created)
                 .host_network(pod.host_network);
             if let Some(hostname) = &pod.hostname {
                 built = built.hostname(hostname);
             }
-            objects.push(built.json());
+            let mut object = built.json();
+            let mut labels = self.stable_labels();
+            labels.as_object_mut().unwrap().extend(self.volatile_labels(index).as_object().unwrap().clone());
+            object["metadata"]["labels"] = labels;
+            objects.push(object);
         }
         objects
     }
+
+    /// The labels a workload's pods keep across rollouts, scale-ups and runs: what its selector names.
+    pub fn stable_labels(&self) -> Value {
+        json!({"app.kubernetes.io/name": self.name})
+    }
+
+    fn uid(&self) -> String {
+        format!("uid-{}-{}", self.namespace, self.owner_name())
+    }
+
+    /// The per-revision, per-pod or per-run labels each controller adds (never to be selected on).
+    fn volatile_labels(&self, pod_index: usize) -> Value {
+        match self.controller {
+            Controller::Deployment => json!({"pod-template-hash": hash_label(self.name, 10)}),
+            Controller::StatefulSet => json!({
+                "controller-revision-hash": format!("{}-{}", self.name, hash_label(self.name, 10)),
+                "statefulset.kubernetes.io/pod-name": format!("{}-{pod_index}", self.name),
+                "apps.kubernetes.io/pod-index": pod_index.to_string()}),
+            Controller::DaemonSet => json!({"controller-revision-hash": hash_label(self.name, 10),
+                                            "pod-template-generation": "1"}),
+            Controller::CronJob => json!({
+                "job-name": self.owner_name(), "controller-uid": self.uid(),
+                "batch.kubernetes.io/job-name": self.owner_name(), "batch.kubernetes.io/controller-uid": self.uid()}),
+        }
+    }
+
+    /// The Deployment, StatefulSet, DaemonSet or CronJob object.
+    fn controller_object(&self, created: &str) -> Value {
+        let host_network = self.pods.iter().any(|p| p.host_network);
+        let template = json!({"metadata": {"labels": self.stable_labels()},
+                              "spec": {"hostNetwork": host_network,
+                                       "containers": [{"name": "app", "image": format!("example.com/shop/{}:1.0", self.name)}]}});
+        let selector = json!({"matchLabels": self.stable_labels()});
+        let (api, spec) = match self.controller {
+            Controller::CronJob => {
+                let mut job_template = template.clone();
+                job_template["spec"]["restartPolicy"] = json!("OnFailure");
+                ("batch/v1", json!({"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": job_template}}}))
+            }
+            _ => ("apps/v1", json!({"selector": selector, "template": template})),
+        };
+        json!({"apiVersion": api, "kind": self.kind(), "metadata": {
+                "name": self.name, "namespace": self.namespace, "uid": format!("uid-{}-{}", self.namespace, self.name),
+                "creationTimestamp": created}, "spec": spec})
+    }
+}
+
+/// An owner object (ReplicaSet, Job) created at `created`.
+fn owned(kind: &str, name: &str, namespace: &str, owner_kind: &str, owner: &str, created: &str) -> Value {
+    let mut object = k8s::owned(kind, namespace, name, owner_kind, owner);
+    object["metadata"]["creationTimestamp"] = json!(created);
+    object
 }
 
 /// A Service in front of one workload's pods.
@@ -190,9 +252,44 @@ impl Cluster {
         k8s::list(items)
     }
 
+    /// Every object, including workloads added later (reviews): what `kubectl get
+    /// deploy,sts,ds,cronjobs,jobs,pods,services,endpointslices -A -o yaml` shows once the shop runs.
+    pub fn inventory_list(&self) -> Value {
+        let mut items = Vec::new();
+        for workload in &self.workloads {
+            // A workload added later (empty `created` until then) has long existed by the time of the snapshot.
+            let mut workload = workload.clone();
+            workload.created = workload.created.filter(|c| !c.is_empty());
+            items.extend(workload.objects());
+        }
+        for service in &self.services {
+            items.push(self.service_object(service));
+            items.extend(self.slice_object(service));
+        }
+        json!({"apiVersion": "v1", "kind": "List", "items": items})
+    }
+
     fn service_object(&self, s: &Service) -> Value {
         let ip = s.cluster_ip.map(|ip| ip.to_string());
-        k8s::service(s.namespace, s.name, ip.as_deref(), s.port)
+        let mut service = k8s::service(s.namespace, s.name, ip.as_deref(), s.port);
+        service["spec"]["selector"] = self.service_selector(s);
+        service["spec"]["ports"] = self.service_ports(s);
+        service
+    }
+
+    /// The backend's stable labels (none for `kubernetes`, whose endpoints are not pods).
+    fn service_selector(&self, s: &Service) -> Value {
+        s.backend.map_or(Value::Null, |b| self.workload(b).stable_labels())
+    }
+
+    /// DNS Services serve UDP and TCP, the others TCP, each on the same target port.
+    fn service_ports(&self, s: &Service) -> Value {
+        let protocols: &[&str] = if s.port == 53 { &["UDP", "TCP"] } else { &["TCP"] };
+        let ports: Vec<Value> = protocols
+            .iter()
+            .map(|p| json!({"name": format!("{}-{}", p.to_lowercase(), s.port), "port": s.port, "targetPort": s.port, "protocol": p}))
+            .collect();
+        Value::Array(ports)
     }
 
     fn slice_object(&self, s: &Service) -> Option<Value> {

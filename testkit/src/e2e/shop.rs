@@ -207,6 +207,26 @@ pub fn expected_edges() -> Vec<(&'static str, &'static str, &'static str, Option
     edges
 }
 
+/// (client, namespace, server, server namespace, server port, connections).
+pub type Connections = (&'static str, &'static str, &'static str, Option<&'static str>, u16, usize);
+
+/// The TCP connections among [`expected_edges`], by the server pod's port: (client, namespace, server, server
+/// namespace, port, count) of `network_mapper_edge_connections_total`. The other edges are seen only through
+/// DNS (loadgenerator's burst, the API server lookup, the external name).
+pub fn expected_connections() -> Vec<Connections> {
+    let shop = Some("shop");
+    vec![
+        ("cart", "shop", "redis", shop, 6379, 1),
+        ("checkout", "shop", "cart", shop, 7070, 1),
+        ("checkout", "shop", "payments", Some("payments"), 50051, 1),
+        ("email-reminder", "shop", "coredns", Some("kube-system"), 53, 1),
+        ("frontend", "shop", "cart", shop, 7070, 1),
+        ("frontend", "shop", "catalog", shop, 3550, 1),
+        ("frontend", "shop", "checkout", shop, 5050, 1),
+        ("reviews", "shop", "catalog", shop, 3550, 1),
+    ]
+}
+
 /// The exposition lines of [`expected_edges`], sorted.
 pub fn expected_edge_lines() -> Vec<String> {
     let mut lines: Vec<String> = expected_edges()

@@ -1,0 +1,406 @@
+//! What policies need to know about the cluster: each workload's pod selector and network mode, the Services
+//! in front of them (their target ports), the DNS servers and the API server's addresses. Built from
+//! Kubernetes objects as `kubectl get deploy,sts,ds,cronjobs,jobs,pods,services -A -o yaml` prints them, or as
+//! the API lists them ([`super::api`]); both arrive here as JSON values.
+//!
+//! Workloads are named exactly as the exporter names them (`docs/design.md` §4.1): the Otterize annotation,
+//! else the root of the pod's owner chain, `.` replaced by `_`. The selector is the root controller's own
+//! `spec.selector` (a CronJob's job template labels, a bare pod's labels), without volatile labels.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::labels::{common_labels, describe, matches, selector_of, stable_labels, stable_selector};
+use crate::sources::inventory::{SERVICE_NAME_ANNOTATION, WORKLOAD_NAME_ANNOTATION};
+
+/// Longest owner chain followed (real ones have two or three links; the bound stops reference cycles).
+const MAX_OWNER_HOPS: usize = 10;
+
+/// A port a Service forwards to: a number or a container port's name, with its protocol.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TargetPort {
+    pub port: PortRef,
+    pub protocol: String,
+}
+
+/// A port number or a named container port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PortRef {
+    Number(u16),
+    Name(String),
+}
+
+/// A workload as policies see it.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub namespace: String,
+    pub name: String,
+    /// The root owner's kind (`Pod` for a bare pod).
+    pub kind: String,
+    /// The pods' selector; `None` when no stable selector could be found.
+    pub selector: Option<LabelSelector>,
+    /// Where the selector came from, for the generated notes (`Deployment spec.selector`, …).
+    pub selector_source: String,
+    /// Its pods use the node's network: NetworkPolicies neither select nor match them.
+    pub host_network: bool,
+    /// Labels of its pods (of the pod template when no pod is listed).
+    pod_labels: Vec<BTreeMap<String, String>>,
+}
+
+/// A Service, as far as ports and backends go.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub namespace: String,
+    pub name: String,
+    pub selector: BTreeMap<String, String>,
+    /// (port, target port) pairs.
+    pub ports: Vec<(u16, TargetPort)>,
+}
+
+/// Everything the policy planner reads about the cluster.
+#[derive(Debug, Default)]
+pub struct ClusterInfo {
+    workloads: BTreeMap<(String, String), Workload>,
+    pub services: Vec<Service>,
+    /// Addresses and ports of the API server (EndpointSlices or Endpoints of `default/kubernetes`).
+    pub api_server: Vec<IpAddr>,
+    pub api_server_ports: BTreeSet<u16>,
+    /// Problems found while reading: selectors that also select other workloads' pods.
+    pub warnings: Vec<String>,
+}
+
+/// One object, reduced to the fields used here.
+#[derive(Debug, Default)]
+struct Object {
+    kind: String,
+    namespace: String,
+    name: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    owner: Option<(String, String)>,
+    selector: Option<LabelSelector>,
+    template_labels: BTreeMap<String, String>,
+    host_network: bool,
+    spec: Value,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Meta {
+    name: Option<String>,
+    namespace: Option<String>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    owner_references: Vec<OwnerReference>,
+}
+
+#[derive(Deserialize)]
+struct OwnerReference {
+    kind: String,
+    name: String,
+    #[serde(default)]
+    controller: Option<bool>,
+}
+
+impl ClusterInfo {
+    /// Parses `kubectl get … -o yaml` text (one or several documents, Lists nested or not). The error is the
+    /// problem without the file name.
+    pub fn from_yaml(text: &str) -> Result<ClusterInfo, String> {
+        let mut values = Vec::new();
+        for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            let value = Value::deserialize(document)
+                .map_err(|e| format!("document {}: not valid YAML or JSON: {e}", index + 1))?;
+            flatten(value, &mut values);
+        }
+        if values.is_empty() {
+            return Err("no Kubernetes objects found: expected the output of `kubectl get deploy,sts,ds,cronjobs,\
+                        jobs,pods,services -A -o yaml`"
+                .into());
+        }
+        Self::from_objects(values)
+    }
+
+    /// Builds the view from objects (each with `kind` and `metadata`).
+    pub fn from_objects(values: Vec<Value>) -> Result<ClusterInfo, String> {
+        let mut objects = Vec::with_capacity(values.len());
+        for (index, value) in values.into_iter().enumerate() {
+            if let Some(object) = Object::parse(value).map_err(|e| format!("item {}: {e}", index + 1))? {
+                objects.push(object);
+            }
+        }
+        Ok(build(objects))
+    }
+
+    /// The workload, by namespace and name as the edges name it.
+    pub fn workload(&self, namespace: &str, name: &str) -> Option<&Workload> {
+        self.workloads.get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    /// Services whose selector picks pods of `workload`.
+    pub fn services_of<'a>(&'a self, workload: &'a Workload) -> impl Iterator<Item = &'a Service> + 'a {
+        self.services.iter().filter(move |s| {
+            s.namespace == workload.namespace
+                && !s.selector.is_empty()
+                && workload.pod_labels.iter().any(|labels| s.selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        })
+    }
+
+    /// Services that expose port 53: the cluster's DNS (`docs/design.md` §3; nothing is keyed on a name).
+    pub fn dns_services(&self) -> impl Iterator<Item = &Service> {
+        self.services.iter().filter(|s| !s.selector.is_empty() && s.ports.iter().any(|(port, _)| *port == 53))
+    }
+
+    /// Whether `workload` backs a DNS Service.
+    pub fn is_dns_server(&self, workload: &Workload) -> bool {
+        self.dns_services().any(|dns| self.services_of(workload).any(|s| s.name == dns.name))
+    }
+}
+
+fn flatten(value: Value, out: &mut Vec<Value>) {
+    match value {
+        Value::Object(mut map) if map.contains_key("items") => {
+            if let Some(Value::Array(items)) = map.remove("items") {
+                for item in items {
+                    flatten(item, out);
+                }
+            }
+        }
+        Value::Null => {}
+        other => out.push(other),
+    }
+}
+
+impl Object {
+    /// `None` for cluster-scoped objects (Nodes, Namespaces), which select no pods.
+    fn parse(value: Value) -> Result<Option<Object>, String> {
+        let kind = value.get("kind").and_then(Value::as_str).ok_or("object has no `kind`")?.to_owned();
+        let meta: Meta = serde_json::from_value(value.get("metadata").cloned().unwrap_or(Value::Null))
+            .map_err(|e| format!("{kind}: invalid metadata: {e}"))?;
+        let Some(name) = meta.name else { return Err(format!("{kind}: metadata.name is missing")) };
+        let Some(namespace) = meta.namespace.filter(|ns| !ns.is_empty()) else { return Ok(None) };
+        let owner = meta
+            .owner_references
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .or_else(|| meta.owner_references.first())
+            .map(|o| (o.kind.clone(), o.name.clone()));
+        // Endpoints and EndpointSlices keep their data at the top level, not in a spec.
+        let spec = match kind.as_str() {
+            "EndpointSlice" | "Endpoints" => value.clone(),
+            _ => value.get("spec").cloned().unwrap_or(Value::Null),
+        };
+        let template = match kind.as_str() {
+            "CronJob" => spec.pointer("/jobTemplate/spec/template"),
+            "Pod" => None,
+            _ => spec.get("template"),
+        };
+        let selector_value = match kind.as_str() {
+            "Service" | "Pod" => None,
+            "CronJob" => spec.pointer("/jobTemplate/spec/selector"),
+            _ => spec.get("selector"),
+        };
+        let selector = match selector_value {
+            Some(v) if v.is_object() => Some(
+                serde_json::from_value::<LabelSelector>(v.clone())
+                    .map_err(|e| format!("{kind} {namespace}/{name}: invalid spec.selector: {e}"))?,
+            ),
+            _ => None,
+        };
+        let template_labels = template
+            .and_then(|t| t.pointer("/metadata/labels"))
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default();
+        let pod_spec = if kind == "Pod" { Some(&spec) } else { template.and_then(|t| t.get("spec")) };
+        let host_network = pod_spec.and_then(|s| s.get("hostNetwork")).and_then(Value::as_bool).unwrap_or(false);
+        Ok(Some(Object {
+            kind,
+            namespace,
+            name,
+            labels: meta.labels,
+            annotations: meta.annotations,
+            owner,
+            selector,
+            template_labels,
+            host_network,
+            spec,
+        }))
+    }
+
+    /// Whether the object can be a workload's root: it makes pods (has a template or a selector).
+    fn makes_pods(&self) -> bool {
+        self.selector.is_some() || !self.template_labels.is_empty()
+    }
+}
+
+type OwnerKey = (String, String, String);
+
+fn build(objects: Vec<Object>) -> ClusterInfo {
+    let mut info = ClusterInfo::default();
+    let mut owners: HashMap<OwnerKey, Object> = HashMap::new();
+    let mut pods = Vec::new();
+    for object in objects {
+        match object.kind.as_str() {
+            "Pod" => pods.push(object),
+            "Service" => info.services.extend(parse_service(&object)),
+            "EndpointSlice" | "Endpoints" => read_api_server(&object, &mut info),
+            _ => {
+                owners.insert((object.namespace.clone(), object.kind.clone(), object.name.clone()), object);
+            }
+        }
+    }
+    // Identity → its pods.
+    let mut groups: BTreeMap<(String, String), (Option<OwnerKey>, Vec<Object>)> = BTreeMap::new();
+    for pod in pods {
+        let (name, root) = identity(&pod, &owners);
+        groups.entry((pod.namespace.clone(), name)).or_insert_with(|| (root, Vec::new())).1.push(pod);
+    }
+    // Controllers without pods (scaled to zero, a CronJob between runs) are workloads too.
+    for (key, object) in &owners {
+        if object.owner.is_none() && object.makes_pods() {
+            groups.entry((key.0.clone(), object.name.replace('.', "_"))).or_insert_with(|| (Some(key.clone()), vec![]));
+        }
+    }
+    for ((namespace, name), (root, pods)) in groups {
+        let root = root.as_ref().and_then(|key| owners.get(key));
+        let workload = workload(namespace.clone(), name.clone(), root, &pods);
+        info.workloads.insert((namespace, name), workload);
+    }
+    info.warnings = overlapping_selectors(&info);
+    info
+}
+
+/// The exporter's identity of a pod, and the root owner's key when the chain is followed.
+fn identity(pod: &Object, owners: &HashMap<OwnerKey, Object>) -> (String, Option<OwnerKey>) {
+    let annotated = [WORKLOAD_NAME_ANNOTATION, SERVICE_NAME_ANNOTATION]
+        .iter()
+        .find_map(|a| pod.annotations.get(*a).filter(|v| !v.is_empty()));
+    if let Some(name) = annotated {
+        return (name.replace('.', "_"), None);
+    }
+    let Some(mut current) = pod.owner.clone() else { return (pod.name.replace('.', "_"), None) };
+    for _ in 0..MAX_OWNER_HOPS {
+        let key = (pod.namespace.clone(), current.0.clone(), current.1.clone());
+        match owners.get(&key).and_then(|o| o.owner.clone()) {
+            Some(next) => current = next,
+            None => break,
+        }
+    }
+    let key = (pod.namespace.clone(), current.0, current.1.clone());
+    (current.1.replace('.', "_"), Some(key))
+}
+
+fn workload(namespace: String, name: String, root: Option<&Object>, pods: &[Object]) -> Workload {
+    let pod_label_sets: Vec<_> = pods.iter().map(|p| p.labels.clone()).collect();
+    let from_pods = || selector_of(common_labels(pod_label_sets.iter()));
+    let (kind, selector, source) = match root {
+        Some(root) => {
+            let own = root.selector.as_ref().and_then(stable_selector);
+            let template = selector_of(stable_labels(&root.template_labels));
+            match (own, template) {
+                (Some(s), _) => (root.kind.clone(), Some(s), format!("{} spec.selector", root.kind)),
+                (None, Some(t)) => (root.kind.clone(), Some(t), format!("{} pod template labels", root.kind)),
+                (None, None) => (root.kind.clone(), from_pods(), "labels common to its pods".to_owned()),
+            }
+        }
+        None if pods.len() == 1 && pods[0].owner.is_none() => {
+            ("Pod".to_owned(), from_pods(), "the pod's stable labels".to_owned())
+        }
+        None => {
+            let kind = pods.first().and_then(|p| p.owner.as_ref()).map_or("Pod".to_owned(), |o| o.0.clone());
+            (kind, from_pods(), "labels common to its pods".to_owned())
+        }
+    };
+    let host_network = match root {
+        Some(root) if pods.is_empty() => root.host_network,
+        _ => !pods.is_empty() && pods.iter().all(|p| p.host_network),
+    };
+    let pod_labels = if pods.is_empty() {
+        root.map(|r| vec![r.template_labels.clone()]).unwrap_or_default()
+    } else {
+        pod_label_sets
+    };
+    Workload { namespace, name, kind, selector, selector_source: source, host_network, pod_labels }
+}
+
+/// A selector that also matches another workload's pods would let traffic through that was never seen.
+fn overlapping_selectors(info: &ClusterInfo) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for a in info.workloads.values() {
+        let Some(selector) = &a.selector else { continue };
+        for b in info.workloads.values() {
+            if a.namespace == b.namespace && a.name != b.name && b.pod_labels.iter().any(|l| matches(selector, l)) {
+                warnings.push(format!(
+                    "the selector of {}/{} ({}) also selects pods of {}; its policies apply to both",
+                    a.namespace,
+                    a.name,
+                    describe(selector),
+                    b.name
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+fn parse_service(object: &Object) -> Option<Service> {
+    let spec = &object.spec;
+    if spec.get("type").and_then(Value::as_str) == Some("ExternalName") {
+        return None;
+    }
+    let selector = spec.get("selector").and_then(|s| serde_json::from_value(s.clone()).ok()).unwrap_or_default();
+    let ports = spec
+        .get("ports")
+        .and_then(Value::as_array)
+        .map(|ports| ports.iter().filter_map(service_port).collect())
+        .unwrap_or_default();
+    Some(Service { namespace: object.namespace.clone(), name: object.name.clone(), selector, ports })
+}
+
+fn service_port(port: &Value) -> Option<(u16, TargetPort)> {
+    let number = u16::try_from(port.get("port")?.as_u64()?).ok()?;
+    let protocol = port.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_owned();
+    let target = match port.get("targetPort") {
+        Some(Value::Number(n)) => PortRef::Number(u16::try_from(n.as_u64()?).ok()?),
+        Some(Value::String(s)) => match s.parse() {
+            Ok(n) => PortRef::Number(n),
+            Err(_) => PortRef::Name(s.clone()),
+        },
+        _ => PortRef::Number(number),
+    };
+    Some((number, TargetPort { port: target, protocol }))
+}
+
+/// The API server is no pod: policies reach it by address, read from `default/kubernetes` endpoints.
+fn read_api_server(object: &Object, info: &mut ClusterInfo) {
+    let service = object.labels.get("kubernetes.io/service-name").map(String::as_str);
+    let is_api = object.namespace == "default"
+        && (service == Some("kubernetes") || (object.kind == "Endpoints" && object.name == "kubernetes"));
+    if !is_api {
+        return;
+    }
+    let value = &object.spec;
+    let addresses: Vec<&Value> = match object.kind.as_str() {
+        "EndpointSlice" => value.get("endpoints").and_then(Value::as_array).into_iter().flatten().collect(),
+        _ => value.get("subsets").and_then(Value::as_array).into_iter().flatten().collect(),
+    };
+    for entry in addresses {
+        for address in entry.get("addresses").and_then(Value::as_array).into_iter().flatten() {
+            let ip = address.as_str().or_else(|| address.get("ip").and_then(Value::as_str));
+            info.api_server.extend(ip.and_then(|ip| ip.parse::<IpAddr>().ok()));
+        }
+        for port in entry.get("ports").and_then(Value::as_array).into_iter().flatten() {
+            info.api_server_ports.extend(port.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()));
+        }
+    }
+    if object.kind == "EndpointSlice" {
+        for port in value.get("ports").and_then(Value::as_array).into_iter().flatten() {
+            info.api_server_ports.extend(port.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()));
+        }
+    }
+    info.api_server.sort();
+    info.api_server.dedup();
+}

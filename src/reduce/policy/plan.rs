@@ -1,0 +1,397 @@
+//! The policy plan: from the map, its ports and the cluster view to a list of policies in the abstract (who is
+//! selected, which peers on which ports, and why), before any API's shape. Pure; the renderers
+//! ([`super::kubernetes`], [`super::cilium`]) only translate it.
+//!
+//! Decisions (`docs/policies.md`):
+//! - ingress per server workload: each observed client on its observed ports; an edge seen only through DNS on
+//!   the target ports of the Services in front of the server, else on all ports, noted;
+//! - egress per client (optional): observed servers, the API server by address, DNS always;
+//! - DNS servers (backends of a Service with port 53) accept DNS from everywhere;
+//! - a `default-deny` policy in each client namespace, so pods the map never saw talk get nothing but DNS;
+//! - hostNetwork pods, workloads without a stable selector, and (for NetworkPolicy) names outside the cluster
+//!   cannot be expressed: they are left out and said so, never guessed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use super::inventory::{ClusterInfo, PortRef, TargetPort, Workload};
+use crate::reduce::model::{Call, Client, Edge, EdgePorts, ServiceMap};
+
+/// Which directions get policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    Ingress,
+    Egress,
+    Both,
+}
+
+impl Direction {
+    pub fn ingress(self) -> bool {
+        self != Direction::Egress
+    }
+    pub fn egress(self) -> bool {
+        self != Direction::Ingress
+    }
+}
+
+/// What the planner is told besides the map.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    pub direction: Direction,
+    /// Node-local DNS cache addresses (`--node-local-dns`), reached from pods by address.
+    pub node_local_dns: Vec<IpAddr>,
+    /// Sources allowed into every selected pod (`--allow-from-cidr`: nodes for kubelet probes, ingress ranges).
+    pub allow_from_cidrs: Vec<String>,
+    /// Write a `default-deny` policy per client namespace.
+    pub default_deny: bool,
+    /// The target can name servers by DNS name (Cilium `toFQDNs`).
+    pub fqdn: bool,
+}
+
+/// Who a rule allows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Peer {
+    /// The pods of a selector in a namespace.
+    Pods { namespace: String, selector: LabelSelector },
+    /// An address block.
+    Cidr(String),
+    /// The API server: by entity where the target can, else by these addresses.
+    ApiServer(Vec<String>),
+    /// A name outside the cluster (only planned when [`PlanOptions::fqdn`]).
+    Fqdn(String),
+}
+
+/// One rule: peers (none = every source or destination) on ports (none = all ports).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub peers: Vec<Peer>,
+    pub ports: Vec<TargetPort>,
+    /// DNS traffic: Cilium's DNS proxy must see it (`rules: dns`) for `toFQDNs` to learn addresses.
+    pub dns: bool,
+}
+
+/// One policy in the abstract.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub namespace: String,
+    pub name: String,
+    /// The pods it selects; empty selects every pod of the namespace.
+    pub selector: LabelSelector,
+    pub ingress: Option<Vec<Rule>>,
+    pub egress: Option<Vec<Rule>>,
+    /// Annotations explaining it (`network-mapper.io/…` keys without the prefix).
+    pub notes: BTreeMap<String, String>,
+}
+
+/// Every policy, with what could not be expressed.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub policies: Vec<Policy>,
+    /// Workloads and edges left out, and why (stderr and the header comment).
+    pub left_out: Vec<String>,
+}
+
+/// Plans the policies of `map`.
+pub fn plan(map: &ServiceMap, ports: &EdgePorts, info: &ClusterInfo, options: &PlanOptions) -> Plan {
+    let mut planner = Planner { info, ports, options, plan: Plan::default() };
+    if options.default_deny {
+        planner.default_deny(map);
+    }
+    if options.direction.ingress() {
+        planner.ingress(map);
+    }
+    if options.direction.egress() {
+        for client in &map.clients {
+            planner.egress(client);
+        }
+    }
+    planner.plan.left_out.extend(info.warnings.iter().map(|w| format!("warning: {w}")));
+    planner.plan.policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    planner.plan
+}
+
+struct Planner<'a> {
+    info: &'a ClusterInfo,
+    ports: &'a EdgePorts,
+    options: &'a PlanOptions,
+    plan: Plan,
+}
+
+/// A Kubernetes object name from a workload name (`_`, which stands for `.`, is not allowed in names).
+pub fn object_name(workload: &str, suffix: &str) -> String {
+    format!("{}-{suffix}", workload.replace('_', "-").to_ascii_lowercase())
+}
+
+fn tcp(port: u16) -> TargetPort {
+    TargetPort { port: PortRef::Number(port), protocol: "TCP".to_owned() }
+}
+
+fn describe_ports(ports: &[TargetPort]) -> String {
+    if ports.is_empty() {
+        return "all ports".to_owned();
+    }
+    let shown: Vec<String> = ports
+        .iter()
+        .map(|p| match &p.port {
+            PortRef::Number(n) => format!("{} {n}", p.protocol),
+            PortRef::Name(name) => format!("{} {name}", p.protocol),
+        })
+        .collect();
+    shown.join(", ")
+}
+
+impl Planner<'_> {
+    fn left_out(&mut self, message: String) {
+        self.plan.left_out.push(message);
+    }
+
+    /// A workload that a selector can express, or why not.
+    fn selectable(&self, namespace: &str, name: &str) -> Result<&Workload, String> {
+        let workload = self.info.workload(namespace, name).ok_or_else(|| {
+            format!("{namespace}/{name} is not in the inventory (no pods or controller by that name)")
+        })?;
+        if workload.host_network {
+            return Err(format!(
+                "{namespace}/{name} runs with hostNetwork: NetworkPolicies do not select its pods and pod selectors \
+                 do not match its traffic (its address is the node's; use --allow-from-cidr for node ranges)"
+            ));
+        }
+        match &workload.selector {
+            Some(_) => Ok(workload),
+            None => Err(format!(
+                "{namespace}/{name} ({}) has no stable pod selector (only volatile labels such as \
+                 pod-template-hash); label its pods",
+                workload.kind
+            )),
+        }
+    }
+
+    fn peer_of(workload: &Workload) -> Peer {
+        Peer::Pods { namespace: workload.namespace.clone(), selector: workload.selector.clone().unwrap_or_default() }
+    }
+
+    /// The ports a client reaches a server on, and how they were found.
+    fn edge_ports(&self, edge: &Edge, server: &Workload) -> (Vec<TargetPort>, String) {
+        if let Some(ports) = self.ports.get(edge) {
+            return (ports.iter().copied().map(tcp).collect(), "observed connections".to_owned());
+        }
+        let mut from_services = BTreeSet::new();
+        let mut names = Vec::new();
+        for service in self.info.services_of(server) {
+            names.push(format!("{}/{}", service.namespace, service.name));
+            from_services.extend(service.ports.iter().map(|(_, target)| target.clone()));
+        }
+        if from_services.is_empty() {
+            let why = "seen only through DNS and no Service selects its pods: all ports".to_owned();
+            return (Vec::new(), why);
+        }
+        let why = format!("seen only through DNS: target ports of Service {}", names.join(", "));
+        (from_services.into_iter().collect(), why)
+    }
+
+    /// Rules allowing DNS: the DNS Services' pods on their port-53 target ports, and node-local caches.
+    fn dns_rules(&mut self) -> Vec<Rule> {
+        let mut peers = Vec::new();
+        let mut ports = BTreeSet::new();
+        for service in self.info.dns_services() {
+            let selector = LabelSelector { match_labels: Some(service.selector.clone()), match_expressions: None };
+            peers.push(Peer::Pods { namespace: service.namespace.clone(), selector });
+            ports.extend(service.ports.iter().filter(|(port, _)| *port == 53).map(|(_, target)| target.clone()));
+        }
+        if peers.is_empty() {
+            // Every mainstream distribution labels its cluster DNS so (kube-dns, CoreDNS, k3s, kubeadm, EKS, GKE).
+            let labels = BTreeMap::from([("k8s-app".to_owned(), "kube-dns".to_owned())]);
+            let selector = LabelSelector { match_labels: Some(labels), match_expressions: None };
+            peers.push(Peer::Pods { namespace: "kube-system".to_owned(), selector });
+        }
+        if ports.is_empty() {
+            ports = dns_ports();
+        }
+        let mut rules = vec![Rule { peers, ports: ports.into_iter().collect(), dns: true }];
+        if !self.options.node_local_dns.is_empty() {
+            let peers = self.options.node_local_dns.iter().map(|ip| Peer::Cidr(host_cidr(*ip))).collect();
+            rules.push(Rule { peers, ports: dns_ports().into_iter().collect(), dns: true });
+        }
+        rules
+    }
+
+    fn allow_from_rules(&self) -> Vec<Rule> {
+        if self.options.allow_from_cidrs.is_empty() {
+            return Vec::new();
+        }
+        let peers = self.options.allow_from_cidrs.iter().cloned().map(Peer::Cidr).collect();
+        vec![Rule { peers, ports: Vec::new(), dns: false }]
+    }
+
+    fn default_deny(&mut self, map: &ServiceMap) {
+        let namespaces: BTreeSet<&str> = map.clients.iter().map(|c| c.namespace.as_str()).collect();
+        for namespace in namespaces {
+            let mut notes = BTreeMap::new();
+            notes.insert(
+                "notes".to_owned(),
+                "every pod of the namespace: nothing but DNS unless another policy allows it".to_owned(),
+            );
+            let direction = self.options.direction;
+            let ingress = direction.ingress().then(|| self.allow_from_rules());
+            let egress = direction.egress().then(|| self.dns_rules());
+            self.plan.policies.push(Policy {
+                namespace: namespace.to_owned(),
+                name: "default-deny".to_owned(),
+                selector: LabelSelector::default(),
+                ingress,
+                egress,
+                notes,
+            });
+        }
+    }
+
+    fn ingress(&mut self, map: &ServiceMap) {
+        // Server (namespace, name) → its clients with the edge.
+        let mut servers: BTreeMap<(String, String), Vec<(&Client, Edge)>> = BTreeMap::new();
+        for client in &map.clients {
+            for call in &client.calls {
+                let Some(namespace) = &call.namespace else { continue };
+                if call.is_api_server() {
+                    continue;
+                }
+                servers.entry((namespace.clone(), call.server.clone())).or_default().push((client, edge(client, call)));
+            }
+        }
+        for ((namespace, name), clients) in servers {
+            self.server_policy(&namespace, &name, &clients);
+        }
+    }
+
+    fn server_policy(&mut self, namespace: &str, name: &str, clients: &[(&Client, Edge)]) {
+        let server = match self.selectable(namespace, name) {
+            Ok(server) => server.clone(),
+            Err(why) => return self.left_out(format!("no ingress policy for {why}")),
+        };
+        let mut rules = Vec::new();
+        let mut peers_note = Vec::new();
+        for (client, edge) in clients {
+            let client = match self.selectable(&client.namespace, &client.name) {
+                Ok(client) => client.clone(),
+                Err(why) => {
+                    self.left_out(format!("ingress of {namespace}/{name} does not allow client {why}"));
+                    continue;
+                }
+            };
+            let (ports, why) = self.edge_ports(edge, &server);
+            peers_note.push(format!("{}.{}: {} ({why})", client.name, client.namespace, describe_ports(&ports)));
+            rules.push(Rule { peers: vec![Self::peer_of(&client)], ports, dns: false });
+        }
+        if self.info.is_dns_server(&server) {
+            peers_note.push("everyone: DNS (a backend of a Service on port 53)".to_owned());
+            let ports = self.info.dns_services().flat_map(|s| s.ports.iter()).filter(|(p, _)| *p == 53);
+            let ports: BTreeSet<TargetPort> = ports.map(|(_, t)| t.clone()).collect();
+            rules.push(Rule { peers: Vec::new(), ports: ports.into_iter().collect(), dns: false });
+        }
+        rules.extend(self.allow_from_rules());
+        let mut notes = workload_notes(&server);
+        notes.insert("peers".to_owned(), peers_note.join("; "));
+        self.plan.policies.push(Policy {
+            namespace: namespace.to_owned(),
+            name: object_name(name, "ingress"),
+            selector: server.selector.clone().unwrap_or_default(),
+            ingress: Some(rules),
+            egress: None,
+            notes,
+        });
+    }
+
+    fn egress(&mut self, client: &Client) {
+        let me = match self.selectable(&client.namespace, &client.name) {
+            Ok(me) => me.clone(),
+            Err(why) => return self.left_out(format!("no egress policy for {why}")),
+        };
+        let mut rules = Vec::new();
+        let mut peers_note = Vec::new();
+        let mut not_allowed = Vec::new();
+        for call in &client.calls {
+            match self.egress_rule(client, call) {
+                Ok((rule, note)) => {
+                    rules.push(rule);
+                    peers_note.push(note);
+                }
+                Err(why) => {
+                    not_allowed.push(why.clone());
+                    self.left_out(format!("egress of {}/{} does not allow {why}", client.namespace, client.name));
+                }
+            }
+        }
+        peers_note.push("DNS".to_owned());
+        rules.extend(self.dns_rules());
+        let mut notes = workload_notes(&me);
+        notes.insert("peers".to_owned(), peers_note.join("; "));
+        if !not_allowed.is_empty() {
+            notes.insert("not-allowed".to_owned(), not_allowed.join("; "));
+        }
+        self.plan.policies.push(Policy {
+            namespace: client.namespace.clone(),
+            name: object_name(&client.name, "egress"),
+            selector: me.selector.clone().unwrap_or_default(),
+            ingress: None,
+            egress: Some(rules),
+            notes,
+        });
+    }
+
+    fn egress_rule(&self, client: &Client, call: &Call) -> Result<(Rule, String), String> {
+        let Some(namespace) = &call.namespace else {
+            if self.options.fqdn {
+                let rule = Rule { peers: vec![Peer::Fqdn(call.server.clone())], ports: Vec::new(), dns: false };
+                return Ok((rule, format!("{}: all ports (outside the cluster, by name)", call.server)));
+            }
+            return Err(format!(
+                "{} (outside the cluster: a NetworkPolicy cannot name a DNS name; use --policy-format cilium)",
+                call.server
+            ));
+        };
+        if call.is_api_server() {
+            let cidrs: Vec<String> = self.info.api_server.iter().map(|ip| host_cidr(*ip)).collect();
+            if cidrs.is_empty() && !self.options.fqdn {
+                return Err("the API server (its addresses are unknown: add `endpointslices` of namespace \
+                            default to the inventory)"
+                    .to_owned());
+            }
+            let ports = self.info.api_server_ports.iter().copied().map(tcp).collect();
+            let rule = Rule { peers: vec![Peer::ApiServer(cidrs)], ports, dns: false };
+            return Ok((rule, "the API server".to_owned()));
+        }
+        let server = self.selectable(namespace, &call.server)?;
+        let (ports, why) = self.edge_ports(&edge(client, call), server);
+        let note = format!("{}.{}: {} ({why})", server.name, server.namespace, describe_ports(&ports));
+        Ok((Rule { peers: vec![Self::peer_of(server)], ports, dns: false }, note))
+    }
+}
+
+fn edge(client: &Client, call: &Call) -> Edge {
+    Edge {
+        client: client.name.clone(),
+        namespace: client.namespace.clone(),
+        server: call.server.clone(),
+        server_namespace: call.namespace.clone(),
+    }
+}
+
+fn workload_notes(workload: &Workload) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("workload".to_owned(), format!("{}/{}", workload.kind, workload.name)),
+        ("selector-from".to_owned(), workload.selector_source.clone()),
+    ])
+}
+
+fn dns_ports() -> BTreeSet<TargetPort> {
+    ["TCP", "UDP"].map(|protocol| TargetPort { port: PortRef::Number(53), protocol: protocol.to_owned() }).into()
+}
+
+fn host_cidr(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("{v4}/32"),
+        IpAddr::V6(v6) => format!("{v6}/128"),
+    }
+}
