@@ -3,7 +3,7 @@
 #   - promtool check rules on every rule file (syntax, PromQL, templates);
 #   - promtool test rules on every unit test in alerts/tests/;
 #   - every alert has a severity, a summary, a description, at least one unit test in which it
-#     fires, and a runbook section (a `### <AlertName>` heading) in the README;
+#     fires, and a runbook section (a `### <AlertName>` heading) in docs/runbooks.md;
 #   - the PrometheusRule in deploy/ is exactly what scripts/gen-prometheusrule.py makes of alerts/,
 #     and its groups pass promtool too.
 # Needs: promtool (Debian package prometheus), python3 with PyYAML.
@@ -32,9 +32,9 @@ for file in alerts/tests/*.test.yml; do
     fi
 done
 
-# Every alert needs a runbook section (`### <Alert>`) under `## Alert runbooks` in the README.
-runbooks=${RUNBOOKS:-README.md}
-grep -q '^## Alert runbooks' "$runbooks" 2>/dev/null || fail "$runbooks has no '## Alert runbooks' section"
+# Every alert needs a runbook section (`### <Alert>`) in docs/runbooks.md.
+runbooks=${RUNBOOKS:-docs/runbooks.md}
+grep -q '^# Alert runbooks' "$runbooks" 2>/dev/null || fail "$runbooks has no '# Alert runbooks' heading"
 python3 - "$runbooks" <<'PY' || failed=1
 import pathlib, re, sys, yaml
 runbooks = pathlib.Path(sys.argv[1]).read_text() if pathlib.Path(sys.argv[1]).exists() else ""

@@ -12,7 +12,7 @@ failed=0
 # copy_tree DEST: the files the checkers read, with the npm validator's modules linked.
 copy_tree() {
     mkdir -p "$1/scripts"
-    cp -a alerts deploy grafana Cargo.toml README.md "$1/"
+    cp -a alerts deploy grafana Cargo.toml docs "$1/"
     cp -a scripts/*.sh scripts/*.py "$1/scripts/"
     mkdir -p "$1/scripts/crd-validate"
     cp scripts/crd-validate/*.json scripts/crd-validate/*.mjs "$1/scripts/crd-validate/"
@@ -75,7 +75,7 @@ case_ "no warm-up guard" check-alerts.sh "warm-up after a fresh install" \
 case_ "new-edge alert keyed on the exporter pod" check-alerts.sh "no alert after a DaemonSet rollout" \
     bash -c "sed -i 's/unless on (client, namespace, server, server_namespace)\$/unless on (client, namespace, server, server_namespace, pod)/; s/group by (client, namespace, server, server_namespace) (network_mapper_edge_total)/group by (client, namespace, server, server_namespace, pod) (network_mapper_edge_total)/' alerts/*.yml && python3 scripts/gen-prometheusrule.py"
 case_ "alert without runbook" check-alerts.sh "runbook section" \
-    sed -i 's/^### NetworkMapperDown/### Down/' README.md
+    sed -i 's/^### NetworkMapperDown/### Down/' docs/runbooks.md
 case_ "dashboard: unknown metric" check-grafana.py "is not exported by network-mapper" \
     sed -i 's/network_mapper_capture_packets_total/network_mapper_packets_total/' grafana/network-mapper.json
 case_ "dashboard: per-pod series" check-grafana.py "is not aggregated" \
