@@ -32,6 +32,22 @@ pub fn check_input(name: &str, bytes: &[u8], kind: InputKind, before: &InputStat
     }
     let own = after.network_mapper_series - before.network_mapper_series;
     let series = after.series - before.series;
+    // A text with prose between samples (a README quoting a scrape, a log) is no exposition, even when some of
+    // its lines are network-mapper samples: take nothing from it rather than a map of the quoted lines.
+    if own > 0
+        && kind == InputKind::Exposition
+        && let Some((line, text)) = &after.not_a_sample
+    {
+        let quoted = format!(" ({own} network-mapper series quoted in it)");
+        return Err(ReduceError::bad_input(
+            name,
+            format!(
+                "it is not a Prometheus text exposition{quoted}: line {line} is not a sample: {text:?}. Expected a \
+                 Prometheus API response of {EDGE_METRIC}, a scrape of the network-mapper exporter, or \
+                 netmap-reduce --format json output"
+            ),
+        ));
+    }
     if own > 0 || kind == InputKind::EdgeJson || (kind == InputKind::ApiJson && series == 0) {
         return Ok(());
     }
