@@ -127,7 +127,7 @@ mod tests {
         };
         snapshot.add_edge(edge, 3.0);
         let page = render_html(&build(&snapshot.into_map(&Filter::default())), &GraphRequest::default());
-        assert_eq!(page.matches("</script>").count(), 5, "only the page's own script elements close");
+        assert_eq!(page.matches("</script>").count(), 4, "only the page's own script elements close");
         assert!(!page.contains("src=\"http") && !page.contains("href=\"http"));
         assert!(page.contains("Content-Security-Policy") && page.contains("default-src 'none'"));
         assert!(page.contains("== cytoscape ==") && page.contains("Permission is hereby granted"));
