@@ -4,7 +4,7 @@
 #      ca-certificates with their shared libraries; no shell, no package manager), imported into
 #      podman as $BASE_IMAGE. Built once; REBUILD_BASE=1 makes it again (e.g. for security updates).
 #   2. the release binaries, built here with cargo (linked against this machine's Debian 12 glibc and
-#      libpcap, the same versions as the base).
+#      libpcap, the same versions as the base), without debug information.
 #   3. `podman build` of the Dockerfile on top of the base (COPY only: nothing runs in a container).
 #   4. `podman save --format oci-archive` to $IMAGE_ARCHIVE, for `podman load` or `skopeo copy`.
 # Environment: IMAGE (default localhost/network-mapper:<Cargo version>), BASE_IMAGE (default
@@ -61,7 +61,11 @@ cargo build --release --locked --bins
 context=target/image/context
 rm -rf "$context"
 mkdir -p "$context/bin"
-cp target/release/network-mapper target/release/netmap-reduce "$context/bin/"
+# Without the DWARF line tables of the release profile (most of the files' size); symbols stay, so
+# a panic's backtrace still names functions.
+for bin in network-mapper netmap-reduce; do
+    strip --strip-debug -o "$context/bin/$bin" "target/release/$bin"
+done
 
 step "image: podman build $IMAGE"
 pull=()

@@ -62,8 +62,9 @@ registry_push
 rootfs=$(podman image mount "$IMAGE")
 trap 'podman image unmount "$IMAGE" >/dev/null' EXIT
 for bin in network-mapper netmap-reduce; do
-    if cmp -s "target/release/$bin" "$rootfs/usr/local/bin/$bin"; then
-        ok "/usr/local/bin/$bin is target/release/$bin"
+    strip --strip-debug -o "target/image/$bin.stripped" "target/release/$bin"
+    if cmp -s "target/image/$bin.stripped" "$rootfs/usr/local/bin/$bin"; then
+        ok "/usr/local/bin/$bin is target/release/$bin (strip --strip-debug)"
     else
         fail "/usr/local/bin/$bin differs from target/release/$bin (rebuild the image: make image)"
     fi
