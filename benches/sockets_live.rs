@@ -5,6 +5,7 @@
 //! every namespace read once (the scanner before the gate), and every pid read (as Otterize's scanner does):
 //! - quiet: no namespace opens a connection between scans;
 //! - churn: before each scan, 10% of the namespaces open (and close) one connection.
+//!
 //! It reports this thread's CPU (user + system, `CLOCK_THREAD_CPUTIME_ID`, so the kernel's hash walks count)
 //! per scan, per minute and as a share of one core at `--scan-interval` 5 s and 1 s, and exits non-zero when the
 //! gated scan misses its budget at 5 s (quiet ≤ 0.5% of a core, churn ≤ 2%).
