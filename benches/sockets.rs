@@ -1,14 +1,16 @@
 //! Socket scanner benchmark: one full scan of a generated procfs tree of 200 namespaces × 500 sockets, each
 //! namespace shared by 5 pids. Reports the median CPU time per scan (user + system of this thread, from
-//! `CLOCK_THREAD_CPUTIME_ID`) and checks each namespace's tables are read once.
-//! Fails when the median exceeds the 50 ms budget. Also compares the row parser with `procfs`.
+//! `CLOCK_THREAD_CPUTIME_ID`) with every namespace read (`ScanMode::EveryNamespace`, the parser's and
+//! classifier's cost) and checks each namespace's tables are read once; then the gated scan of the same tree
+//! when no namespace opened a connection. Fails when the ungated median exceeds the 50 ms budget. Also compares
+//! the row parser with `procfs`. The kernel's share on a real `/proc` is measured by `benches/sockets_live.sh`.
 //!
 //! Run: `cargo bench --bench sockets`
 
 use std::time::{Duration, Instant};
 
 use network_mapper::sources::sockets::table::{self, Family};
-use network_mapper::sources::sockets::{ProcRoot, Scanner};
+use network_mapper::sources::sockets::{ProcRoot, ScanMode, Scanner};
 use testkit::procfs::{FakeProcShape, generated_clients_per_namespace, write_fake_proc};
 
 const SHAPE: FakeProcShape = FakeProcShape { namespaces: 200, sockets_per_namespace: 500, pids_per_namespace: 5 };
@@ -33,7 +35,8 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_fake_proc(dir.path(), SHAPE).expect("write the fake procfs tree");
-    let mut scanner = Scanner::new(ProcRoot(dir.path().to_path_buf())).expect("scanner");
+    let mut scanner =
+        Scanner::new(ProcRoot(dir.path().to_path_buf())).expect("scanner").with_mode(ScanMode::EveryNamespace);
     let clients = SHAPE.namespaces * generated_clients_per_namespace(SHAPE);
 
     let (cpu0, wall0) = (thread_cpu(), Instant::now());
@@ -62,6 +65,7 @@ fn main() {
     println!("tables read per scan: {} (tcp + tcp6 of each namespace, once)", first.tables_read);
     println!("first scan (reports {clients} connections): cpu {first_cpu:.2?}, wall {first_wall:.2?}");
     println!("steady scan, median of {SCANS}: cpu {cpu:.2?}, wall {wall:.2?} (budget {BUDGET:?} cpu)");
+    gated_steady_scan(dir.path(), clients);
     compare_parsers();
     scan_real_proc();
     if cpu > BUDGET || first_cpu > BUDGET {
@@ -70,20 +74,38 @@ fn main() {
     }
 }
 
+/// The exporter's scan of the same tree once every namespace is known and none opened a connection: one
+/// `net/snmp` read per namespace, no table.
+fn gated_steady_scan(root: &std::path::Path, clients: usize) {
+    let mut scanner = Scanner::new(ProcRoot(root.to_path_buf())).expect("scanner");
+    assert_eq!(scanner.scan().expect("scan").new_connections.len(), clients);
+    let mut cpu = Vec::new();
+    for _ in 0..SCANS {
+        let cpu0 = thread_cpu();
+        let report = scanner.scan().expect("scan");
+        cpu.push(thread_cpu() - cpu0);
+        assert_eq!((report.namespaces, report.unchanged, report.tables_read), (0, SHAPE.namespaces, 0));
+    }
+    println!("gated steady scan (no connect anywhere), median of {SCANS}: cpu {:.2?}", median(cpu));
+}
+
 /// For scale: a scan of this machine's own `/proc`, where reading a table walks the kernel's TCP hash.
 fn scan_real_proc() {
-    let Ok(mut scanner) = Scanner::new(ProcRoot("/proc".into())) else {
-        println!("real /proc: not readable here");
-        return;
-    };
-    scanner.scan().expect("scan /proc");
-    let (cpu0, wall0) = (thread_cpu(), Instant::now());
-    let report = scanner.scan().expect("scan /proc");
-    let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed());
-    println!(
-        "real /proc: {} pids, {} namespaces, {} sockets: cpu {cpu:.2?}, wall {wall:.2?}",
-        report.pids, report.namespaces, report.sockets
-    );
+    for mode in [ScanMode::Gated, ScanMode::EveryNamespace, ScanMode::EveryPid] {
+        let Ok(scanner) = Scanner::new(ProcRoot("/proc".into())) else {
+            println!("real /proc: not readable here");
+            return;
+        };
+        let mut scanner = scanner.with_mode(mode);
+        scanner.scan().expect("scan /proc");
+        let (cpu0, wall0) = (thread_cpu(), Instant::now());
+        let report = scanner.scan().expect("scan /proc");
+        let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed());
+        println!(
+            "real /proc, {mode:?}: {} pids, {} namespaces read, {} unchanged, {} tables: cpu {cpu:.2?}, wall {wall:.2?}",
+            report.pids, report.namespaces, report.unchanged, report.tables_read
+        );
+    }
 }
 
 fn assert_tables_read_once(report: &network_mapper::sources::sockets::ScanReport) {

@@ -264,6 +264,12 @@ impl<'a> Resolver<'a> {
     }
 
     /// The client pod, or why this observation is not counted here.
+    /// Whether `client` is a pod on another node at `at` (always false without `--node-name`): the test the
+    /// resolver applies first to a DNS answer, available before the answer is parsed.
+    pub fn client_on_other_node(&self, client: IpAddr, at: UnixMicros) -> bool {
+        self.config.node_name.is_some() && matches!(self.local_client(client, at), Err(Resolution::OtherNode))
+    }
+
     fn local_client(&self, ip: IpAddr, at: UnixMicros) -> Result<&'a PodEntry, Resolution> {
         let pod = self.pod_for_ip(&ip, at).map_err(|reason| Resolution::Unresolved(Side::Client, reason))?;
         if let Some(node) = &self.config.node_name

@@ -1,5 +1,5 @@
 //! Frame decoding over every link type, IP version, UDP and TCP (with reassembly), against bytes built by
-//! `capture::synth`; and the truncated/malformed cases at every layer.
+//! `testkit::packets`; and the truncated/malformed cases at every layer.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

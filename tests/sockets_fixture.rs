@@ -5,8 +5,8 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use network_mapper::sources::sockets::{Connection, Error, ProcRoot, ScanReport, Scanner, SocketOutcomes};
-use testkit::procfs::{ESTABLISHED, LISTEN, Row, copy_tree, table_text};
+use network_mapper::sources::sockets::{Connection, Error, ProcRoot, ScanMode, ScanReport, Scanner, SocketOutcomes};
+use testkit::procfs::{ESTABLISHED, LISTEN, Row, SYN_SENT, copy_tree, snmp_text, table_text};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc")
@@ -38,6 +38,11 @@ fn fixture_clients(root: &Path) -> Vec<Connection> {
     expected
 }
 
+/// Sets a fixture namespace's TCP `ActiveOpens`, as a `connect()` in it would move it.
+fn set_active_opens(root: &Path, namespace: &str, value: u64) {
+    fs::write(root.join("netns").join(namespace).join("snmp"), snmp_text(value)).unwrap();
+}
+
 fn scan(scanner: &mut Scanner) -> ScanReport {
     let mut report = scanner.scan().expect("scan");
     report.new_connections.sort();
@@ -55,6 +60,7 @@ fn first_scan_finds_exactly_the_client_side_connections_reading_each_namespace_o
             new_connections: fixture_clients(&root),
             pids: 11,
             namespaces: 3,
+            unchanged: 0,
             sockets: 21,
             // checkout and cart: tcp + tcp6; redis has no tcp6. Once each, although checkout has three pids.
             tables_read: 5,
@@ -76,15 +82,77 @@ fn first_scan_finds_exactly_the_client_side_connections_reading_each_namespace_o
 }
 
 #[test]
-fn later_scans_report_nothing_new_while_the_connections_stay_open() {
+fn later_scans_read_no_table_while_no_namespace_opens_a_connection() {
     let mut scanner = Scanner::new(ProcRoot(fixture())).unwrap();
     scan(&mut scanner);
     for _ in 0..3 {
         let report = scan(&mut scanner);
         assert_eq!(report.new_connections, vec![]);
-        assert_eq!(report.outcomes.client, 0);
-        assert_eq!(report.outcomes.already_seen, 6);
-        assert_eq!(report.tables_read, 5);
+        assert_eq!((report.namespaces, report.unchanged, report.tables_read, report.sockets), (0, 3, 0, 0));
+        assert_eq!(report.outcomes, SocketOutcomes::default());
+        assert_eq!((report.pids, report.vanished), (11, 2));
+        assert!(report.skipped_host_netns);
+        assert_eq!(scanner.tracked_connections(), 6, "unread namespaces keep their connections");
+    }
+}
+
+#[test]
+fn the_ungated_modes_read_every_namespace_or_every_pid_each_scan() {
+    for (mode, tables_read) in [(ScanMode::EveryNamespace, 5), (ScanMode::EveryPid, 3 * 2 + 2 * 2 + 1)] {
+        let mut scanner = Scanner::new(ProcRoot(fixture())).unwrap().with_mode(mode);
+        let first = scan(&mut scanner);
+        assert_eq!(first.new_connections, fixture_clients(&fixture()), "{mode:?}");
+        assert_eq!(first.tables_read, tables_read, "{mode:?}: checkout has 3 pids, cart 2, redis 1 (no tcp6)");
+        let later = scan(&mut scanner);
+        assert_eq!((later.new_connections.len(), later.outcomes.already_seen), (0, 6), "{mode:?}");
+        assert_eq!((later.namespaces, later.unchanged, later.tables_read), (3, 0, tables_read), "{mode:?}");
+    }
+}
+
+#[test]
+fn a_connection_in_syn_sent_keeps_its_namespace_read_until_it_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), dir.path()).unwrap();
+    let mut scanner = Scanner::new(ProcRoot(dir.path().to_path_buf())).unwrap();
+    scan(&mut scanner);
+
+    // redis connect()s: the counter moves at once, the handshake is still in flight when the tables are read.
+    let redis = dir.path().join("netns/redis");
+    let mut rows = vec![
+        Row::new("10.244.1.12:6379", "0.0.0.0:0", LISTEN, 7000),
+        Row::new("10.244.1.12:6379", "10.244.1.11:39000", ESTABLISHED, 7002),
+        Row::new("10.244.1.12:41000", "10.96.0.10:53", ESTABLISHED, 7001),
+        Row::new("10.244.1.12:41002", "10.96.0.50:9000", SYN_SENT, 7004),
+    ];
+    fs::write(redis.join("tcp"), table_text(false, &rows)).unwrap();
+    set_active_opens(dir.path(), "redis", 4);
+    let report = scan(&mut scanner);
+    assert_eq!((report.namespaces, report.unchanged, report.new_connections.len()), (1, 2, 0));
+
+    // No further connect(), but the counter is not trusted past the SYN_SENT socket: redis is read again.
+    rows[3].state = ESTABLISHED;
+    fs::write(redis.join("tcp"), table_text(false, &rows)).unwrap();
+    let report = scan(&mut scanner);
+    let netns = ino(&redis.join("tcp"));
+    assert_eq!(report.new_connections, vec![conn("10.244.1.12:41002", "10.96.0.50:9000", netns, 7004)]);
+    assert_eq!((report.namespaces, report.unchanged), (1, 2));
+
+    let report = scan(&mut scanner);
+    assert_eq!((report.namespaces, report.unchanged, report.new_connections.len()), (0, 3, 0));
+}
+
+#[test]
+fn a_namespace_without_a_readable_counter_is_read_every_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), dir.path()).unwrap();
+    fs::remove_file(dir.path().join("netns/redis/snmp")).unwrap();
+    fs::write(dir.path().join("netns/cart/snmp"), "Tcp: RtoAlgorithm\nTcp: 1\n").unwrap();
+    let mut scanner = Scanner::new(ProcRoot(dir.path().to_path_buf())).unwrap();
+    assert_eq!(scan(&mut scanner).new_connections, fixture_clients(dir.path()));
+    for _ in 0..2 {
+        let report = scan(&mut scanner);
+        assert_eq!((report.namespaces, report.unchanged, report.tables_read), (2, 1, 3));
+        assert_eq!((report.new_connections.len(), report.outcomes.already_seen), (0, 2));
     }
 }
 
@@ -103,16 +171,19 @@ fn a_new_connection_is_reported_once_and_a_closed_one_is_forgotten() {
         Row::new("10.244.1.12:41001", "10.96.0.40:8125", ESTABLISHED, 7003),
     ];
     fs::write(redis.join("tcp"), table_text(false, &rows)).unwrap();
+    set_active_opens(dir.path(), "redis", 4);
     let report = scan(&mut scanner);
     let netns = ino(&redis.join("tcp"));
     assert_eq!(report.new_connections, vec![conn("10.244.1.12:41001", "10.96.0.40:8125", netns, 7003)]);
-    assert_eq!(report.outcomes.already_seen, 5);
+    assert_eq!((report.namespaces, report.unchanged), (1, 2));
+    assert_eq!(report.outcomes.already_seen, 0, "the other namespaces were not read");
     assert_eq!(scanner.tracked_connections(), 6);
 
     // The old connection reappearing (same inode) is new again: it was forgotten when it closed.
     let mut reopened = rows.to_vec();
     reopened.push(Row::new("10.244.1.12:41000", "10.96.0.10:53", ESTABLISHED, 7001));
     fs::write(redis.join("tcp"), table_text(false, &reopened)).unwrap();
+    set_active_opens(dir.path(), "redis", 5);
     let report = scan(&mut scanner);
     assert_eq!(report.new_connections, vec![conn("10.244.1.12:41000", "10.96.0.10:53", netns, 7001)]);
 }
@@ -128,8 +199,14 @@ fn a_namespace_is_read_through_another_pid_and_not_reported_again_when_its_first
     fs::remove_dir_all(dir.path().join("100")).unwrap();
     let report = scan(&mut scanner);
     assert_eq!(report.new_connections, vec![]);
-    assert_eq!((report.namespaces, report.tables_read), (3, 5));
-    assert_eq!(report.outcomes.already_seen, 6);
+    assert_eq!((report.namespaces, report.unchanged, report.tables_read), (0, 3, 0), "the gate kept checkout");
+
+    // A connect() in checkout (refused: no new socket) makes it read, through pid 101, with nothing new.
+    set_active_opens(dir.path(), "checkout", 42);
+    let report = scan(&mut scanner);
+    assert_eq!(report.new_connections, vec![]);
+    assert_eq!((report.namespaces, report.unchanged, report.tables_read), (1, 2, 2));
+    assert_eq!(report.outcomes.already_seen, 4);
 }
 
 #[test]

@@ -12,9 +12,10 @@ use prometheus_client::metrics::counter::Counter;
 use crate::UnixMicros;
 use crate::exporter::metrics::{DnsOutcome, EdgeOutcome, Metrics, ObservationSource, Outcome, SocketOutcome};
 use crate::resolve::{Resolution, ResolveConfig, Resolver};
-use crate::sources::capture::dedup::{DEFAULT_MAX_ENTRIES, DEFAULT_WINDOW_MICROS, DedupKey, Deduplicator};
+use crate::sources::capture::dedup::{DEFAULT_MAX_ENTRIES, DEFAULT_WINDOW_MICROS};
 use crate::sources::capture::dns::{self, DnsResponse};
 use crate::sources::capture::frame::{DnsMessage, FrameDecoder, FrameOutcome, LinkType};
+use crate::sources::capture::prefilter::{Destinations, Early, Prefilter};
 use crate::sources::inventory::Inventory;
 
 /// The inventory as shared between its source (which writes) and the pipelines (which read).
@@ -77,6 +78,15 @@ impl Recorder {
         self.count(ObservationSource::Dns, resolution)
     }
 
+    /// Whether `client` is a pod on another node, which counts its answers itself.
+    pub fn client_on_other_node(&self, client: IpAddr, at: UnixMicros) -> bool {
+        if self.config.node_name.is_none() {
+            return false;
+        }
+        let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
+        Resolver::new(&inventory, &self.config).client_on_other_node(client, at)
+    }
+
     /// A new client-side TCP connection.
     pub fn connection(&self, local: IpAddr, remote: IpAddr, at: UnixMicros) -> Counted {
         let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
@@ -116,6 +126,12 @@ struct DnsOutcomes {
     refused: Counter,
 }
 
+impl Destinations for Recorder {
+    fn on_other_node(&self, ip: IpAddr, at: UnixMicros) -> bool {
+        self.client_on_other_node(ip, at)
+    }
+}
+
 impl DnsOutcomes {
     fn new(metrics: &Metrics) -> Self {
         let get = |outcome| metrics.dns_responses.get_or_create_owned(&Outcome(outcome));
@@ -128,6 +144,16 @@ impl DnsOutcomes {
             malformed: get(DnsOutcome::Malformed),
             refused: get(DnsOutcome::Refused),
         }
+    }
+
+    fn early(&self, early: Early, metrics: &Metrics) {
+        match early {
+            Early::Malformed => self.malformed.inc(),
+            Early::Duplicate => self.duplicate.inc(),
+            Early::NotAnswer(_) => self.not_answer.inc(),
+            Early::OtherNode => self.other_node.inc(),
+            Early::Forwarded => metrics.dns_responses.get_or_create(&Outcome(DnsOutcome::Forwarded)).inc(),
+        };
     }
 
     fn of(&self, counted: Counted) -> &Counter {
@@ -150,7 +176,7 @@ pub struct DnsPipeline {
 }
 
 struct MessageSink {
-    dedup: Deduplicator,
+    prefilter: Prefilter,
     recorder: Recorder,
     outcomes: DnsOutcomes,
 }
@@ -167,7 +193,7 @@ impl DnsPipeline {
         DnsPipeline {
             decoder: FrameDecoder::new(),
             sink: MessageSink {
-                dedup: Deduplicator::new(DEFAULT_WINDOW_MICROS, DEFAULT_MAX_ENTRIES),
+                prefilter: Prefilter::new(DEFAULT_WINDOW_MICROS, DEFAULT_MAX_ENTRIES),
                 recorder,
                 outcomes,
             },
@@ -189,15 +215,9 @@ impl DnsPipeline {
 
 impl MessageSink {
     fn on_message(&mut self, message: &DnsMessage<'_>, at: UnixMicros) {
-        // Duplicates are dropped on a cheap hash of the id and question, before the full parse.
-        let Some(message_hash) = dns::dedup_key_hash(message.bytes) else {
-            self.outcomes.malformed.inc();
-            return;
-        };
-        let key = DedupKey { client: message.dst.ip(), client_port: message.dst.port(), message_hash };
-        if !self.dedup.first_sighting(key, at) {
-            self.outcomes.duplicate.inc();
-            return;
+        // Duplicates, non-answers and other nodes' answers are decided before the full parse.
+        if let Err(early) = self.prefilter.check(message, at, &self.recorder) {
+            return self.outcomes.early(early, self.recorder.metrics());
         }
         match dns::parse_response(message.bytes) {
             DnsResponse::Malformed => self.outcomes.malformed.inc(),

@@ -448,12 +448,14 @@ fn scan_once(scanner: &mut Scanner, recorder: &Recorder) {
         metrics.socket_processes_skipped.get_or_create(&ReasonLabel(reason)).inc_by(n as u64);
     }
     metrics.socket_namespaces.set(report.namespaces as i64);
+    metrics.socket_namespaces_unchanged.set(report.unchanged as i64);
     metrics.socket_scan_sockets.set(report.sockets as i64);
     metrics.socket_scan_duration.observe(started.elapsed().as_secs_f64());
     metrics.socket_scans.get_or_create(&Outcome(ScanOutcome::Ok)).inc();
     metrics.source_succeeded(SourceName::Sockets);
     tracing::debug!(
         namespaces = report.namespaces,
+        unchanged = report.unchanged,
         sockets = report.sockets,
         new = report.new_connections.len(),
         "socket scan"

@@ -9,6 +9,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 
 pub const ESTABLISHED: u8 = 0x01;
+pub const SYN_SENT: u8 = 0x02;
 pub const TIME_WAIT: u8 = 0x06;
 pub const LISTEN: u8 = 0x0A;
 
@@ -73,6 +74,21 @@ fn endpoint(addr: SocketAddr, v6: bool) -> String {
     text
 }
 
+/// A `net/snmp` file as the kernel prints it (Linux 6.1 columns), with the TCP `ActiveOpens` counter given and
+/// made-up values elsewhere; the scanner finds `ActiveOpens` by its column name.
+pub fn snmp_text(active_opens: u64) -> String {
+    format!(
+        "Ip: Forwarding DefaultTTL InReceives InHdrErrors InAddrErrors ForwDatagrams InUnknownProtos InDiscards \
+InDelivers OutRequests OutDiscards OutNoRoutes ReasmTimeout ReasmReqds ReasmOKs ReasmFails FragOKs FragFails FragCreates \
+OutTransmits\nIp: 1 64 15598 0 0 0 0 0 15598 9196 0 0 0 0 0 0 0 0 0 9196\n\
+IcmpMsg: InType3\nIcmpMsg: 1\n\
+Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab InSegs OutSegs \
+RetransSegs InErrs OutRsts InCsumErrors\nTcp: 1 200 120000 -1 {active_opens} 2 6 12 0 15398 9026 0 0 116 0\n\
+Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\n\
+Udp: 199 0 0 200 0 0 0 0 0\n"
+    )
+}
+
 /// Copies a tree, recreating symlinks as symlinks (the fixture's pids share namespaces through them).
 pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     fs::create_dir_all(to)?;
@@ -129,6 +145,7 @@ fn write_namespace(root: &Path, name: &str, ns: usize, sockets: usize) -> io::Re
     let rows: Vec<Row> = (0..sockets).map(|i| generated_row(&pod_ip, i)).collect();
     let (v4, v6) = rows.split_at(sockets / 2);
     fs::write(dir.join("tcp"), table_text(false, v4))?;
+    fs::write(dir.join("snmp"), snmp_text(sockets as u64))?;
     fs::write(dir.join("tcp6"), table_text(true, v6))
 }
 

@@ -67,6 +67,8 @@ label_enum! {
         OtherNode => "other_node",
         /// Not an answer that can make an edge (NXDOMAIN, no A/AAAA, a query).
         NotAnswer => "not_answer",
+        /// An answer to a DNS server pod: a lookup it forwarded upstream, not an edge of its own.
+        Forwarded => "forwarded",
         /// The client or the server did not resolve to a workload.
         Unresolved => "unresolved",
         /// The message could not be parsed.

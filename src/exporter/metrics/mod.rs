@@ -76,6 +76,8 @@ pub struct Metrics {
     pub socket_scan_duration: Histogram,
     /// Network namespaces read by the last scan.
     pub socket_namespaces: Gauge,
+    /// Network namespaces the last scan left unread: no `connect()` since their last read.
+    pub socket_namespaces_unchanged: Gauge,
     /// TCP sockets (table rows) read by the last scan.
     pub socket_scan_sockets: Gauge,
     /// Sockets seen by scans, by outcome.
@@ -114,6 +116,7 @@ impl Metrics {
             socket_scans: Family::default(),
             socket_scan_duration: Histogram::new(exponential_buckets(0.000_5, 2.0, 14)),
             socket_namespaces: Gauge::default(),
+            socket_namespaces_unchanged: Gauge::default(),
             socket_scan_sockets: Gauge::default(),
             socket_connections: Family::default(),
             socket_processes_skipped: Family::default(),
@@ -165,6 +168,11 @@ impl Metrics {
             "socket_namespaces",
             "Network namespaces read by the last socket scan",
             self.socket_namespaces.clone(),
+        );
+        reg.register(
+            "socket_namespaces_unchanged",
+            "Network namespaces the last socket scan did not read: their TCP ActiveOpens had not moved since their last read",
+            self.socket_namespaces_unchanged.clone(),
         );
         reg.register(
             "socket_scan_sockets",

@@ -6,14 +6,17 @@
 //! - [`frame`]: link layer → IP → UDP/TCP → whole DNS messages, including DNS-over-TCP reassembly. Pure.
 //! - [`dns`]: DNS message → [`dns::Answer`] or the reason it is not one; a cheap duplicate hash. Pure.
 //! - [`dedup`]: drops the copies of one answer seen on several interfaces. Pure, timestamps passed in.
+//! - [`prefilter`]: decides duplicates, non-answers, forwarded lookups and other nodes' answers from the header,
+//!   the question and the destination, before the full parse.
 //!
-//! The expected per-packet flow is: `source.next()` → `FrameDecoder::decode` → `dns::dedup_key_hash` →
-//! `Deduplicator::first_sighting` → `dns::parse_response` (the expensive step, done once per answer).
+//! The expected per-packet flow is: `source.next()` → `FrameDecoder::decode` → `Prefilter::check` (duplicate key,
+//! header, destination) → `dns::parse_response` (the expensive step, done once per answer that can count).
 
 pub mod dedup;
 pub mod dns;
 pub mod frame;
 mod message;
+pub mod prefilter;
 pub mod source;
 mod tcp;
 

@@ -5,6 +5,7 @@
 //! - [`table`]: parses `net/tcp` and `net/tcp6` text; pure.
 //! - [`classify`]: client side, server side, loopback or not established, per namespace; pure.
 //! - [`seen`]: reports each connection once, forgets closed ones.
+//! - [`gate`]: which namespaces a scan must read: those whose `ActiveOpens` moved, and new ones.
 //! - [`netns`]: identifies a process's network namespace and the host's, from stats under the procfs root.
 //! - [`Scanner`]: walks `<root>/<pid>` and ties the above together; the only part that reads files.
 //!
@@ -12,11 +13,13 @@
 //! them [`Connection`]s and the per-outcome counts in [`ScanReport`].
 
 pub mod classify;
+pub mod gate;
 pub mod netns;
 mod scanner;
 pub mod seen;
 pub mod table;
 
+pub use gate::ScanMode;
 pub use scanner::{Connection, ScanReport, Scanner, SocketOutcomes};
 
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
-//! The socket scanner: walks `<root>/<pid>`, reads each network namespace's tables once, and reports the
-//! client-side connections not reported before.
+//! The socket scanner: walks `<root>/<pid>`, reads the tables of each network namespace that may hold a
+//! connection not seen yet (at most once per scan; see [`super::gate`]), and reports the client-side
+//! connections not reported before.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -8,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use super::classify::{Listeners, Outcome, classify};
+use super::gate::{self, Decision, Gate, ScanMode};
 use super::netns::{self, HostNetns, NetnsKey};
 use super::seen::{SeenConnections, SocketKey};
 use super::table::{self, Family, SocketRow};
@@ -73,9 +75,12 @@ pub struct ScanReport {
     pub pids: usize,
     /// Network namespaces whose tables were read (the host's is not among them).
     pub namespaces: usize,
+    /// Network namespaces left unread because their `ActiveOpens` had not moved since their last read.
+    pub unchanged: usize,
     /// Rows parsed in those namespaces.
     pub sockets: usize,
-    /// `net/tcp` and `net/tcp6` files read: twice the namespaces when every table exists and nothing vanished.
+    /// `net/tcp` and `net/tcp6` files read: twice the namespaces read when every table exists and nothing
+    /// vanished (more in [`ScanMode::EveryPid`]).
     pub tables_read: usize,
     /// Processes that went away while the scan looked at them (their namespace is read through another process
     /// if one remains).
@@ -93,6 +98,8 @@ pub struct Scanner {
     root: ProcRoot,
     host: HostNetns,
     seen: SeenConnections,
+    gate: Gate,
+    mode: ScanMode,
     table: Vec<u8>,
     rows: Vec<SocketRow>,
     listeners: Listeners,
@@ -103,6 +110,9 @@ pub struct Scanner {
 struct Pass {
     settled: HashSet<NetnsKey>,
     tables_by_tcp_file: HashSet<u64>,
+    /// Namespaces (by `net/tcp` inode) whose read failed through some process; retried next scan unless
+    /// another process of theirs was read.
+    failed: HashSet<u64>,
     report: ScanReport,
 }
 
@@ -116,10 +126,18 @@ impl Scanner {
             root,
             host,
             seen: SeenConnections::default(),
+            gate: Gate::default(),
+            mode: ScanMode::default(),
             table: Vec::new(),
             rows: Vec::new(),
             listeners: Listeners::default(),
         })
+    }
+
+    /// Chooses which namespaces a scan reads; the default, [`ScanMode::Gated`], is what the exporter uses.
+    pub fn with_mode(mut self, mode: ScanMode) -> Scanner {
+        self.mode = mode;
+        self
     }
 
     pub fn root(&self) -> &ProcRoot {
@@ -154,7 +172,12 @@ impl Scanner {
         for pid in pids {
             self.visit(&self.root.0.join(pid.to_string()), &mut pass);
         }
+        for ns in pass.failed.difference(&pass.tables_by_tcp_file) {
+            self.seen.carry(*ns);
+            self.gate.read_failed(*ns);
+        }
         self.seen.finish_scan();
+        self.gate.finish_scan();
         Ok(pass.report)
     }
 
@@ -164,7 +187,7 @@ impl Scanner {
             Ok(key) => key,
             Err(err) => return pass.lost(pid_dir, &err),
         };
-        if pass.settled.contains(&key) {
+        if pass.settled.contains(&key) && self.mode != ScanMode::EveryPid {
             return;
         }
         let tcp_file = match key {
@@ -178,13 +201,38 @@ impl Scanner {
         if self.host.is(key, tcp_file) {
             pass.report.skipped_host_netns = true;
         } else if !pass.tables_by_tcp_file.contains(&tcp_file) {
-            if let Err(err) = self.read_namespace(pid_dir, key, tcp_file, &mut pass.report) {
+            if let Err(err) = self.gated_read(pid_dir, key, tcp_file, &mut pass.report) {
                 // Not settled: another process of the same namespace may still be there to read it through.
+                pass.failed.insert(tcp_file);
                 return pass.lost(pid_dir, &err);
             }
             pass.tables_by_tcp_file.insert(tcp_file);
+        } else if self.mode == ScanMode::EveryPid {
+            // What a per-process scanner pays: the tables again, parsed and dropped (reported once already).
+            if let Err(err) = self.read_tables(pid_dir, &mut pass.report) {
+                pass.lost(pid_dir, &err);
+            }
+            return;
         }
         pass.settled.insert(key);
+    }
+
+    /// Reads a namespace's tables unless the gate says they hold nothing new. `ActiveOpens` is read before the
+    /// tables, so a `connect()` racing with the read moves the counter past what is remembered.
+    fn gated_read(&mut self, pid_dir: &Path, key: NetnsKey, tcp_file: u64, report: &mut ScanReport) -> io::Result<()> {
+        let active_opens = match self.mode {
+            ScanMode::Gated => read_active_opens(pid_dir, &mut self.table),
+            ScanMode::EveryNamespace | ScanMode::EveryPid => None,
+        };
+        if self.gate.decide(tcp_file, active_opens) == Decision::Unchanged {
+            self.seen.carry(tcp_file);
+            report.unchanged += 1;
+            return Ok(());
+        }
+        self.read_namespace(pid_dir, key, tcp_file, report)?;
+        let connecting = self.rows.iter().any(|row| row.state == table::state::SYN_SENT);
+        self.gate.read_done(tcp_file, active_opens, connecting);
+        Ok(())
     }
 
     /// Reads and classifies both tables of one namespace. No connection is recorded unless both reads succeed.
@@ -195,6 +243,16 @@ impl Scanner {
         tcp_file: u64,
         report: &mut ScanReport,
     ) -> io::Result<()> {
+        let malformed = self.read_tables(pid_dir, report)?;
+        report.namespaces += 1;
+        report.sockets += self.rows.len();
+        report.outcomes.malformed += malformed;
+        self.classify_rows(key, tcp_file, report);
+        Ok(())
+    }
+
+    /// Reads and parses both tables of a process into `self.rows`; returns the malformed rows.
+    fn read_tables(&mut self, pid_dir: &Path, report: &mut ScanReport) -> io::Result<usize> {
         self.rows.clear();
         let mut malformed = 0;
         // tcp6 first: when it is missing and tcp then reads fine, IPv6 is simply off. A process that vanished
@@ -210,12 +268,7 @@ impl Scanner {
         read_table(&pid_dir.join("net/tcp"), &mut self.table)?;
         report.tables_read += 1;
         malformed += parse_into(&self.table, Family::V4, &mut self.rows, pid_dir);
-
-        report.namespaces += 1;
-        report.sockets += self.rows.len();
-        report.outcomes.malformed += malformed;
-        self.classify_rows(key, tcp_file, report);
-        Ok(())
+        Ok(malformed)
     }
 
     /// Classifies the rows of one namespace, just read into `self.rows`.
@@ -250,6 +303,14 @@ impl Pass {
             tracing::debug!(pid_dir = %pid_dir.display(), error = %err, "cannot read the process's TCP tables");
         }
     }
+}
+
+/// `ActiveOpens` of a process's namespace; `None` when `net/snmp` cannot be read or parsed, so the namespace
+/// is read (a vanished process then fails the table read, which tells why).
+fn read_active_opens(pid_dir: &Path, buf: &mut Vec<u8>) -> Option<u64> {
+    buf.clear();
+    File::open(pid_dir.join("net/snmp")).and_then(|mut file| file.read_to_end(buf)).ok()?;
+    gate::active_opens(buf)
 }
 
 /// Reads a whole table into `buf` (reused, so its capacity fits the largest table after the first scan).

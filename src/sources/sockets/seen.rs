@@ -1,9 +1,11 @@
 //! Remembers which client-side connections were already reported, so each one counts once.
 //!
-//! Memory is bounded by the connections open at the last scan: every scan builds the set anew from what it
-//! observed, so a closed connection (or a whole namespace that went away) is forgotten one scan later.
+//! Kept per namespace. A scan that reads a namespace's tables builds its set anew from what it observed, so a
+//! closed connection is forgotten at the next read of its namespace; a namespace the gate left unread
+//! ([`super::gate`]) keeps its set as it was, and a namespace that went away is forgotten one scan later.
+//! Memory is bounded by the connections open at the last read of each namespace.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::mem;
 use std::net::SocketAddr;
 
@@ -25,60 +27,69 @@ impl SocketKey {
 /// inode, which is known for every namespace it reads).
 #[derive(Debug, Default)]
 pub struct SeenConnections {
-    previous: Generation,
-    current: Generation,
+    previous: HashMap<u64, Namespace>,
+    current: HashMap<u64, Namespace>,
+    /// Emptied sets kept for their capacity, so steady scans do not allocate.
+    spare: Vec<Namespace>,
 }
 
-/// One scan's connections. Inode keys, nearly all of them, sit in a set of 16-byte entries: lookups in the
-/// previous scan's set are random memory accesses, and small entries keep tens of thousands of them in cache.
+/// One namespace's connections. Inode keys, nearly all of them, sit in a set of 8-byte entries: lookups in the
+/// previous read's set are random memory accesses, and small entries keep tens of thousands of them in cache.
 #[derive(Debug, Default)]
-struct Generation {
-    inodes: HashSet<(u64, u64)>,
-    tuples: HashSet<(u64, SocketAddr, SocketAddr)>,
+struct Namespace {
+    inodes: HashSet<u64>,
+    tuples: HashSet<(SocketAddr, SocketAddr)>,
 }
 
-impl Generation {
-    fn insert(&mut self, namespace: u64, key: SocketKey) {
+impl Namespace {
+    fn insert(&mut self, key: SocketKey) {
         match key {
-            SocketKey::Inode(inode) => self.inodes.insert((namespace, inode)),
-            SocketKey::Tuple(local, remote) => self.tuples.insert((namespace, local, remote)),
+            SocketKey::Inode(inode) => self.inodes.insert(inode),
+            SocketKey::Tuple(local, remote) => self.tuples.insert((local, remote)),
         };
     }
 
-    fn contains(&self, namespace: u64, key: SocketKey) -> bool {
+    fn contains(&self, key: SocketKey) -> bool {
         match key {
-            SocketKey::Inode(inode) => self.inodes.contains(&(namespace, inode)),
-            SocketKey::Tuple(local, remote) => self.tuples.contains(&(namespace, local, remote)),
+            SocketKey::Inode(inode) => self.inodes.contains(&inode),
+            SocketKey::Tuple(local, remote) => self.tuples.contains(&(local, remote)),
         }
     }
 
     fn len(&self) -> usize {
         self.inodes.len() + self.tuples.len()
     }
-
-    /// Empties the sets, keeping their capacity for the next scan.
-    fn clear(&mut self) {
-        self.inodes.clear();
-        self.tuples.clear();
-    }
 }
 
 impl SeenConnections {
-    /// Records that the connection is open now; true when the previous scan did not have it.
+    /// Records that the connection is open now; true when the previous read of its namespace did not have it.
     pub fn observe(&mut self, namespace: u64, key: SocketKey) -> bool {
-        self.current.insert(namespace, key);
-        !self.previous.contains(namespace, key)
+        let spare = &mut self.spare;
+        self.current.entry(namespace).or_insert_with(|| spare.pop().unwrap_or_default()).insert(key);
+        !self.previous.get(&namespace).is_some_and(|seen| seen.contains(key))
     }
 
-    /// Ends a scan: what was observed becomes what is remembered; everything else is forgotten.
+    /// Keeps a namespace's connections as the previous read left them: its tables were not read this scan.
+    /// Call it instead of [`SeenConnections::observe`] for that namespace, not as well.
+    pub fn carry(&mut self, namespace: u64) {
+        if let Some(seen) = self.previous.remove(&namespace) {
+            self.current.insert(namespace, seen);
+        }
+    }
+
+    /// Ends a scan: what was observed or carried becomes what is remembered; everything else is forgotten.
     pub fn finish_scan(&mut self) {
         mem::swap(&mut self.previous, &mut self.current);
-        self.current.clear();
+        for (_, mut seen) in self.current.drain() {
+            seen.inodes.clear();
+            seen.tuples.clear();
+            self.spare.push(seen);
+        }
     }
 
     /// How many connections are remembered.
     pub fn len(&self) -> usize {
-        self.previous.len()
+        self.previous.values().map(Namespace::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -112,6 +123,20 @@ mod tests {
         let mut seen = SeenConnections::default();
         assert!(seen.observe(7, SocketKey::Inode(100)));
         assert!(seen.observe(8, SocketKey::Inode(100)));
+    }
+
+    #[test]
+    fn a_carried_namespace_keeps_its_connections_and_an_observed_one_is_rebuilt() {
+        let mut seen = SeenConnections::default();
+        seen.observe(7, SocketKey::Inode(100));
+        seen.observe(8, SocketKey::Inode(200));
+        seen.finish_scan();
+        seen.carry(7);
+        assert!(seen.observe(8, SocketKey::Inode(201)));
+        seen.finish_scan();
+        assert_eq!(seen.len(), 2, "7's 100 carried, 8's 200 forgotten");
+        assert!(!seen.observe(7, SocketKey::Inode(100)));
+        assert!(seen.observe(8, SocketKey::Inode(200)));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 /// TCP states as the kernel prints them in the `st` column (`include/net/tcp_states.h`).
 pub mod state {
     pub const ESTABLISHED: u8 = 0x01;
+    pub const SYN_SENT: u8 = 0x02;
     pub const TIME_WAIT: u8 = 0x06;
     pub const LISTEN: u8 = 0x0A;
 }

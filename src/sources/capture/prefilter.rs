@@ -1,0 +1,201 @@
+//! Decides, from the 12-byte header, the question and the destination address alone, what happens to a DNS
+//! message that cannot count here, so that the full `simple-dns` parse ([`super::dns::parse_response`], still
+//! the parser of record) runs only for answers that can count.
+//!
+//! A node that hosts a DNS server sees every answer of the cluster, yet counts only its own clients' ones
+//! (docs/design.md §2, §3); with 20 nodes that is one answer in twenty. The checks, in order:
+//! 1. header or question cut short → [`Early::Malformed`] (the duplicate key cannot be taken);
+//! 2. a copy of an answer seen within the window → [`Early::Duplicate`];
+//! 3. the header says it cannot be an answer (QR clear, not a standard query, NXDOMAIN or another error RCODE,
+//!    no question, no answer record) → [`Early::NotAnswer`];
+//! 4. the destination is a DNS server pod: a lookup it forwarded upstream → [`Early::Forwarded`];
+//! 5. the destination is a pod on another node → [`Early::OtherNode`] (that node counts it).
+//!
+//! Steps 1–2 and the header rules of 3 are the ones the parse applied before, in the same order, so outcome
+//! counts do not change. The difference is in precedence for messages a node could never count: a message whose
+//! header passes but whose body `simple-dns` rejects, or whose answer records hold no address, used to count as
+//! `malformed` / `not_answer` and, when addressed to another node's pod, now counts as `other_node`; a header
+//! that rejects the message now wins over a damaged body (`not_answer` instead of `malformed`).
+//!
+//! The node and DNS-server tests are the caller's ([`Destinations`]): this module knows no inventory.
+
+use std::net::IpAddr;
+
+use super::dedup::{DedupKey, Deduplicator};
+use super::dns::{self, NotAnswerReason};
+use super::frame::DnsMessage;
+use crate::UnixMicros;
+
+/// What the caller knows about a message's destination (the client of the lookup).
+pub trait Destinations {
+    /// Whether `ip` is a pod on another node at `at`: that node counts its answers. Must be false for an address
+    /// that is not a pod's, or is ambiguous, so that the resolver still reports why it did not resolve.
+    fn on_other_node(&self, ip: IpAddr, at: UnixMicros) -> bool;
+
+    /// Whether `ip` is a DNS server pod (a backend of a Service on port 53, or a pod seen sending DNS answers):
+    /// an answer to it is a lookup it forwarded, not an edge of its own.
+    fn is_dns_server(&self, _ip: IpAddr) -> bool {
+        false
+    }
+}
+
+/// No node and no DNS-server knowledge: only the header rules and de-duplication apply.
+impl Destinations for () {
+    fn on_other_node(&self, _ip: IpAddr, _at: UnixMicros) -> bool {
+        false
+    }
+}
+
+/// A message decided without the full parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Early {
+    Malformed,
+    Duplicate,
+    NotAnswer(NotAnswerReason),
+    Forwarded,
+    OtherNode,
+}
+
+impl Early {
+    /// The `outcome` label of `network_mapper_dns_responses_total`.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            Early::Malformed => "malformed",
+            Early::Duplicate => "duplicate",
+            Early::NotAnswer(_) => "not_answer",
+            Early::Forwarded => "forwarded",
+            Early::OtherNode => "other_node",
+        }
+    }
+}
+
+/// The pre-filter's state: the duplicate memory.
+#[derive(Debug)]
+pub struct Prefilter {
+    dedup: Deduplicator,
+}
+
+impl Prefilter {
+    /// A pre-filter remembering answers for `window_micros` (at most `max_entries` of them).
+    pub fn new(window_micros: i64, max_entries: usize) -> Prefilter {
+        Prefilter { dedup: Deduplicator::new(window_micros, max_entries) }
+    }
+
+    /// `Err` with the outcome of a message that cannot count, `Ok` when it must be parsed in full.
+    pub fn check(&mut self, message: &DnsMessage<'_>, at: UnixMicros, dest: &impl Destinations) -> Result<(), Early> {
+        let message_hash = dns::dedup_key_hash(message.bytes).ok_or(Early::Malformed)?;
+        let client = message.dst.ip();
+        let key = DedupKey { client, client_port: message.dst.port(), message_hash };
+        if !self.dedup.first_sighting(key, at) {
+            return Err(Early::Duplicate);
+        }
+        header_verdict(message.bytes).map_err(Early::NotAnswer)?;
+        if dest.is_dns_server(client) {
+            return Err(Early::Forwarded);
+        }
+        if dest.on_other_node(client, at) {
+            return Err(Early::OtherNode);
+        }
+        Ok(())
+    }
+}
+
+/// The header rules of [`dns::parse_response`], in its order, on the raw header. The caller has checked that
+/// the 12-byte header is there.
+pub fn header_verdict(message: &[u8]) -> Result<(), NotAnswerReason> {
+    let Some(header) = message.get(..12) else {
+        return Ok(());
+    };
+    let (flags_hi, flags_lo) = (header[2], header[3]);
+    let count = |at: usize| u16::from_be_bytes([header[at], header[at + 1]]);
+    if flags_hi & 0x80 == 0 {
+        return Err(NotAnswerReason::Query);
+    }
+    if (flags_hi >> 3) & 0x0F != 0 {
+        return Err(NotAnswerReason::Opcode);
+    }
+    match flags_lo & 0x0F {
+        0 => {}
+        3 => return Err(NotAnswerReason::NxDomain),
+        _ => return Err(NotAnswerReason::ErrorRcode),
+    }
+    if count(4) == 0 {
+        return Err(NotAnswerReason::NoQuestion);
+    }
+    if count(6) == 0 {
+        return Err(NotAnswerReason::NoAddresses);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::capture::dns::DnsResponse;
+    use simple_dns::{RCODE, TYPE};
+    use testkit::packets::{self as synth, Record};
+
+    struct Node {
+        other: IpAddr,
+        dns_server: IpAddr,
+    }
+
+    impl Destinations for Node {
+        fn on_other_node(&self, ip: IpAddr, _at: UnixMicros) -> bool {
+            ip == self.other
+        }
+        fn is_dns_server(&self, ip: IpAddr) -> bool {
+            ip == self.dns_server
+        }
+    }
+
+    fn message<'a>(dst: &str, bytes: &'a [u8]) -> DnsMessage<'a> {
+        DnsMessage { src: "10.0.0.53:53".parse().unwrap(), dst: dst.parse().unwrap(), tcp: false, bytes }
+    }
+
+    fn node() -> Node {
+        Node { other: "10.0.2.10".parse().unwrap(), dns_server: "10.0.0.53".parse().unwrap() }
+    }
+
+    #[test]
+    fn each_early_outcome_in_order() {
+        let name = "cart.shop.svc.cluster.local";
+        let answer = synth::response(1, name, &[Record::A(name, "10.96.0.20".parse().unwrap())]);
+        let mut filter = Prefilter::new(2_000_000, 16);
+        let node = node();
+        assert_eq!(filter.check(&message("10.0.1.10:1000", &answer), 0, &node), Ok(()));
+        assert_eq!(filter.check(&message("10.0.1.10:1000", &answer), 10, &node), Err(Early::Duplicate));
+        assert_eq!(filter.check(&message("10.0.2.10:1000", &answer), 20, &node), Err(Early::OtherNode));
+        assert_eq!(filter.check(&message("10.0.0.53:1000", &answer), 30, &node), Err(Early::Forwarded));
+        let nx = synth::nxdomain(2, "cart.shop.svc.cluster.local.shop.svc.cluster.local");
+        let want = Err(Early::NotAnswer(NotAnswerReason::NxDomain));
+        assert_eq!(filter.check(&message("10.0.2.10:1000", &nx), 40, &node), want, "before the node test");
+        assert_eq!(filter.check(&message("10.0.1.10:1", &answer[..20]), 50, &node), Err(Early::Malformed));
+    }
+
+    #[test]
+    fn the_header_rules_agree_with_the_full_parse() {
+        let name = "cart.shop.svc.cluster.local";
+        let a = Record::A(name, "10.96.0.20".parse().unwrap());
+        let mut query = synth::response(3, name, &[a]);
+        query[2] &= 0x7F;
+        let mut notify = synth::response(4, name, &[a]);
+        notify[2] |= 4 << 3;
+        let cases = [
+            synth::response(1, name, &[a]),
+            synth::nxdomain(2, "x.shop.svc.cluster.local"),
+            query,
+            notify,
+            synth::response_with(5, name, TYPE::A, RCODE::ServerFailure, &[]),
+            synth::response_with(6, name, TYPE::AAAA, RCODE::NoError, &[]),
+            synth::response(7, name, &[Record::Cname(name, "elsewhere.example")]),
+        ];
+        for bytes in cases {
+            match (header_verdict(&bytes), dns::parse_response(&bytes)) {
+                (Err(early), DnsResponse::NotAnswer(parsed)) => assert_eq!(early, parsed),
+                (Ok(()), _) => {}
+                (early, parsed) => panic!("header says {early:?}, the parse {parsed:?}"),
+            }
+        }
+    }
+}
