@@ -154,12 +154,12 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
 
 /// Opens the capture source (so start-up errors surface now) and runs it on a named thread.
 fn spawn_capture(args: &Args, core: &Core, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>, Error> {
-    let filter = args.bpf_filter.clone();
+    let (filter, delivery) = (args.bpf_filter.clone(), args.delivery());
     let (source, name): (Box<dyn PacketSource>, String) = match &args.pcap_file {
         Some(path) => (source::open_file(path, Some(&filter))?, "capture-file".into()),
-        None => (source::open_live(&args.interface, &filter)?, format!("capture-{}", args.interface)),
+        None => (source::open_live_with(&args.interface, &filter, delivery)?, format!("capture-{}", args.interface)),
     };
-    tracing::info!(source = %source.describe(), "capturing DNS answers");
+    tracing::info!(source = %source.describe(), delivery = ?delivery, "capturing DNS answers");
     let interface = args.interface.clone();
     let live = args.pcap_file.is_none();
     let pipeline = DnsPipeline::new(core.recorder.clone());
@@ -170,7 +170,7 @@ fn spawn_capture(args: &Args, core: &Core, stop: Arc<AtomicBool>) -> Result<Join
         if !wait_until_ready(&readiness, &stop) {
             return;
         }
-        let reopen = move || source::open_live(&interface, &filter);
+        let reopen = move || source::open_live_with(&interface, &filter, delivery);
         capture_loop(source, pipeline, metrics, stop, live.then_some(reopen));
     });
     thread.map_err(|e| Error::Usage(format!("cannot start the capture thread: {e}")))
