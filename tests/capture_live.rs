@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use network_mapper::sources::capture::dns::{self, DnsResponse, NotAnswerReason};
-use network_mapper::sources::capture::frame::{FrameDecoder, LinkType};
+use network_mapper::sources::capture::frame::{FrameDecoder, FrameOutcome, LinkType};
 use network_mapper::sources::capture::source::{
-    BLOCK_TIMEOUT_MS, DEFAULT_FILTER, Delivery, IDLE_WAIT_MS, KernelStats, Next, PacketSource, RING_BYTES, open_live,
-    open_live_with,
+    BLOCK_TIMEOUT_MS, DEFAULT_FILTER, Delivery, IDLE_WAIT_MS, KernelStats, Next, PacketSource, RING_BYTES, SNAPLEN,
+    open_live, open_live_with,
 };
 use network_mapper::sources::capture::{Error, synth};
 use simple_dns::TYPE;
@@ -316,4 +316,35 @@ fn a_trickle_of_answers_wakes_the_reader_once_per_block_not_once_per_answer() {
     assert_eq!(read_immediate, usize::from(ANSWERS));
     assert!(batched.wakeups * 4 < u64::from(ANSWERS), "batched reader woke {} times", batched.wakeups);
     assert!(immediate.wakeups > 2 * batched.wakeups, "immediate {immediate:?} vs batched {batched:?}");
+}
+
+/// The snaplen still cuts: a ~5 KB answer over TCP, in one segment on a 9,000-byte MTU, is captured as its first
+/// [`SNAPLEN`] bytes, and the decoder reports the frame as truncated rather than a message.
+#[test]
+fn an_answer_longer_than_the_snaplen_is_cut_and_decodes_as_truncated() {
+    if !support::live_prerequisites_met() {
+        return;
+    }
+    let strings: String = (0..20).map(|i| format!(",{}", char::from(b'a' + i).to_string().repeat(250))).collect();
+    let big = format!("--txt-record=big.example{strings}");
+    let lab = DnsLab::start(&[RECORDS, &[big.as_str()]].concat(), "svc.example");
+    support::run("ip", &["link", "set", &lab.veth.root_if, "mtu", "9000"]);
+    support::run("ip", &["-n", &lab.netns.name, "link", "set", &lab.veth.ns_if, "mtu", "9000"]);
+    let mut source = open_live(&lab.veth.root_if, DEFAULT_FILTER).unwrap();
+    let (_, response) =
+        tcp_exchange(lab.server_v4(), &synth::query(0x3001, "big.example", TYPE::TXT), Duration::from_secs(3)).unwrap();
+    assert!(response.len() > SNAPLEN as usize, "the answer is {} bytes", response.len());
+
+    let (link, mut decoder, mut cut, mut decoded) = (source.link_type(), FrameDecoder::new(), Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < deadline {
+        if let Next::Packet(p) = source.next().unwrap() {
+            let outcome = decoder.decode(link, p.data, &mut |m| decoded.push(m.bytes.len()));
+            if p.data.len() == SNAPLEN as usize {
+                cut.push(outcome);
+            }
+        }
+    }
+    assert_eq!(cut, vec![FrameOutcome::Truncated], "one frame cut at the snaplen, reported truncated");
+    assert!(decoded.is_empty(), "no message from a cut frame: {decoded:?}");
 }
