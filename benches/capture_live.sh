@@ -135,7 +135,7 @@ done
 
 echo "capture_live: $ANSWERS answers ($((ANSWERS * 4)) frames, 2 per answer pass the filter), 2,000-pod inventory, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| path | target answers/s | replayed answers/s | answers counted | kernel drops | exporter CPU | share of a core | CPU µs per answer | peak RSS MiB |"
+echo "| path | target answers/s | achieved answers/s | answers counted | kernel drops | exporter CPU | share of a core | CPU µs per answer | peak RSS MiB |"
 echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
