@@ -9,12 +9,16 @@ use std::time::{Duration, Instant};
 
 use network_mapper::sources::capture::Error;
 use network_mapper::sources::capture::dns::{self, DnsResponse, NotAnswerReason};
-use network_mapper::sources::capture::frame::{FrameDecoder, LinkType};
-use network_mapper::sources::capture::source::{DEFAULT_FILTER, KernelStats, Next, open_live};
+use network_mapper::sources::capture::frame::{FrameDecoder, FrameOutcome, LinkType};
+use network_mapper::sources::capture::source::{
+    BLOCK_TIMEOUT_MS, DEFAULT_FILTER, Delivery, IDLE_WAIT_MS, KernelStats, Next, PacketSource, RING_BYTES, SNAPLEN,
+    open_live, open_live_with,
+};
 use simple_dns::TYPE;
 use testkit::lab::{DnsLab, tcp_exchange, udp_exchange};
 use testkit::live;
 use testkit::packets;
+use testkit::threads::ThreadUsage;
 
 const RECORDS: &[&str] = &[
     "--address=/svc.example/10.99.0.7",
@@ -195,4 +199,141 @@ fn a_burst_of_answers_waits_in_the_ring_while_the_reader_is_busy() {
     }
     let stats = source.kernel_stats().expect("live captures have kernel stats");
     assert_eq!((captured, stats.dropped), (u32::from(BURST), 0), "{stats:?}");
+}
+
+/// What a reader thread saw: when each packet reached it, how often it reported Idle, its thread id.
+struct Reading {
+    arrivals: Vec<Instant>,
+    idle_reports: usize,
+    stats: Option<KernelStats>,
+}
+
+/// Reads `source` on its own thread until `stop`; returns the thread's id (for [`ThreadUsage::of`]) and its handle.
+fn read_until(mut source: Box<dyn PacketSource>, stop: Arc<AtomicBool>) -> (i32, std::thread::JoinHandle<Reading>) {
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        tid_tx.send(ThreadUsage::current_tid()).unwrap();
+        let (mut arrivals, mut idle_reports) = (Vec::new(), 0);
+        while !stop.load(Ordering::Relaxed) {
+            match source.next().expect("live read") {
+                Next::Packet(_) => arrivals.push(Instant::now()),
+                Next::Idle => idle_reports += 1,
+                Next::End => break,
+            }
+        }
+        Reading { arrivals, idle_reports, stats: source.kernel_stats() }
+    });
+    (tid_rx.recv().unwrap(), reader)
+}
+
+/// Sizes of this process's mappings of packet sockets (the kernel rings libpcap maps), from `/proc/self/maps`.
+fn packet_ring_mappings() -> Vec<usize> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter(|l| l.contains("socket:"))
+        .map(|l| {
+            let (start, end) = l.split_whitespace().next().unwrap().split_once('-').unwrap();
+            usize::from_str_radix(end, 16).unwrap() - usize::from_str_radix(start, 16).unwrap()
+        })
+        .collect()
+}
+
+/// What libpcap cannot do with a TPACKET_V3 ring: its own wait blocks without a timeout while no packet arrives, and
+/// the kernel hands over no empty block. Our poll(2) must still report Idle (so shutdown is noticed), must not spin,
+/// and a lone answer must reach the reader within about one block timeout.
+#[test]
+#[ignore = "live: needs root, network namespaces, dnsmasq (run by `make test`)"]
+fn a_lone_answer_on_an_idle_interface_is_read_within_the_block_timeout_and_idle_costs_nothing() {
+    let lab = DnsLab::start(RECORDS, "svc.example");
+    let source = open_live(&lab.veth.root_if, DEFAULT_FILTER).unwrap();
+    let rings = packet_ring_mappings();
+    assert!(rings.contains(&RING_BYTES), "libpcap maps the ring it was asked for: {rings:?}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tid, reader) = read_until(source, stop.clone());
+
+    std::thread::sleep(Duration::from_millis(300));
+    let (before, idle) = (ThreadUsage::of(tid), Duration::from_secs(3));
+    std::thread::sleep(idle);
+    let usage = ThreadUsage::of(tid).since(before);
+    println!("idle reader over {idle:?}: {usage:?}");
+    assert!(usage.cpu_ticks <= 1, "an idle capture thread must not spin: {usage:?}");
+    let polls = idle.as_millis() as u64 / IDLE_WAIT_MS as u64;
+    assert!(usage.wakeups <= polls + 10, "one wakeup per {IDLE_WAIT_MS} ms poll at most: {usage:?}");
+
+    let query = packets::query(0x2001, "svc.example", TYPE::A);
+    udp_exchange(IpAddr::V4(lab.veth.root_v4), lab.server_v4(), &query, Duration::from_secs(2)).unwrap();
+    let answered = Instant::now();
+    std::thread::sleep(Duration::from_millis(600));
+    stop.store(true, Ordering::Relaxed);
+    let reading = reader.join().unwrap();
+    assert_eq!(reading.arrivals.len(), 1, "exactly the one answer");
+    let latency = reading.arrivals[0].saturating_duration_since(answered);
+    println!("lone answer read {latency:?} after the client had it (block timeout {BLOCK_TIMEOUT_MS} ms)");
+    assert!(latency < Duration::from_millis(250), "read after {latency:?}");
+    assert!(reading.idle_reports >= 20, "Idle every {IDLE_WAIT_MS} ms while quiet: {}", reading.idle_reports);
+}
+
+/// Sends `answers` queries, one per millisecond or so, with a reader running in `delivery` mode; returns how many
+/// answers it read, how often its thread woke up, and the kernel's counters.
+fn trickle(lab: &DnsLab, delivery: Delivery, answers: u16) -> (usize, ThreadUsage, KernelStats) {
+    let source = open_live_with(&lab.veth.root_if, DEFAULT_FILTER, delivery).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tid, reader) = read_until(source, stop.clone());
+    let before = ThreadUsage::of(tid);
+    for id in 0..answers {
+        let query = packets::query(id, "svc.example", TYPE::A);
+        udp_exchange(IpAddr::V4(lab.veth.root_v4), lab.server_v4(), &query, Duration::from_secs(2)).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let usage = ThreadUsage::of(tid).since(before);
+    stop.store(true, Ordering::Relaxed);
+    let reading = reader.join().unwrap();
+    (reading.arrivals.len(), usage, reading.stats.expect("live captures have kernel stats"))
+}
+
+/// The point of batching: a steady trickle of answers wakes the reader once per block (every
+/// [`BLOCK_TIMEOUT_MS`] at most), where immediate mode wakes it once per answer.
+#[test]
+#[ignore = "live: needs root, network namespaces, dnsmasq (run by `make test`)"]
+fn a_trickle_of_answers_wakes_the_reader_once_per_block_not_once_per_answer() {
+    let lab = DnsLab::start(RECORDS, "svc.example");
+    const ANSWERS: u16 = 400;
+    let (read, batched, stats) = trickle(&lab, Delivery::Batched, ANSWERS);
+    let (read_immediate, immediate, _) = trickle(&lab, Delivery::Immediate, ANSWERS);
+    println!("{ANSWERS} answers: batched {batched:?}, immediate {immediate:?}");
+    assert_eq!((read, stats.dropped), (usize::from(ANSWERS), 0), "{stats:?}");
+    assert_eq!(read_immediate, usize::from(ANSWERS));
+    assert!(batched.wakeups * 4 < u64::from(ANSWERS), "batched reader woke {} times", batched.wakeups);
+    assert!(immediate.wakeups > 2 * batched.wakeups, "immediate {immediate:?} vs batched {batched:?}");
+}
+
+/// The snaplen still cuts: a ~5 KB answer over TCP, in one segment on a 9,000-byte MTU, is captured as its first
+/// [`SNAPLEN`] bytes, and the decoder reports the frame as truncated rather than a message.
+#[test]
+#[ignore = "live: needs root, network namespaces, dnsmasq (run by `make test`)"]
+fn an_answer_longer_than_the_snaplen_is_cut_and_decodes_as_truncated() {
+    let strings: String = (0..20).map(|i| format!(",{}", char::from(b'a' + i).to_string().repeat(250))).collect();
+    let big = format!("--txt-record=big.example{strings}");
+    let lab = DnsLab::start(&[RECORDS, &[big.as_str()]].concat(), "svc.example");
+    testkit::cmd::ok(testkit::cmd::run("ip", &["link", "set", &lab.veth.root_if, "mtu", "9000"]));
+    testkit::cmd::ok(testkit::cmd::run("ip", &["-n", &lab.netns.name, "link", "set", &lab.veth.ns_if, "mtu", "9000"]));
+    let mut source = open_live(&lab.veth.root_if, DEFAULT_FILTER).unwrap();
+    let (_, response) =
+        tcp_exchange(lab.server_v4(), &packets::query(0x3001, "big.example", TYPE::TXT), Duration::from_secs(3))
+            .unwrap();
+    assert!(response.len() > SNAPLEN as usize, "the answer is {} bytes", response.len());
+
+    let (link, mut decoder, mut cut, mut decoded) = (source.link_type(), FrameDecoder::new(), Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < deadline {
+        if let Next::Packet(p) = source.next().unwrap() {
+            let outcome = decoder.decode(link, p.data, &mut |m| decoded.push(m.bytes.len()));
+            if p.data.len() == SNAPLEN as usize {
+                cut.push(outcome);
+            }
+        }
+    }
+    assert_eq!(cut, vec![FrameOutcome::Truncated], "one frame cut at the snaplen, reported truncated");
+    assert!(decoded.is_empty(), "no message from a cut frame: {decoded:?}");
 }

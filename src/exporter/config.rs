@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::exporter::metrics::Limits;
+use crate::sources::capture::source::Delivery;
 
 /// The BPF filter that keeps DNS answers only (docs/design.md §3).
 pub const DEFAULT_BPF_FILTER: &str = "udp src port 53 or tcp src port 53";
@@ -40,6 +41,11 @@ pub struct Args {
     /// Read this capture file (pcap or pcapng) instead of capturing on --interface.
     #[arg(long, env = "NETMAP_PCAP_FILE")]
     pub pcap_file: Option<PathBuf>,
+
+    /// Take packets from the kernel one at a time (libpcap immediate mode) instead of in blocks: costs a wakeup per
+    /// packet; kept only to compare the two in the live benchmark (`docs/capture.md`).
+    #[arg(long, env = "NETMAP_CAPTURE_IMMEDIATE", hide = true)]
+    pub capture_immediate: bool,
 
     /// With --pcap-file: process the file, write the metrics exposition to stdout and exit.
     #[arg(long, env = "NETMAP_PRINT_METRICS", requires = "pcap_file")]
@@ -96,6 +102,11 @@ impl Args {
         let domain =
             self.cluster_domain.clone().or_else(detected).unwrap_or_else(|| FALLBACK_CLUSTER_DOMAIN.to_owned());
         domain.trim_matches('.').to_ascii_lowercase()
+    }
+
+    /// How the live capture takes packets from the kernel.
+    pub fn delivery(&self) -> Delivery {
+        if self.capture_immediate { Delivery::Immediate } else { Delivery::Batched }
     }
 
     /// The cardinality caps.

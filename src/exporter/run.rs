@@ -137,11 +137,12 @@ impl Sources {
                 thread_name: "capture-file".into(),
             },
             None => {
-                let interface = args.interface.clone();
+                let (interface, delivery) = (args.interface.clone(), args.delivery());
+                tracing::info!(delivery = ?delivery, "capture delivery");
                 Packets {
-                    source: source::open_live(&interface, &filter)?,
+                    source: source::open_live_with(&interface, &filter, delivery)?,
                     thread_name: format!("capture-{interface}"),
-                    reopen: Some(Box::new(move || source::open_live(&interface, &filter))),
+                    reopen: Some(Box::new(move || source::open_live_with(&interface, &filter, delivery))),
                 }
             }
         };
@@ -282,17 +283,20 @@ pub async fn run(settings: Settings, sources: Sources, shutdown: impl Future<Out
 /// Runs the capture on a named thread.
 fn spawn_capture(packets: Packets, core: &Core, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>, Error> {
     tracing::info!(source = %packets.source.describe(), "capturing DNS answers");
+    let live = packets.reopen.is_some();
     let pipeline = DnsPipeline::new(core.recorder.clone());
     let metrics = core.metrics.clone();
     let readiness = core.readiness.clone();
     let thread = std::thread::Builder::new().name(packets.thread_name).spawn(move || {
         let _down_if_it_dies = DownOnPanic(metrics.clone(), SourceName::Capture);
-        // A live capture queues in the kernel buffer meanwhile (overflow shows as kernel drops).
-        if !wait_until_ready(&readiness, &stop) {
-            return;
-        }
+        let mut source = packets.source;
+        let Some(backlog) = read_until_ready(source.as_mut(), live, &readiness, &stop) else { return };
         metrics.source_succeeded(SourceName::Capture);
-        capture_loop(packets.source, pipeline, metrics, stop, packets.reopen);
+        let (mut pipeline, link) = (pipeline, source.link_type());
+        for (at, frame) in backlog.frames {
+            pipeline.process_frame(link, at, &frame);
+        }
+        capture_loop(source, pipeline, metrics, stop, packets.reopen);
     });
     thread.map_err(|e| Error::Usage(format!("cannot start the capture thread: {e}")))
 }
@@ -306,6 +310,54 @@ impl Drop for DownOnPanic {
             self.0.source_failed(self.1);
         }
     }
+}
+
+/// Frames a live capture reads ahead while the inventory syncs, before it leaves them in the kernel's ring.
+const BACKLOG_BYTES: usize = 8 << 20;
+
+/// Frames read before the inventory synced, to be processed once it has.
+#[derive(Debug, Default)]
+struct Backlog {
+    frames: Vec<(UnixMicros, Box<[u8]>)>,
+    bytes: usize,
+}
+
+/// Waits until the inventory has synced, like [`wait_until_ready`]; returns `None` if `stop` was set first.
+///
+/// A live capture is read meanwhile into a backlog of up to [`BACKLOG_BYTES`]: the kernel hands a ring block over at
+/// every block timeout that saw a packet, so a trickle of answers left unread fills all the ring's blocks within
+/// seconds (`docs/capture.md`). Past the backlog the ring fills, and what overflows it is counted as kernel drops.
+/// A file is not read ahead. A read error stops the reading; the capture loop meets it again and handles it.
+fn read_until_ready(
+    source: &mut dyn PacketSource,
+    live: bool,
+    readiness: &Readiness,
+    stop: &AtomicBool,
+) -> Option<Backlog> {
+    let mut backlog = Backlog::default();
+    let mut reading = live;
+    while !readiness.is_ready() {
+        if stop.load(Ordering::Acquire) {
+            return None;
+        }
+        if !reading || backlog.bytes >= BACKLOG_BYTES {
+            std::thread::sleep(READY_POLL);
+            continue;
+        }
+        // A live source returns Idle after at most `IDLE_WAIT_MS`, so readiness and `stop` are checked as often.
+        match source.next() {
+            Ok(Next::Packet(packet)) => {
+                backlog.bytes += packet.data.len();
+                backlog.frames.push((packet.at, packet.data.into()));
+            }
+            Ok(Next::Idle | Next::End) => {}
+            Err(_) => reading = false,
+        }
+    }
+    if !backlog.frames.is_empty() {
+        tracing::info!(frames = backlog.frames.len(), bytes = backlog.bytes, "processing frames read while syncing");
+    }
+    Some(backlog)
 }
 
 /// Reads the source until it ends or `stop` is set. A live device that fails is reopened after a pause.
@@ -489,4 +541,81 @@ fn sleep_unless_stopped(stop: &AtomicBool, total: Duration) -> bool {
 /// The current wall-clock time for observations that carry no timestamp of their own (socket scans).
 pub fn now_micros() -> UnixMicros {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::capture::frame::LinkType;
+    use crate::sources::capture::source::{KernelStats, Packet};
+
+    /// An endless live source of `frame`s that reports the inventory synced after `ready_after` reads.
+    struct Endless {
+        frame: Vec<u8>,
+        reads: usize,
+        ready_after: usize,
+        readiness: Readiness,
+    }
+
+    impl PacketSource for Endless {
+        fn link_type(&self) -> LinkType {
+            LinkType::Ethernet
+        }
+
+        fn next(&mut self) -> Result<Next<'_>, capture::Error> {
+            self.reads += 1;
+            if self.reads >= self.ready_after {
+                self.readiness.set(true);
+            }
+            Ok(Next::Packet(Packet { at: self.reads as i64, data: &self.frame }))
+        }
+
+        fn kernel_stats(&mut self) -> Option<KernelStats> {
+            None
+        }
+
+        fn describe(&self) -> String {
+            "endless".into()
+        }
+    }
+
+    fn endless(frame_bytes: usize, ready_after: usize) -> Endless {
+        Endless { frame: vec![0; frame_bytes], reads: 0, ready_after, readiness: Readiness::default() }
+    }
+
+    #[test]
+    fn a_live_capture_is_read_into_a_backlog_while_the_inventory_syncs() {
+        let mut source = endless(100, 10);
+        let readiness = source.readiness.clone();
+        let backlog = read_until_ready(&mut source, true, &readiness, &AtomicBool::new(false)).unwrap();
+        let times: Vec<UnixMicros> = backlog.frames.iter().map(|(at, _)| *at).collect();
+        assert_eq!(times, (1..=10).collect::<Vec<_>>(), "every frame, in order");
+        assert_eq!(backlog.bytes, 1_000);
+    }
+
+    /// Reads `source` (live or not) until a thread reports the inventory synced 300 ms later.
+    fn read_while_syncing(source: &mut Endless, live: bool) -> Backlog {
+        let readiness = Readiness::default();
+        let setter = readiness.clone();
+        let syncs = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            setter.set(true);
+        });
+        let backlog = read_until_ready(source, live, &readiness, &AtomicBool::new(false)).unwrap();
+        syncs.join().unwrap();
+        backlog
+    }
+
+    #[test]
+    fn the_backlog_stops_at_its_byte_budget_and_a_file_is_not_read_ahead() {
+        let mut live = endless(1 << 20, usize::MAX);
+        let backlog = read_while_syncing(&mut live, true);
+        assert_eq!((backlog.frames.len(), live.reads), (BACKLOG_BYTES >> 20, BACKLOG_BYTES >> 20));
+
+        let mut file = endless(100, usize::MAX);
+        let backlog = read_while_syncing(&mut file, false);
+        assert_eq!((backlog.frames.len(), file.reads), (0, 0), "a file waits unread");
+        let stopped = read_until_ready(&mut file, false, &Readiness::default(), &AtomicBool::new(true));
+        assert!(stopped.is_none(), "stop ends the wait");
+    }
 }

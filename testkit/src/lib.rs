@@ -27,3 +27,4 @@ pub mod live;
 pub mod netns;
 pub mod packets;
 pub mod procfs;
+pub mod threads;

@@ -2,11 +2,16 @@
 //! imports `pcap`; it turns pcap's errors into [`Error`] values that say what to do, and its wrapping u32 statistics
 //! into monotonic counters.
 //!
-//! The trait is blocking on purpose: the exporter reads it on a dedicated thread (one wakeup per packet would cost
-//! more in async), and a live source returns [`Next::Idle`] after at most 100 ms without traffic so that thread can
-//! notice shutdown. libpcap's own timeout cannot do that on Linux (since 1.9 it only bounds how long a packet may
-//! wait in the buffer, and never fires while no packet arrives), so the capture is non-blocking and waits in
-//! `poll(2)` on its selectable descriptor, only once the ring is drained.
+//! The trait is blocking on purpose: the exporter reads it on a dedicated thread, and a live source returns
+//! [`Next::Idle`] after at most [`IDLE_WAIT_MS`] without traffic so that thread can notice shutdown.
+//!
+//! A live capture takes packets from the kernel in batches ([`Delivery::Batched`], see `docs/capture.md`): with
+//! immediate mode off, libpcap 1.10 sets up a TPACKET_V3 ring of 256 KiB blocks, and the kernel hands a block over
+//! when it is full or [`BLOCK_TIMEOUT_MS`] after its first packet, so the reader wakes once per block instead of
+//! once per packet. Within a block, `next_packet` makes no system call. libpcap's own wait cannot tell the reader
+//! about an idle interface: with TPACKET_V3 it blocks in `poll(2)` with no timeout, because the kernel retires only
+//! blocks that hold packets. So the capture is non-blocking and waits in our own `poll(2)` with a timeout, once the
+//! ring is drained.
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -20,16 +25,44 @@ use crate::UnixMicros;
 /// Answers only: the BPF runs in the kernel, so queries and all other traffic never reach user space.
 pub const DEFAULT_FILTER: &str = "udp src port 53 or tcp src port 53";
 
-/// In immediate mode libpcap uses a TPACKET_V2 ring of fixed-size slots, each as large as the snaplen: with
-/// 65,535 an 8 MiB ring held 128 frames and a burst of 1,500 answers lost 1,372 of them
-/// (`tests/capture_live.rs`). 4,000 bytes fits a slot in one 4 KiB page and keeps every DNS answer up to ~3,900
-/// bytes whole (a cluster's answers are far smaller; EDNS buffers are 1,232 bytes by default); a longer one is
-/// cut and counted as `truncated`.
-const SNAPLEN: i32 = 4_000;
-/// 16 MiB of kernel ring: 4,096 slots absorb a burst of answers while the reading thread is busy.
-const BUFFER_BYTES: i32 = 16 << 20;
-/// How long a live read waits before reporting [`Next::Idle`].
-const READ_TIMEOUT_MS: i32 = 100;
+/// Keeps every DNS answer up to ~3,900 bytes whole (a cluster's answers are far smaller; EDNS buffers are 1,232
+/// bytes by default); a longer one is cut and counted as `truncated`. In immediate mode (TPACKET_V2) each ring slot
+/// is as large as the snaplen, so it also fits a slot in one 4 KiB page; with 65,535 an 8 MiB ring held 128 frames
+/// and a burst of 1,500 answers lost 1,372 of them (`tests/capture_live.rs`).
+pub const SNAPLEN: i32 = 4_000;
+/// The burst budget: this many frames, each as long as the snaplen (the worst case), fit in the ring while the
+/// reader is busy. Real answers are ~100–500 bytes, so the same ring holds 10–40 times as many.
+pub const BURST_BUDGET_FRAMES: usize = 4_000;
+/// libpcap 1.10's TPACKET_V3 block: it asks for "frames" of its maximum snaplen (262,144 bytes), one per block, and
+/// rounds the buffer size up to whole blocks.
+pub const RING_BLOCK_BYTES: usize = 256 << 10;
+/// The kernel's per-frame cost in a TPACKET_V3 block, bounded from above: the 48-byte `tpacket3_hdr` and the
+/// 20-byte `sockaddr_ll`, aligned to 16, with libpcap's 4-byte VLAN reserve and the frame's 8-byte alignment.
+const FRAME_OVERHEAD_BYTES: usize = 128;
+/// The block descriptor at the head of every block.
+const BLOCK_HEADER_BYTES: usize = 48;
+/// Worst-case frames per block, and the ring that holds [`BURST_BUDGET_FRAMES`] of them: 63 per block, 64 blocks,
+/// 16 MiB.
+pub const RING_BLOCKS: usize =
+    BURST_BUDGET_FRAMES.div_ceil((RING_BLOCK_BYTES - BLOCK_HEADER_BYTES) / (SNAPLEN as usize + FRAME_OVERHEAD_BYTES));
+/// The ring's size in bytes, as passed to `pcap_set_buffer_size`.
+pub const RING_BYTES: usize = RING_BLOCKS * RING_BLOCK_BYTES;
+/// How long the kernel keeps a block that holds packets before handing it over although it is not full: the
+/// latency of a quiet node's counters, and (times [`RING_BLOCKS`]) the shortest stall the ring survives when
+/// answers trickle in (64 × 50 ms = 3.2 s; a busier node fills blocks and gets the byte budget instead).
+pub const BLOCK_TIMEOUT_MS: i32 = 50;
+/// How long a live read waits in `poll(2)` before reporting [`Next::Idle`]: how soon the reader notices shutdown.
+pub const IDLE_WAIT_MS: i32 = 100;
+
+/// How the kernel hands packets to the capture.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Delivery {
+    /// TPACKET_V3: a block of packets at a time, when full or after [`BLOCK_TIMEOUT_MS`]. The exporter's mode.
+    #[default]
+    Batched,
+    /// libpcap's immediate mode (TPACKET_V2): every packet wakes the reader. Kept to compare in benchmarks.
+    Immediate,
+}
 
 /// One captured frame, borrowed from libpcap's buffer until the next call.
 #[derive(Clone, Copy, Debug)]
@@ -65,18 +98,22 @@ pub trait PacketSource: Send {
     fn describe(&self) -> String;
 }
 
-/// Opens a live capture in immediate mode (without it packets arrive in bursts) with the given BPF filter.
+/// Opens a live capture on `interface` with the given BPF filter, in [`Delivery::Batched`] mode.
 pub fn open_live(interface: &str, bpf_filter: &str) -> Result<Box<dyn PacketSource>, Error> {
+    open_live_with(interface, bpf_filter, Delivery::Batched)
+}
+
+/// Opens a live capture with an explicit [`Delivery`] mode.
+pub fn open_live_with(interface: &str, bpf_filter: &str, delivery: Delivery) -> Result<Box<dyn PacketSource>, Error> {
     let device_error = |e: pcap::Error| live_open_error(interface, e);
-    let mut capture = Capture::from_device(interface)
-        .map_err(device_error)?
-        .immediate_mode(true)
-        .snaplen(SNAPLEN)
-        .buffer_size(BUFFER_BYTES)
-        .promisc(false)
-        .timeout(READ_TIMEOUT_MS)
-        .open()
-        .map_err(device_error)?;
+    let inactive = Capture::from_device(interface).map_err(device_error)?.snaplen(SNAPLEN).promisc(false);
+    let inactive = match delivery {
+        // The timeout is the block retire timeout of the TPACKET_V3 ring (`tp_retire_blk_tov`).
+        Delivery::Batched => inactive.immediate_mode(false).buffer_size(RING_BYTES as i32).timeout(BLOCK_TIMEOUT_MS),
+        // The same bytes as before batching: 4,096 slots of one page each.
+        Delivery::Immediate => inactive.immediate_mode(true).buffer_size(16 << 20).timeout(IDLE_WAIT_MS),
+    };
+    let mut capture = inactive.open().map_err(device_error)?;
     let describe = format!("interface {interface}");
     let link = supported_link_type(&capture, &describe)?;
     apply_filter(&mut capture, bpf_filter)?;
@@ -112,7 +149,7 @@ impl PacketSource for LiveSource {
 
     fn next(&mut self) -> Result<Next<'_>, Error> {
         if self.drained {
-            if !wait_readable(self.capture.as_raw_fd(), READ_TIMEOUT_MS).map_err(|e| self.read_error(e))? {
+            if !wait_readable(self.capture.as_raw_fd(), IDLE_WAIT_MS).map_err(|e| self.read_error(e))? {
                 return Ok(Next::Idle);
             }
             self.drained = false;
@@ -122,7 +159,7 @@ impl PacketSource for LiveSource {
                 at: micros(packet.header.ts.tv_sec, packet.header.ts.tv_usec),
                 data: packet.data,
             })),
-            // Non-blocking mode reports an empty ring as a timeout.
+            // Non-blocking mode reports an empty ring (no block handed over yet) as a timeout.
             Err(pcap::Error::TimeoutExpired) => {
                 self.drained = true;
                 Ok(Next::Idle)
@@ -258,6 +295,13 @@ fn micros(seconds: impl Into<i64>, microseconds: impl Into<i64>) -> UnixMicros {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ring_holds_the_burst_budget_of_snaplen_long_frames() {
+        let per_block = (RING_BLOCK_BYTES - BLOCK_HEADER_BYTES) / (SNAPLEN as usize + FRAME_OVERHEAD_BYTES);
+        assert_eq!((per_block, RING_BLOCKS, RING_BYTES), (63, 64, 16 << 20));
+        assert!(RING_BLOCKS * per_block >= BURST_BUDGET_FRAMES);
+    }
 
     #[test]
     fn kernel_counters_stay_monotonic_across_the_u32_wrap() {
