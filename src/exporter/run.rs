@@ -89,7 +89,7 @@ impl Core {
         let inventory = load_inventory(args, &metrics, &readiness)?;
         let config = Arc::new(ResolveConfig { cluster_domain: args.cluster_domain(), node_name: args.node_name() });
         tracing::info!(cluster_domain = %config.cluster_domain, node = ?config.node_name, "resolution configured");
-        let recorder = Recorder::new(inventory, config, metrics.clone());
+        let recorder = Recorder::new(inventory, config, metrics.clone()).with_scan_interval(args.scan_interval);
         Ok(Core { registry: Arc::new(registry), metrics, recorder, readiness })
     }
 }
@@ -122,13 +122,15 @@ fn watch_inventory(args: &Args, metrics: &Metrics, readiness: &Readiness) -> Res
 pub fn print_metrics(args: &Args, exposition: Exposition) -> Result<String, Error> {
     let core = Core::new(args)?;
     let path = args.pcap_file.as_deref().ok_or_else(|| Error::Usage("--print-metrics needs --pcap-file".into()))?;
-    let mut source = source::open_file(path, Some(&args.bpf_filter))?;
-    let mut pipeline = DnsPipeline::new(core.recorder.clone());
+    let mut source = source::open_file(path, Some(&args.capture_filter()))?;
+    let mut pipeline = pipeline_for(args, &core.recorder);
     drain(source.as_mut(), &mut pipeline, &core.metrics, &AtomicBool::new(false))?;
     if !args.no_socket_scan {
         let mut scanner = Scanner::new(ProcRoot(args.procfs_root.clone()))?;
         scan_once(&mut scanner, &core.recorder);
     }
+    // A file's inventory will not change: what still waits for its client pod is counted now.
+    core.recorder.retry_pending(now_micros(), true);
     Ok(server::encode_metrics(&core.registry, exposition))
 }
 
@@ -154,15 +156,15 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), E
 
 /// Opens the capture source (so start-up errors surface now) and runs it on a named thread.
 fn spawn_capture(args: &Args, core: &Core, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>, Error> {
-    let filter = args.bpf_filter.clone();
+    let filter = args.capture_filter();
     let (source, name): (Box<dyn PacketSource>, String) = match &args.pcap_file {
         Some(path) => (source::open_file(path, Some(&filter))?, "capture-file".into()),
         None => (source::open_live(&args.interface, &filter)?, format!("capture-{}", args.interface)),
     };
-    tracing::info!(source = %source.describe(), "capturing DNS answers");
+    tracing::info!(source = %source.describe(), filter = %filter, syns = !args.no_syn_capture, "capturing");
     let interface = args.interface.clone();
     let live = args.pcap_file.is_none();
-    let pipeline = DnsPipeline::new(core.recorder.clone());
+    let pipeline = pipeline_for(args, &core.recorder);
     let metrics = core.metrics.clone();
     let readiness = core.readiness.clone();
     let thread = std::thread::Builder::new().name(name).spawn(move || {
@@ -174,6 +176,11 @@ fn spawn_capture(args: &Args, core: &Core, stop: Arc<AtomicBool>) -> Result<Join
         capture_loop(source, pipeline, metrics, stop, live.then_some(reopen));
     });
     thread.map_err(|e| Error::Usage(format!("cannot start the capture thread: {e}")))
+}
+
+fn pipeline_for(args: &Args, recorder: &Recorder) -> DnsPipeline {
+    let pipeline = DnsPipeline::new(recorder.clone());
+    if args.no_syn_capture { pipeline.without_syns() } else { pipeline }
 }
 
 /// Reads the source until it ends or `stop` is set. A live device that fails is reopened after a pause.
@@ -231,6 +238,7 @@ fn drain(
         if last_stats.elapsed() >= STATS_INTERVAL {
             last_stats = Instant::now();
             drops.update(source, metrics);
+            pipeline.recorder().retry_pending(now_micros(), false);
         }
     }
     drops.update(source, metrics);
@@ -290,9 +298,9 @@ fn scan_once(scanner: &mut Scanner, recorder: &Recorder) {
     };
     let at = now_micros();
     for conn in &report.new_connections {
-        let counted = recorder.connection(conn.local.ip(), conn.remote.ip(), at);
-        metrics.socket_connections.get_or_create(&OutcomeLabels { outcome: counted.metric_label() }).inc();
+        recorder.socket(conn.local, conn.remote, at);
     }
+    recorder.retry_pending(at, false);
     // "client" sockets are the new connections just counted by resolution outcome above.
     for (outcome, n) in report.outcomes.by_label().into_iter().filter(|(o, _)| *o != "client") {
         metrics.socket_connections.get_or_create(&OutcomeLabels { outcome }).inc_by(n as u64);

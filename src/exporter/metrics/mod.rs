@@ -16,7 +16,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-pub use edges::{EdgeCounter, EdgeLabels, EdgeOutcome, Limits, WorkloadLabels};
+pub use edges::{ConnectionLabels, EdgeCounter, EdgeLabels, EdgeOutcome, Limits, WorkloadLabels};
 pub use inventory::InventoryReport;
 
 use crate::resolve::{Reason, Side};
@@ -55,7 +55,7 @@ pub struct KindLabels {
 /// Labels `{source,side,reason}` of unresolved observations.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UnresolvedLabels {
-    /// `dns` or `socket`.
+    /// `dns`, `syn` or `socket`.
     pub source: &'static str,
     /// `client` or `server`.
     pub side: &'static str,
@@ -69,8 +69,13 @@ struct BuildLabels {
 }
 
 /// Outcomes of a DNS response, in the order they are decided.
-pub const DNS_OUTCOMES: [&str; 7] =
-    ["counted", "duplicate", "other_node", "not_answer", "unresolved", "malformed", "refused"];
+pub const DNS_OUTCOMES: [&str; 8] =
+    ["counted", "duplicate", "forwarded", "other_node", "not_answer", "unresolved", "malformed", "refused"];
+
+/// Outcomes of a client SYN (and of a socket-scan connection): `duplicate` is a copy, a retransmission or a
+/// connection the other source reported; `dns_lookup` a connection to port 53 of a DNS server.
+pub const CONNECTION_OUTCOMES: [&str; 6] =
+    ["counted", "duplicate", "dns_lookup", "other_node", "unresolved", "refused"];
 
 /// The exporter's self-metrics. Handles are cheap clones of the registered metrics.
 #[derive(Clone, Debug)]
@@ -85,6 +90,10 @@ pub struct Metrics {
     pub capture_errors: Family<ErrorLabels, Counter>,
     /// DNS responses by outcome.
     pub dns_responses: Family<OutcomeLabels, Counter>,
+    /// Client SYNs by outcome.
+    pub syns: Family<OutcomeLabels, Counter>,
+    /// Connections waiting for their client pod to reach the inventory.
+    pub connections_pending: Gauge,
     /// Observations that did not resolve, by source, side and reason.
     pub unresolved: Family<UnresolvedLabels, Counter>,
     /// Socket scans by outcome (`ok`, `error`).
@@ -122,6 +131,8 @@ impl Metrics {
             capture_frames: Family::default(),
             capture_errors: Family::default(),
             dns_responses: Family::default(),
+            syns: Family::default(),
+            connections_pending: Gauge::default(),
             unresolved: Family::default(),
             socket_scans: Family::default(),
             socket_scan_duration: Histogram::new(exponential_buckets(0.000_5, 2.0, 14)),
@@ -158,6 +169,12 @@ impl Metrics {
         reg.register("capture_frames", "Captured frames by what decoding found", self.capture_frames.clone());
         reg.register("capture_errors", "Errors reading the capture source, by error", self.capture_errors.clone());
         reg.register("dns_responses", "DNS responses captured, by outcome", self.dns_responses.clone());
+        reg.register("syns", "Client SYNs captured, by outcome", self.syns.clone());
+        reg.register(
+            "connections_pending",
+            "Connections (SYN or socket) whose client IP is not in the inventory yet, retried for a few seconds",
+            self.connections_pending.clone(),
+        );
         reg.register(
             "unresolved",
             "Observations whose client or server did not resolve to a workload, by source, side and reason",
@@ -209,6 +226,9 @@ impl Metrics {
         // Pre-create the outcome series so dashboards and alerts see zeros rather than absent series.
         for outcome in DNS_OUTCOMES {
             self.dns_responses.get_or_create(&OutcomeLabels { outcome }).inc_by(0);
+        }
+        for outcome in CONNECTION_OUTCOMES {
+            self.syns.get_or_create(&OutcomeLabels { outcome }).inc_by(0);
         }
     }
 

@@ -1,4 +1,4 @@
-//! DNS answers from libpcap (a live device or a savefile). Owns everything between the packet source and a parsed,
+//! DNS answers and client SYNs from libpcap (a live device or a savefile). Owns everything between the packet source and a parsed,
 //! de-duplicated DNS answer:
 //!
 //! - [`source`]: the only code that touches pcap: opens a device or a file, yields timestamped frames and kernel
@@ -6,6 +6,7 @@
 //! - [`frame`]: link layer → IP → UDP/TCP → whole DNS messages, including DNS-over-TCP reassembly. Pure.
 //! - [`dns`]: DNS message → [`dns::Answer`] or the reason it is not one; a cheap duplicate hash. Pure.
 //! - [`dedup`]: drops the copies of one answer seen on several interfaces. Pure, timestamps passed in.
+//! - [`syn`]: a client SYN (the frame walk hands TCP headers without port 53 to it) → [`syn::Syn`]. Pure.
 //! - [`synth`]: builders of DNS responses, frames and pcap files for tests and benchmarks.
 //!
 //! The expected per-packet flow is: `source.next()` → `FrameDecoder::decode` → `dns::dedup_key_hash` →
@@ -16,6 +17,7 @@ pub mod dns;
 pub mod frame;
 mod message;
 pub mod source;
+pub mod syn;
 pub mod synth;
 mod tcp;
 
