@@ -112,6 +112,20 @@ pub fn tcp_packet(src: SocketAddr, dst: SocketAddr, seq: u32, flags: u8, payload
     ip_packet(src.ip(), dst.ip(), PROTO_TCP, &tcp)
 }
 
+/// A client SYN as Linux sends it: a 40-byte TCP header whose options are MSS 1460, SACK permitted, a
+/// timestamp and window scale 7.
+pub fn tcp_syn(src: SocketAddr, dst: SocketAddr, isn: u32) -> Vec<u8> {
+    let mut tcp = Vec::with_capacity(40);
+    tcp.extend_from_slice(&src.port().to_be_bytes());
+    tcp.extend_from_slice(&dst.port().to_be_bytes());
+    tcp.extend_from_slice(&isn.to_be_bytes());
+    tcp.extend_from_slice(&0u32.to_be_bytes());
+    tcp.extend_from_slice(&[10 << 4, TCP_SYN, 0xFA, 0xF0, 0, 0, 0, 0]);
+    tcp.extend_from_slice(&[2, 4, 0x05, 0xB4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7]);
+    set_checksum(&mut tcp, 16, src.ip(), dst.ip(), PROTO_TCP);
+    ip_packet(src.ip(), dst.ip(), PROTO_TCP, &tcp)
+}
+
 /// An IP header around a transport payload; both addresses must be of the same family.
 pub fn ip_packet(src: IpAddr, dst: IpAddr, protocol: u8, transport: &[u8]) -> Vec<u8> {
     match (src, dst) {
