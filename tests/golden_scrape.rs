@@ -1,6 +1,6 @@
 //! Golden scrape: a capture file plus an inventory file through the real binary (`--print-metrics`) must give
-//! exactly `tests/golden/scrape.prom` (DNS answers from the capture, TCP connections from the fake `/proc` tree
-//! `tests/fixtures/proc`), minus the series that vary between runs (process metrics, build info).
+//! exactly `tests/golden/scrape.prom` (DNS answers and client SYNs from the capture, TCP connections from the fake
+//! `/proc` tree `tests/fixtures/proc`), minus the series that vary between runs (process metrics, build info).
 //!
 //! `UPDATE_GOLDEN=1 cargo test --test golden_scrape` rewrites the capture fixture and the golden file; review the
 //! diff before committing it.
@@ -93,7 +93,36 @@ fn capture_bytes() -> Vec<u8> {
     let segment =
         synth::tcp_packet(addr(KUBE_DNS_POD), addr("10.0.1.40:40014"), 1, synth::TCP_ACK | synth::TCP_PSH, &payload);
     w.write(at + 1_000, &synth::frame(LinkType::LinuxSll2, &segment)).unwrap();
+    // kube-dns forwards a name upstream: the upstream's answer to the CoreDNS pod is `forwarded`, no edge.
+    let ext = "api.example.org";
+    let forwarded = synth::response(16, ext, &[a(ext, "198.51.100.7")]);
+    let upstream = synth::udp_packet(addr("192.0.2.53:53"), addr("10.0.0.53:38000"), &forwarded);
+    w.write(at + 2_000, &synth::frame(LinkType::LinuxSll2, &upstream)).unwrap();
+    syns(&mut w, at + 3_000);
     w.into_inner()
+}
+
+/// Client SYNs as device `any` shows them: checkout dials the `web` ClusterIP on port 80 (the copy before NAT,
+/// the copy after NAT to the pod's port 8080, and a retransmission: one connection on port 8080), and redis-0 by
+/// pod IP; not edges: a SYN from a client on node-b, a DNS-over-TCP lookup to kube-dns, a node process.
+fn syns(w: &mut PcapWriter<Vec<u8>>, mut at: i64) {
+    let checkout = addr("10.0.1.10:41000");
+    let copies = [
+        (checkout, "10.96.0.50:80", 100),
+        (checkout, "10.0.1.50:8080", 100),
+        (checkout, "10.96.0.50:80", 100),
+        (checkout, "10.0.1.50:8080", 100),
+        (addr("10.0.1.10:41001"), "10.0.1.30:6379", 200),
+        (addr("10.0.1.20:41002"), "10.96.0.50:80", 300),
+        (addr("10.0.1.10:41003"), "10.96.0.10:53", 400),
+        (addr("192.168.50.10:41004"), "10.0.1.50:8080", 500),
+    ];
+    for (i, (client, server, isn)) in copies.into_iter().enumerate() {
+        // The retransmission a second after the first two copies.
+        at += if i == 2 { 1_000_000 } else { 50 };
+        let frame = synth::frame(LinkType::LinuxSll2, &synth::tcp_syn(client, addr(server), isn));
+        w.write(at, &frame).unwrap();
+    }
 }
 
 /// Series whose values vary between runs or builds: process metrics, the build, scan durations (the scan count

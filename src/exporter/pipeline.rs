@@ -52,6 +52,8 @@ pub enum Counted {
     DnsLookup,
     /// Waiting for the client pod to reach the inventory; the outcome is counted when it is decided.
     Pending,
+    /// A connection over loopback: inside one pod (or the node), not an edge.
+    Loopback,
 }
 
 impl Counted {
@@ -65,6 +67,7 @@ impl Counted {
             Counted::Duplicate => "duplicate",
             Counted::DnsLookup => "dns_lookup",
             Counted::Pending => "pending",
+            Counted::Loopback => "loopback",
         }
     }
 }
@@ -162,8 +165,13 @@ impl Recorder {
         }
     }
 
-    /// A client SYN (any copy of it).
+    /// A client SYN (any copy of it). Loopback connections are traffic inside a pod or the node, as the socket
+    /// scan also holds.
     pub fn syn(&self, syn: &Syn, at: UnixMicros) -> Counted {
+        if syn.client.ip().to_canonical().is_loopback() || syn.server.ip().to_canonical().is_loopback() {
+            self.count_connection_outcome(ConnectionSource::Syn, Counted::Loopback);
+            return Counted::Loopback;
+        }
         let first = self.memory().syn(syn.client, syn.server, syn.isn, at);
         self.connection_outcome(ConnectionSource::Syn, first, syn.client, syn.server, at)
     }
@@ -309,7 +317,7 @@ impl DnsOutcomes {
             Counted::Unresolved => &self.unresolved,
             Counted::Refused => &self.refused,
             // Connection outcomes; a DNS answer never has them.
-            Counted::Duplicate | Counted::DnsLookup | Counted::Pending => &self.duplicate,
+            Counted::Duplicate | Counted::DnsLookup | Counted::Pending | Counted::Loopback => &self.duplicate,
         }
     }
 }

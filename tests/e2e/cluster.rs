@@ -158,11 +158,38 @@ pub struct Service {
     pub port: u16,
     /// The workload whose pods back it; `None` for `kubernetes` (the API server is no pod).
     pub backend: Option<&'static str>,
+    /// A named `targetPort` and the number the pods' container port of that name has; `None`: the pods
+    /// listen on `port` itself.
+    pub target: Option<(&'static str, u16)>,
 }
 
 impl Service {
     pub fn fqdn(&self) -> String {
         format!("{}.{}.svc.{DOMAIN}", self.name, self.namespace)
+    }
+
+    /// The port the backing pods listen on.
+    pub fn target_port(&self) -> u16 {
+        self.target.map_or(self.port, |(_, n)| n)
+    }
+
+    /// `spec.ports` and the EndpointSlice's `ports`: DNS on 53 over UDP and TCP (as kube-dns declares it), else
+    /// one TCP port named after the Service.
+    fn ports(&self) -> (Vec<Value>, Vec<Value>) {
+        if self.port == 53 {
+            let both = |p| {
+                vec![
+                    json!({"name": "dns", "port": p, "protocol": "UDP"}),
+                    json!({"name": "dns-tcp", "port": p, "protocol": "TCP"}),
+                ]
+            };
+            return (both(53), both(53));
+        }
+        let target = self.target.map_or(json!(self.port), |(name, _)| json!(name));
+        (
+            vec![json!({"name": self.name, "port": self.port, "targetPort": target, "protocol": "TCP"})],
+            vec![json!({"name": self.name, "port": self.target_port(), "protocol": "TCP"})],
+        )
     }
 }
 
@@ -179,6 +206,8 @@ pub struct Cluster {
     pub workloads: Vec<Workload>,
     pub services: Vec<Service>,
     pub externals: Vec<External>,
+    /// Domains kube-dns forwards to a resolver outside the cluster: (domain, resolver address).
+    pub upstreams: Vec<(&'static str, Ipv4Addr)>,
 }
 
 impl Cluster {
@@ -210,8 +239,7 @@ impl Cluster {
         let ip = s.cluster_ip.map_or("None".to_owned(), |ip| ip.to_string());
         json!({"apiVersion": "v1", "kind": "Service", "metadata": {
                 "name": s.name, "namespace": s.namespace, "creationTimestamp": LONG_AGO},
-               "spec": {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip],
-                        "ports": [{"port": s.port, "protocol": "TCP"}]}})
+               "spec": {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip], "ports": s.ports().0}})
     }
 
     fn slice_object(&self, s: &Service) -> Option<Value> {
@@ -231,7 +259,7 @@ impl Cluster {
         Some(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
                "metadata": {"name": format!("{}-{}", s.name, hash_label(s.name, 5)), "namespace": s.namespace,
                             "creationTimestamp": LONG_AGO, "labels": {"kubernetes.io/service-name": s.name}},
-               "endpoints": endpoints, "ports": [{"port": s.port, "protocol": "TCP"}]}))
+               "endpoints": endpoints, "ports": s.ports().1}))
     }
 
     /// dnsmasq arguments that make it answer like CoreDNS for this cluster: authoritative for the cluster domain
@@ -251,17 +279,18 @@ impl Cluster {
             }
         }
         args.extend(self.externals.iter().map(|e| format!("--host-record={},{}", e.name, e.ip)));
+        args.extend(self.upstreams.iter().map(|(domain, ip)| format!("--server=/{domain}/{ip}")));
         args
     }
 
-    /// kube-proxy's view: (ClusterIP, port, protocol, backend pod IP) for every Service with a ClusterIP and a
-    /// backend. One backend each, so the DNAT target is deterministic.
-    pub fn nat_rules(&self) -> Vec<(Ipv4Addr, u16, &'static str, Ipv4Addr)> {
+    /// kube-proxy's view: (ClusterIP, port, protocol, backend pod IP, target port) for every Service with a
+    /// ClusterIP and a backend. One backend each, so the DNAT target is deterministic.
+    pub fn nat_rules(&self) -> Vec<(Ipv4Addr, u16, &'static str, Ipv4Addr, u16)> {
         let mut rules = Vec::new();
         for s in &self.services {
             let (Some(ip), Some(pod)) = (s.cluster_ip, self.backing_pods(s).first().cloned()) else { continue };
             let protocols: &[&str] = if s.port == 53 { &["udp", "tcp"] } else { &["tcp"] };
-            rules.extend(protocols.iter().map(|proto| (ip, s.port, *proto, pod.ip)));
+            rules.extend(protocols.iter().map(|proto| (ip, s.port, *proto, pod.ip, s.target_port())));
         }
         rules
     }

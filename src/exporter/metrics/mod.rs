@@ -73,9 +73,10 @@ pub const DNS_OUTCOMES: [&str; 8] =
     ["counted", "duplicate", "forwarded", "other_node", "not_answer", "unresolved", "malformed", "refused"];
 
 /// Outcomes of a client SYN (and of a socket-scan connection): `duplicate` is a copy, a retransmission or a
-/// connection the other source reported; `dns_lookup` a connection to port 53 of a DNS server.
-pub const CONNECTION_OUTCOMES: [&str; 6] =
-    ["counted", "duplicate", "dns_lookup", "other_node", "unresolved", "refused"];
+/// connection the other source reported; `dns_lookup` a connection to port 53 of a DNS server; `loopback` one
+/// inside a pod or the node.
+pub const CONNECTION_OUTCOMES: [&str; 7] =
+    ["counted", "duplicate", "dns_lookup", "loopback", "other_node", "unresolved", "refused"];
 
 /// The exporter's self-metrics. Handles are cheap clones of the registered metrics.
 #[derive(Clone, Debug)]
