@@ -230,6 +230,7 @@ impl Metrics {
         }
         for outcome in CONNECTION_OUTCOMES {
             self.syns.get_or_create(&OutcomeLabels { outcome }).inc_by(0);
+            self.socket_connections.get_or_create(&OutcomeLabels { outcome }).inc_by(0);
         }
     }
 
