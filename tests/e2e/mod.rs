@@ -5,7 +5,8 @@
 //!
 //! - [`cluster`]: the cluster as data, and the API objects, DNS records and NAT rules derived from it.
 //! - [`node`]: namespaces, veths, routes, resolv.conf, iptables: the node's plumbing.
-//! - [`procs`]: dnsmasq, the per-pod applications, glibc lookups, process usage.
+//! - [`procs`]: dnsmasq (kube-dns, an upstream resolver, a NodeLocal DNSCache), the per-pod applications, glibc
+//!   lookups, `dig +tcp`, process usage.
 //! - [`monitor`]: the exporter, Prometheus, `netmap-reduce`.
 //! - [`shop`]: the scenario (a shop of 12 workloads) with its traffic and the exact map it must produce.
 #![allow(dead_code)] // the test and the demo use different parts
@@ -43,6 +44,7 @@ pub fn missing_prerequisite() -> Option<String> {
         ("/usr/bin/prometheus", "prometheus"),
         ("/usr/bin/python3", "python3"),
         ("/usr/bin/getent", "libc-bin"),
+        ("/usr/bin/dig", "dnsutils"),
     ];
     for (path, package) in programs {
         if !Path::new(path).exists() {
