@@ -195,6 +195,11 @@ impl Recorder {
         self.metrics.connections_pending.set(self.pending.lock().unwrap_or_else(PoisonError::into_inner).len() as i64);
     }
 
+    /// Connections waiting for their client pod.
+    pub fn pending(&self) -> usize {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
     /// The metrics this recorder counts into.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics

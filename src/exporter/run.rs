@@ -195,6 +195,10 @@ fn capture_loop(
         match drain(source.as_mut(), &mut pipeline, &metrics, &stop) {
             Ok(()) => {
                 tracing::info!(source = %source.describe(), "capture source finished");
+                // Connections from the file that wait for their client pod still get their retries.
+                while pipeline.recorder().pending() > 0 && !sleep_unless_stopped(&stop, STATS_INTERVAL) {
+                    pipeline.recorder().retry_pending(now_micros(), false);
+                }
                 return;
             }
             Err(e) => tracing::warn!(error = %e, "capture failed; retrying"),
