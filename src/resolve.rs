@@ -4,7 +4,7 @@
 //! No I/O, no clock, no globals: the caller passes the observation's timestamp and the inventory. Identity rules
 //! follow docs/design.md §4 (compatible with Otterize): annotation override, root of the controller owner chain, `.` → `_`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, LazyLock};
 
 use crate::UnixMicros;
@@ -229,6 +229,16 @@ impl<'a> Resolver<'a> {
             Err(resolution) => return resolution,
         };
         self.complete(client, self.address_server(&remote, service, at))
+    }
+
+    /// The port a connection to `remote` reaches on the server pod (docs/design.md §2): for a Service ClusterIP,
+    /// the Service port's target port on the backing pods (named target ports resolved through the
+    /// EndpointSlices); for a pod IP, or a ClusterIP port the Service does not declare, the port as dialled.
+    pub fn server_port(&self, remote: SocketAddr) -> u16 {
+        self.inventory
+            .service_with_ip(&remote.ip())
+            .and_then(|service| service.target_port(remote.port()))
+            .unwrap_or(remote.port())
     }
 
     /// The edge, unless a pod's owner chain is still waiting for a watched owner (see [`Reason::OwnerPending`]).

@@ -1,6 +1,6 @@
 //! Golden scrape: a capture file plus an inventory file through the real binary (`--print-metrics`) must give
-//! exactly `tests/golden/scrape.prom` (DNS answers from the capture, TCP connections from the fake `/proc` tree
-//! `tests/fixtures/proc`), minus the series that vary between runs (process metrics, build info).
+//! exactly `tests/golden/scrape.prom` (DNS answers and client SYNs from the capture, TCP connections from the fake
+//! `/proc` tree `tests/fixtures/proc`), minus the series that vary between runs (process metrics, build info).
 //!
 //! `UPDATE_GOLDEN=1 cargo test --test golden_scrape` rewrites the capture fixture and the golden file; review the
 //! diff before committing it.
@@ -103,6 +103,35 @@ fn write_capture(w: &mut Pcap) {
         &payload,
     );
     w.write(at + 1_000, &packets::frame(dlt::LINUX_SLL2, &segment));
+    // kube-dns forwards a name upstream: the upstream's answer to the CoreDNS pod is `forwarded`, no edge.
+    let ext = "api.example.org";
+    let forwarded = packets::response(16, ext, &[a(ext, "198.51.100.7")]);
+    let upstream = packets::udp_packet(addr("192.0.2.53:53"), addr("10.0.0.53:38000"), &forwarded);
+    w.write(at + 2_000, &packets::frame(dlt::LINUX_SLL2, &upstream));
+    syns(w, at + 3_000);
+}
+
+/// Client SYNs as device `any` shows them: checkout dials the `web` ClusterIP on port 80 (the copy before NAT,
+/// the copy after NAT to the pod's port 8080, and a retransmission: one connection on port 8080), and redis-0 by
+/// pod IP; not edges: a SYN from a client on node-b, a DNS-over-TCP lookup to kube-dns, a node process.
+fn syns(w: &mut Pcap, mut at: i64) {
+    let checkout = addr("10.0.1.10:41000");
+    let copies = [
+        (checkout, "10.96.0.50:80", 100),
+        (checkout, "10.0.1.50:8080", 100),
+        (checkout, "10.96.0.50:80", 100),
+        (checkout, "10.0.1.50:8080", 100),
+        (addr("10.0.1.10:41001"), "10.0.1.30:6379", 200),
+        (addr("10.0.1.20:41002"), "10.96.0.50:80", 300),
+        (addr("10.0.1.10:41003"), "10.96.0.10:53", 400),
+        (addr("192.168.50.10:41004"), "10.0.1.50:8080", 500),
+    ];
+    for (i, (client, server, isn)) in copies.into_iter().enumerate() {
+        // The retransmission a second after the first two copies.
+        at += if i == 2 { 1_000_000 } else { 50 };
+        let frame = packets::frame(dlt::LINUX_SLL2, &packets::tcp_syn(client, addr(server), isn));
+        w.write(at, &frame);
+    }
 }
 
 /// Series whose values vary between runs or builds: process metrics, the build, scan durations (the scan count

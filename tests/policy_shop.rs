@@ -83,7 +83,7 @@ fn snapshot() -> String {
             "network_mapper_workload_info{{workload=\"{workload}\",namespace=\"{ns}\",kind=\"{kind}\"}} 1"
         ));
     }
-    for (client, ns, server, server_ns, port, n) in shop::expected_connections() {
+    for (client, ns, server, server_ns, port, n) in shop::expected_connection_series() {
         let server_ns = server_ns.map(|s| format!(",server_namespace=\"{s}\"")).unwrap_or_default();
         lines.push(format!(
             "network_mapper_edge_connections_total{{client=\"{client}\",namespace=\"{ns}\",server=\"{server}\"{server_ns},port=\"{port}\"}} {n}"
@@ -345,7 +345,7 @@ fn expected_connectivity() -> Allowed {
         expected.entry((src, dst)).or_default().extend(conns.into_iter().map(|(p, n)| (p.to_owned(), n)));
     };
     let observed: BTreeMap<(&str, &str), u16> =
-        shop::expected_connections().into_iter().map(|(c, _, s, _, port, _)| ((c, s), port)).collect();
+        shop::expected_connection_series().into_iter().map(|(c, _, s, _, port, _)| ((c, s), port)).collect();
     let has_pods =
         |name: &str| cluster.workloads.iter().any(|w| w.name == name && w.pods.iter().any(|p| !p.host_network));
     for (client, ns, server, server_ns, _) in shop::expected_edges() {

@@ -9,7 +9,8 @@ use clap::Parser;
 use crate::exporter::metrics::Limits;
 use crate::sources::capture::source::Delivery;
 
-/// The BPF filter that keeps DNS answers only (docs/design.md §3).
+/// The BPF filter that keeps DNS answers only (docs/design.md §3); with the SYN capture on (the default), client
+/// SYNs are added to it (see [`Args::capture_filter`]).
 pub const DEFAULT_BPF_FILTER: &str = "udp src port 53 or tcp src port 53";
 
 /// The cluster domain when neither the flag nor `/etc/resolv.conf` names one.
@@ -34,9 +35,14 @@ pub struct Args {
     #[arg(long, env = "NETMAP_INTERFACE", default_value = "any")]
     pub interface: String,
 
-    /// BPF filter applied to the capture; the default keeps DNS answers only.
-    #[arg(long, env = "NETMAP_BPF_FILTER", default_value = DEFAULT_BPF_FILTER)]
-    pub bpf_filter: String,
+    /// BPF filter applied to the capture [default: DNS answers (`udp src port 53 or tcp src port 53`) and,
+    /// unless --no-syn-capture, client SYNs of IPv4 and IPv6]. A filter given here is used as it is.
+    #[arg(long, env = "NETMAP_BPF_FILTER")]
+    pub bpf_filter: Option<String>,
+
+    /// Do not take client SYNs: connections are then seen by DNS answers and the socket scan only.
+    #[arg(long, env = "NETMAP_NO_SYN_CAPTURE")]
+    pub no_syn_capture: bool,
 
     /// Read this capture file (pcap or pcapng) instead of capturing on --interface.
     #[arg(long, env = "NETMAP_PCAP_FILE")]
@@ -107,6 +113,15 @@ impl Args {
     /// How the live capture takes packets from the kernel.
     pub fn delivery(&self) -> Delivery {
         if self.capture_immediate { Delivery::Immediate } else { Delivery::Batched }
+    }
+
+    /// The capture filter: `--bpf-filter`, else DNS answers plus (unless `--no-syn-capture`) client SYNs.
+    pub fn capture_filter(&self) -> String {
+        match (&self.bpf_filter, self.no_syn_capture) {
+            (Some(filter), _) => filter.clone(),
+            (None, true) => DEFAULT_BPF_FILTER.to_owned(),
+            (None, false) => format!("{DEFAULT_BPF_FILTER} or {}", crate::sources::capture::syn::SYN_FILTER),
+        }
     }
 
     /// The cardinality caps.

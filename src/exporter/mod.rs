@@ -2,12 +2,14 @@
 //!
 //! - [`config`]: the command line (every flag with its `NETMAP_*` fallback).
 //! - [`pipeline`]: the per-observation path (decode → de-duplicate → parse → resolve → count).
+//! - [`connections`]: one connection counted once across SYN copies, retransmissions and the socket scan.
 //! - [`metrics`]: the edge counters with their cardinality caps, and the self-metrics. Only this layer knows them.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz` and `/` over hyper; [`web_config`] adds TLS and basic auth
 //!   (`--web-config-file`).
 //! - [`run`]: start-up, the capture thread, the scanner and inventory tasks, shutdown.
 
 pub mod config;
+pub mod connections;
 pub mod metrics;
 pub mod pipeline;
 pub mod run;

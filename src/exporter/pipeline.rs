@@ -1,22 +1,39 @@
 //! The per-observation path from bytes to counters: frame → DNS message → de-duplication → DNS answer →
-//! resolution → edge counter, and the same tail for socket connections.
+//! resolution → edge counter; frame → client SYN → connection; and the same tail for socket connections.
 //!
 //! It owns no thread and no clock: the capture adapter feeds it frames with their timestamps, the socket
-//! scanner feeds it connections. The hot path takes the inventory's read lock once per DNS message.
+//! scanner feeds it connections, and both pass the current time to [`Recorder::retry_pending`]. The hot path
+//! takes the inventory's read lock once per DNS message or SYN.
 
-use std::net::IpAddr;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use prometheus_client::metrics::counter::Counter;
+use rustc_hash::FxHashSet;
 
 use crate::UnixMicros;
-use crate::exporter::metrics::{DnsOutcome, EdgeOutcome, Metrics, ObservationSource, Outcome, SocketOutcome};
-use crate::resolve::{Resolution, ResolveConfig, Resolver};
+use crate::exporter::connections::{self, ConnectionMemory};
+use crate::exporter::metrics::{
+    DnsOutcome, EdgeOutcome, Metrics, ObservationSource, Outcome, SocketOutcome, SynOutcome,
+};
+use crate::resolve::{Reason, Resolution, ResolveConfig, Resolver, Side};
 use crate::sources::capture::dedup::{DEFAULT_MAX_ENTRIES, DEFAULT_WINDOW_MICROS};
 use crate::sources::capture::dns::{self, DnsResponse};
 use crate::sources::capture::frame::{DnsMessage, FrameDecoder, FrameOutcome, LinkType};
 use crate::sources::capture::prefilter::{Destinations, Early, Prefilter};
+use crate::sources::capture::syn::Syn;
 use crate::sources::inventory::Inventory;
+
+/// How long a connection whose client IP is not in the inventory yet is retried: a pod's first SYN can precede
+/// its Pod object (with its IP) in the watch by a second or two.
+pub const RETRY_MICROS: i64 = 10_000_000;
+/// At most this many connections wait; beyond it they are counted unresolved at once (traffic from outside
+/// the cluster to a NodePort would otherwise fill any queue).
+const MAX_PENDING: usize = 4096;
+/// Addresses learned as DNS servers from the answers they send; far more than any cluster runs.
+const MAX_LEARNED_DNS_SERVERS: usize = 4096;
+const DNS_PORT: u16 = 53;
 
 /// The inventory as shared between its source (which writes) and the pipelines (which read).
 pub type SharedInventory = Arc<RwLock<Inventory>>;
@@ -32,17 +49,14 @@ pub enum Counted {
     Unresolved,
     /// A cardinality cap refused a new edge.
     Refused,
-}
-
-impl From<Counted> for DnsOutcome {
-    fn from(counted: Counted) -> Self {
-        match counted {
-            Counted::Counted => DnsOutcome::Counted,
-            Counted::OtherNode => DnsOutcome::OtherNode,
-            Counted::Unresolved => DnsOutcome::Unresolved,
-            Counted::Refused => DnsOutcome::Refused,
-        }
-    }
+    /// A copy of a connection counted already (another SYN copy, a retransmission, the other source).
+    Duplicate,
+    /// A connection to port 53 of a DNS server: a DNS-over-TCP lookup, whose answers count instead.
+    DnsLookup,
+    /// Waiting for the client pod to reach the inventory; the outcome is counted when it is decided.
+    Pending,
+    /// A connection over loopback: inside one pod (or the node), not an edge.
+    Loopback,
 }
 
 impl From<Counted> for SocketOutcome {
@@ -50,24 +64,88 @@ impl From<Counted> for SocketOutcome {
         match counted {
             Counted::Counted => SocketOutcome::Counted,
             Counted::OtherNode => SocketOutcome::OtherNode,
-            Counted::Unresolved => SocketOutcome::Unresolved,
+            Counted::Unresolved | Counted::Pending => SocketOutcome::Unresolved,
             Counted::Refused => SocketOutcome::Refused,
+            Counted::Duplicate => SocketOutcome::Duplicate,
+            Counted::DnsLookup => SocketOutcome::DnsLookup,
+            Counted::Loopback => SocketOutcome::Loopback,
         }
     }
 }
 
-/// Resolves and counts one observation; shared by the DNS and socket paths.
+impl From<Counted> for SynOutcome {
+    fn from(counted: Counted) -> Self {
+        match counted {
+            Counted::Counted => SynOutcome::Counted,
+            Counted::OtherNode => SynOutcome::OtherNode,
+            Counted::Unresolved | Counted::Pending => SynOutcome::Unresolved,
+            Counted::Refused => SynOutcome::Refused,
+            Counted::Duplicate => SynOutcome::Duplicate,
+            Counted::DnsLookup => SynOutcome::DnsLookup,
+            Counted::Loopback => SynOutcome::Loopback,
+        }
+    }
+}
+
+/// Which source saw a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionSource {
+    /// A client SYN from the capture.
+    Syn,
+    /// A client-side socket from the socket scan.
+    Socket,
+}
+
+impl From<ConnectionSource> for ObservationSource {
+    fn from(source: ConnectionSource) -> Self {
+        match source {
+            ConnectionSource::Syn => ObservationSource::Syn,
+            ConnectionSource::Socket => ObservationSource::Socket,
+        }
+    }
+}
+
+/// A connection waiting for its client pod.
+#[derive(Clone, Copy, Debug)]
+struct PendingConnection {
+    source: ConnectionSource,
+    client: SocketAddr,
+    server: SocketAddr,
+    at: UnixMicros,
+}
+
+/// Resolves and counts one observation; shared by the DNS, SYN and socket paths. Clones share all state.
 #[derive(Clone)]
 pub struct Recorder {
     inventory: SharedInventory,
     config: Arc<ResolveConfig>,
     metrics: Metrics,
+    /// One connection counts once, whichever source sees it first (see [`connections`]).
+    connections: Arc<Mutex<ConnectionMemory>>,
+    pending: Arc<Mutex<VecDeque<PendingConnection>>>,
+    /// Addresses seen sending DNS answers: DNS servers by the capture's account.
+    dns_senders: Arc<RwLock<FxHashSet<IpAddr>>>,
 }
 
 impl Recorder {
-    /// A recorder over this inventory.
+    /// A recorder over this inventory, for a socket scan every 5 s.
     pub fn new(inventory: SharedInventory, config: Arc<ResolveConfig>, metrics: Metrics) -> Self {
-        Recorder { inventory, config, metrics }
+        let window = connections::window_for(std::time::Duration::from_secs(5));
+        Recorder {
+            inventory,
+            config,
+            metrics,
+            connections: Arc::new(Mutex::new(ConnectionMemory::new(window, connections::DEFAULT_MAX_ENTRIES))),
+            pending: Arc::default(),
+            dns_senders: Arc::default(),
+        }
+    }
+
+    /// Sizes the one-connection window for a socket scan every `scan_interval`.
+    pub fn with_scan_interval(mut self, scan_interval: std::time::Duration) -> Self {
+        let memory = ConnectionMemory::new(connections::window_for(scan_interval), connections::DEFAULT_MAX_ENTRIES);
+        self.connections = Arc::new(Mutex::new(memory));
+        self
     }
 
     /// A DNS answer to `client` for `question`.
@@ -75,7 +153,7 @@ impl Recorder {
         let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
         let resolution = Resolver::new(&inventory, &self.config).dns_answer(client, question, addresses, at);
         drop(inventory);
-        self.count(ObservationSource::Dns, resolution)
+        self.count(ObservationSource::Dns, resolution, None)
     }
 
     /// Whether `client` is a pod on another node, which counts its answers itself.
@@ -87,12 +165,62 @@ impl Recorder {
         Resolver::new(&inventory, &self.config).client_on_other_node(client, at)
     }
 
-    /// A new client-side TCP connection.
-    pub fn connection(&self, local: IpAddr, remote: IpAddr, at: UnixMicros) -> Counted {
-        let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
-        let resolution = Resolver::new(&inventory, &self.config).connection(local, remote, at);
-        drop(inventory);
-        self.count(ObservationSource::Socket, resolution)
+    /// Whether `ip` is a DNS server (docs/design.md §3): a backend or ClusterIP of a Service exposing port 53,
+    /// or an address the capture has seen sending DNS answers. A few hash probes.
+    pub fn is_dns_server(&self, ip: &IpAddr) -> bool {
+        let learned = self.dns_senders.read().unwrap_or_else(PoisonError::into_inner);
+        if learned.contains(ip) {
+            return true;
+        }
+        drop(learned);
+        self.inventory.read().unwrap_or_else(PoisonError::into_inner).is_dns_server(ip)
+    }
+
+    /// Remembers that `ip` sent a DNS answer. Bounded; the check under the read lock keeps the common case
+    /// (a server already known) from taking the write lock.
+    pub fn learn_dns_server(&self, ip: IpAddr) {
+        if self.dns_senders.read().unwrap_or_else(PoisonError::into_inner).contains(&ip) {
+            return;
+        }
+        let mut learned = self.dns_senders.write().unwrap_or_else(PoisonError::into_inner);
+        if learned.len() < MAX_LEARNED_DNS_SERVERS {
+            learned.insert(ip);
+        }
+    }
+
+    /// A client SYN (any copy of it). Loopback connections are traffic inside a pod or the node, as the socket
+    /// scan also holds.
+    pub fn syn(&self, syn: &Syn, at: UnixMicros) -> Counted {
+        if syn.client.ip().to_canonical().is_loopback() || syn.server.ip().to_canonical().is_loopback() {
+            self.count_connection_outcome(ConnectionSource::Syn, Counted::Loopback);
+            return Counted::Loopback;
+        }
+        let first = self.memory().syn(syn.client, syn.server, syn.isn, at);
+        self.connection_outcome(ConnectionSource::Syn, first, syn.client, syn.server, at)
+    }
+
+    /// A client-side socket the socket scan reports for the first time.
+    pub fn socket(&self, local: SocketAddr, remote: SocketAddr, at: UnixMicros) -> Counted {
+        let first = self.memory().socket(local, remote, at);
+        self.connection_outcome(ConnectionSource::Socket, first, local, remote, at)
+    }
+
+    /// Retries the connections waiting for their client pod; those past [`RETRY_MICROS`] (or all, with
+    /// `give_up`) are counted as they resolve now.
+    pub fn retry_pending(&self, now: UnixMicros, give_up: bool) {
+        let waiting: Vec<PendingConnection> =
+            self.pending.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
+        for p in waiting {
+            let last_try = give_up || now.saturating_sub(p.at) >= RETRY_MICROS;
+            let counted = self.resolve_connection(p.source, p.client, p.server, p.at, !last_try);
+            self.count_connection_outcome(p.source, counted);
+        }
+        self.metrics.connections_pending.set(self.pending.lock().unwrap_or_else(PoisonError::into_inner).len() as i64);
+    }
+
+    /// Connections waiting for their client pod.
+    pub fn pending(&self) -> usize {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     /// The metrics this recorder counts into.
@@ -100,12 +228,81 @@ impl Recorder {
         &self.metrics
     }
 
-    fn count(&self, source: ObservationSource, resolution: Resolution) -> Counted {
+    fn memory(&self) -> std::sync::MutexGuard<'_, ConnectionMemory> {
+        self.connections.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn connection_outcome(
+        &self,
+        source: ConnectionSource,
+        first: bool,
+        client: SocketAddr,
+        server: SocketAddr,
+        at: UnixMicros,
+    ) -> Counted {
+        let counted = if !first {
+            Counted::Duplicate
+        } else if server.port() == DNS_PORT && self.is_dns_server(&server.ip()) {
+            Counted::DnsLookup
+        } else {
+            self.resolve_connection(source, client, server, at, true)
+        };
+        self.count_connection_outcome(source, counted);
+        counted
+    }
+
+    /// Resolves and counts a connection; with `may_wait`, one whose client IP is not known yet waits instead.
+    fn resolve_connection(
+        &self,
+        source: ConnectionSource,
+        client: SocketAddr,
+        server: SocketAddr,
+        at: UnixMicros,
+        may_wait: bool,
+    ) -> Counted {
+        let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
+        let resolver = Resolver::new(&inventory, &self.config);
+        let resolution = resolver.connection(client.ip(), server.ip(), at);
+        let port = resolver.server_port(server);
+        drop(inventory);
+        let waits =
+            matches!(resolution, Resolution::Unresolved(Side::Client, Reason::UnknownIp | Reason::OwnerPending));
+        if waits && may_wait {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if pending.len() < MAX_PENDING {
+                pending.push_back(PendingConnection { source, client, server, at });
+                self.metrics.connections_pending.set(pending.len() as i64);
+                return Counted::Pending;
+            }
+        }
+        self.count(source.into(), resolution, Some(port))
+    }
+
+    fn count_connection_outcome(&self, source: ConnectionSource, counted: Counted) {
+        if counted == Counted::Pending {
+            return;
+        }
+        match source {
+            ConnectionSource::Syn => self.metrics.syns.get_or_create(&Outcome(SynOutcome::from(counted))).inc(),
+            ConnectionSource::Socket => {
+                self.metrics.socket_connections.get_or_create(&Outcome(SocketOutcome::from(counted))).inc()
+            }
+        };
+    }
+
+    /// Counts a resolution: an edge (and, for a connection, its port series), or the reason it is none.
+    fn count(&self, source: ObservationSource, resolution: Resolution, port: Option<u16>) -> Counted {
         match resolution {
-            Resolution::Edge(edge) => match self.metrics.edges.observe(&edge) {
-                EdgeOutcome::Counted => Counted::Counted,
-                EdgeOutcome::RefusedMaxEdges | EdgeOutcome::RefusedExternal => Counted::Refused,
-            },
+            Resolution::Edge(edge) => {
+                let outcome = match port {
+                    Some(port) => self.metrics.edges.observe_connection(&edge, port),
+                    None => self.metrics.edges.observe(&edge),
+                };
+                match outcome {
+                    EdgeOutcome::Counted | EdgeOutcome::RefusedConnectionSeries => Counted::Counted,
+                    EdgeOutcome::RefusedMaxEdges | EdgeOutcome::RefusedExternal => Counted::Refused,
+                }
+            }
             Resolution::OtherNode => Counted::OtherNode,
             Resolution::Unresolved(side, reason) => {
                 self.metrics.unresolved(source, side, reason);
@@ -121,15 +318,10 @@ struct DnsOutcomes {
     duplicate: Counter,
     other_node: Counter,
     not_answer: Counter,
+    forwarded: Counter,
     unresolved: Counter,
     malformed: Counter,
     refused: Counter,
-}
-
-impl Destinations for Recorder {
-    fn on_other_node(&self, ip: IpAddr, at: UnixMicros) -> bool {
-        self.client_on_other_node(ip, at)
-    }
 }
 
 impl DnsOutcomes {
@@ -140,19 +332,20 @@ impl DnsOutcomes {
             duplicate: get(DnsOutcome::Duplicate),
             other_node: get(DnsOutcome::OtherNode),
             not_answer: get(DnsOutcome::NotAnswer),
+            forwarded: get(DnsOutcome::Forwarded),
             unresolved: get(DnsOutcome::Unresolved),
             malformed: get(DnsOutcome::Malformed),
             refused: get(DnsOutcome::Refused),
         }
     }
 
-    fn early(&self, early: Early, metrics: &Metrics) {
+    fn early(&self, early: Early) {
         match early {
             Early::Malformed => self.malformed.inc(),
             Early::Duplicate => self.duplicate.inc(),
             Early::NotAnswer(_) => self.not_answer.inc(),
+            Early::Forwarded => self.forwarded.inc(),
             Early::OtherNode => self.other_node.inc(),
-            Early::Forwarded => metrics.dns_responses.get_or_create(&Outcome(DnsOutcome::Forwarded)).inc(),
         };
     }
 
@@ -162,6 +355,8 @@ impl DnsOutcomes {
             Counted::OtherNode => &self.other_node,
             Counted::Unresolved => &self.unresolved,
             Counted::Refused => &self.refused,
+            // Connection outcomes; a DNS answer never has them.
+            Counted::Duplicate | Counted::DnsLookup | Counted::Pending | Counted::Loopback => &self.duplicate,
         }
     }
 }
@@ -170,15 +365,31 @@ impl DnsOutcomes {
 pub struct DnsPipeline {
     decoder: FrameDecoder,
     sink: MessageSink,
+    syns: SynSink,
     packets: Counter,
     /// One counter handle per frame outcome; six entries, so a linear search beats hashing labels.
     frames: Vec<(FrameOutcome, Counter)>,
+}
+
+impl Destinations for Recorder {
+    fn on_other_node(&self, ip: IpAddr, at: UnixMicros) -> bool {
+        self.client_on_other_node(ip, at)
+    }
+
+    fn is_dns_server(&self, ip: IpAddr) -> bool {
+        Recorder::is_dns_server(self, &ip)
+    }
 }
 
 struct MessageSink {
     prefilter: Prefilter,
     recorder: Recorder,
     outcomes: DnsOutcomes,
+}
+
+/// Where client SYNs go; `None` with `--no-syn-capture` (a custom filter may still pass SYNs).
+struct SynSink {
+    recorder: Option<Recorder>,
 }
 
 impl DnsPipeline {
@@ -192,6 +403,7 @@ impl DnsPipeline {
             .collect();
         DnsPipeline {
             decoder: FrameDecoder::new(),
+            syns: SynSink { recorder: Some(recorder.clone()) },
             sink: MessageSink {
                 prefilter: Prefilter::new(DEFAULT_WINDOW_MICROS, DEFAULT_MAX_ENTRIES),
                 recorder,
@@ -202,22 +414,49 @@ impl DnsPipeline {
         }
     }
 
+    /// The recorder this pipeline counts into.
+    pub fn recorder(&self) -> &Recorder {
+        &self.sink.recorder
+    }
+
+    /// Ignores client SYNs (`--no-syn-capture`).
+    pub fn without_syns(mut self) -> Self {
+        self.syns.recorder = None;
+        self
+    }
+
     /// Processes one captured frame.
     pub fn process_frame(&mut self, link: LinkType, at: UnixMicros, frame: &[u8]) {
         self.packets.inc();
-        let sink = &mut self.sink;
-        let outcome = self.decoder.decode(link, frame, &mut |message| sink.on_message(&message, at));
+        let (sink, syns) = (&mut self.sink, &self.syns);
+        let outcome =
+            self.decoder.decode_with_syns(link, frame, &mut |message| sink.on_message(&message, at), &mut |syn| {
+                syns.on_syn(&syn, at);
+            });
         if let Some((_, counter)) = self.frames.iter().find(|(o, _)| *o == outcome) {
             counter.inc();
         }
     }
 }
 
+impl SynSink {
+    fn on_syn(&self, syn: &Syn, at: UnixMicros) {
+        if let Some(recorder) = &self.recorder {
+            recorder.syn(syn, at);
+        }
+    }
+}
+
 impl MessageSink {
     fn on_message(&mut self, message: &DnsMessage<'_>, at: UnixMicros) {
-        // Duplicates, non-answers and other nodes' answers are decided before the full parse.
+        // The QR bit: whoever sends a response from port 53 is a DNS server.
+        if message.bytes.get(2).is_some_and(|flags| flags & 0x80 != 0) {
+            self.recorder.learn_dns_server(message.src.ip());
+        }
+        // Duplicates, non-answers, lookups forwarded by a DNS server (CoreDNS, a node-local cache: not calls of
+        // their own) and other nodes' answers are decided from the header and the question, before the full parse.
         if let Err(early) = self.prefilter.check(message, at, &self.recorder) {
-            return self.outcomes.early(early, self.recorder.metrics());
+            return self.outcomes.early(early);
         }
         match dns::parse_response(message.bytes) {
             DnsResponse::Malformed => self.outcomes.malformed.inc(),

@@ -89,6 +89,8 @@ pub struct Packets {
     pub reopen: Option<Reopen>,
     /// The capture thread's name.
     pub thread_name: String,
+    /// Whether client SYNs are counted (`--no-syn-capture` turns it off).
+    pub syns: bool,
 }
 
 /// The socket scanner and its period.
@@ -129,12 +131,14 @@ impl Sources {
             }
             None => InventorySource::Api(Box::new(inventory::client_config(args.kubeconfig.as_deref())?)),
         };
-        let filter = args.bpf_filter.clone();
+        let (filter, syns) = (args.capture_filter(), !args.no_syn_capture);
+        tracing::info!(filter = %filter, syns, "capture filter");
         let packets = match &args.pcap_file {
             Some(path) => Packets {
                 source: source::open_file(path, Some(&filter))?,
                 reopen: None,
                 thread_name: "capture-file".into(),
+                syns,
             },
             None => {
                 let (interface, delivery) = (args.interface.clone(), args.delivery());
@@ -143,6 +147,7 @@ impl Sources {
                     source: source::open_live_with(&interface, &filter, delivery)?,
                     thread_name: format!("capture-{interface}"),
                     reopen: Some(Box::new(move || source::open_live_with(&interface, &filter, delivery))),
+                    syns,
                 }
             }
         };
@@ -192,6 +197,7 @@ impl Core {
         resolve: ResolveConfig,
         limits: Limits,
         enabled: Enabled,
+        scan_interval: Option<Duration>,
     ) -> Result<Core, Error> {
         let (metrics, registry) = Metrics::new(limits, enabled);
         let readiness = Readiness::default();
@@ -212,7 +218,11 @@ impl Core {
         };
         let config = Arc::new(resolve);
         tracing::info!(cluster_domain = %config.cluster_domain, node = ?config.node_name, "resolution configured");
-        let recorder = Recorder::new(inventory, config, metrics.clone());
+        // A connection is remembered long enough for the next scan to find it (docs/counting.md).
+        let mut recorder = Recorder::new(inventory, config, metrics.clone());
+        if let Some(interval) = scan_interval {
+            recorder = recorder.with_scan_interval(interval);
+        }
         Ok(Core { registry: Arc::new(registry), metrics, recorder, readiness })
     }
 }
@@ -227,14 +237,17 @@ pub fn print_metrics(args: &Args, exposition: Exposition) -> Result<String, Erro
     }
     let sources = Sources::open(args)?;
     let enabled = sources.enabled();
-    let core = Core::new(sources.inventory, resolve_config(args), args.limits(), enabled)?;
+    let interval = sources.sockets.as_ref().map(|s| s.interval);
+    let core = Core::new(sources.inventory, resolve_config(args), args.limits(), enabled, interval)?;
     if let Some(mut packets) = sources.packets {
-        let mut pipeline = DnsPipeline::new(core.recorder.clone());
+        let mut pipeline = pipeline_for(packets.syns, &core.recorder);
         drain(packets.source.as_mut(), &mut pipeline, &core.metrics, &AtomicBool::new(false))?;
     }
     if let Some(mut sockets) = sources.sockets {
         scan_once(&mut sockets.scanner, &core.recorder);
     }
+    // A file's inventory will not change: what still waits for its client pod is counted now.
+    core.recorder.retry_pending(now_micros(), true);
     Ok(server::encode_metrics(&core.registry, exposition))
 }
 
@@ -258,7 +271,8 @@ pub async fn run_with_args(args: Args, shutdown: impl Future<Output = ()>) -> Re
 /// Runs the exporter over `sources` until `shutdown` completes. Needs a tokio runtime with I/O and timers.
 pub async fn run(settings: Settings, sources: Sources, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let enabled = sources.enabled();
-    let core = Core::new(sources.inventory, settings.resolve, settings.limits, enabled)?;
+    let interval = sources.sockets.as_ref().map(|s| s.interval);
+    let core = Core::new(sources.inventory, settings.resolve, settings.limits, enabled, interval)?;
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     if let Some(packets) = sources.packets {
@@ -284,7 +298,7 @@ pub async fn run(settings: Settings, sources: Sources, shutdown: impl Future<Out
 fn spawn_capture(packets: Packets, core: &Core, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>, Error> {
     tracing::info!(source = %packets.source.describe(), "capturing DNS answers");
     let live = packets.reopen.is_some();
-    let pipeline = DnsPipeline::new(core.recorder.clone());
+    let pipeline = pipeline_for(packets.syns, &core.recorder);
     let metrics = core.metrics.clone();
     let readiness = core.readiness.clone();
     let thread = std::thread::Builder::new().name(packets.thread_name).spawn(move || {
@@ -360,6 +374,12 @@ fn read_until_ready(
     Some(backlog)
 }
 
+/// The pipeline of a capture; `syns: false` (`--no-syn-capture`) ignores client SYNs a custom filter may pass.
+fn pipeline_for(syns: bool, recorder: &Recorder) -> DnsPipeline {
+    let pipeline = DnsPipeline::new(recorder.clone());
+    if syns { pipeline } else { pipeline.without_syns() }
+}
+
 /// Reads the source until it ends or `stop` is set. A live device that fails is reopened after a pause.
 fn capture_loop(
     mut source: Box<dyn PacketSource>,
@@ -372,6 +392,10 @@ fn capture_loop(
         match drain(source.as_mut(), &mut pipeline, &metrics, &stop) {
             Ok(()) => {
                 tracing::info!(source = %source.describe(), "capture source finished");
+                // Connections from the file that wait for their client pod still get their retries.
+                while pipeline.recorder().pending() > 0 && !sleep_unless_stopped(&stop, STATS_INTERVAL) {
+                    pipeline.recorder().retry_pending(now_micros(), false);
+                }
                 return;
             }
             Err(e) => tracing::warn!(error = %e, "capture failed; retrying"),
@@ -423,6 +447,7 @@ fn drain(
             last_stats = Instant::now();
             drops.update(source, metrics);
             metrics.source_succeeded(SourceName::Capture);
+            pipeline.recorder().retry_pending(now_micros(), false);
         }
     }
     drops.update(source, metrics);
@@ -481,9 +506,9 @@ fn scan_once(scanner: &mut Scanner, recorder: &Recorder) {
     };
     let at = now_micros();
     for conn in &report.new_connections {
-        let counted = recorder.connection(conn.local.ip(), conn.remote.ip(), at);
-        metrics.socket_connections.get_or_create(&Outcome(SocketOutcome::from(counted))).inc();
+        recorder.socket(conn.local, conn.remote, at);
     }
+    recorder.retry_pending(at, false);
     // Client sockets are the new connections just counted by resolution outcome above.
     let outcomes = &report.outcomes;
     let seen = [

@@ -34,6 +34,7 @@ pub const NODE_LAB: &[Need] = &[
     Need::File("/usr/bin/prometheus", "prometheus"),
     Need::File("/usr/bin/python3", "python3"),
     Need::File("/usr/bin/getent", "libc-bin"),
+    Need::File("/usr/bin/dig", "dnsutils"),
     Need::Tool("ip", "iproute2"),
     Need::Tool("iptables", "iptables"),
 ];

@@ -144,6 +144,31 @@ pub fn tcp_packet(src: SocketAddr, dst: SocketAddr, seq: u32, flags: u8, payload
     ip_packet(src.ip(), dst.ip(), PROTO_TCP, &transport)
 }
 
+/// A client SYN as Linux sends it: a 40-byte TCP header whose options are MSS 1460, SACK permitted, a
+/// timestamp and window scale 7.
+pub fn tcp_syn(src: SocketAddr, dst: SocketAddr, isn: u32) -> Vec<u8> {
+    use etherparse::TcpOptionElement::{
+        MaximumSegmentSize, Noop, SelectiveAcknowledgementPermitted, Timestamp, WindowScale,
+    };
+    let mut tcp = TcpHeader::new(src.port(), dst.port(), isn, 0xFAF0);
+    tcp.syn = true;
+    tcp.set_options(&[
+        MaximumSegmentSize(1460),
+        SelectiveAcknowledgementPermitted,
+        Timestamp(1, 0),
+        Noop,
+        WindowScale(7),
+    ])
+    .expect("the options of a SYN fit");
+    tcp.checksum = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => tcp.calc_checksum_ipv4_raw(s.octets(), d.octets(), &[]),
+        (IpAddr::V6(s), IpAddr::V6(d)) => tcp.calc_checksum_ipv6_raw(s.octets(), d.octets(), &[]),
+        _ => panic!("synthetic packet mixes IPv4 and IPv6 addresses"),
+    }
+    .expect("a SYN has no payload");
+    ip_packet(src.ip(), dst.ip(), PROTO_TCP, &tcp.to_bytes())
+}
+
 /// An IP header around a transport payload; both addresses must be of the same family.
 pub fn ip_packet(src: IpAddr, dst: IpAddr, protocol: u8, transport: &[u8]) -> Vec<u8> {
     match (src, dst) {

@@ -1,5 +1,7 @@
-//! The edge counter: `network_mapper_edge_total{client,namespace,server,server_namespace}`, its companion
-//! `network_mapper_workload_info{workload,namespace,kind}`, and the cardinality caps that protect Prometheus.
+//! The edge counter: `network_mapper_edge_total{client,namespace,server,server_namespace}`, its companions
+//! `network_mapper_edge_connections_total{client,namespace,server,server_namespace,port}` (TCP connections by the
+//! server pod's port) and `network_mapper_workload_info{workload,namespace,kind}`, and the cardinality caps that
+//! protect Prometheus.
 //!
 //! A lock is held only for a hash lookup and an atomic increment, never across `.await`, so a std `Mutex` fits.
 
@@ -71,6 +73,22 @@ impl From<&Edge> for EdgeLabels {
     }
 }
 
+/// The labels of one `edge_connections_total` series: the edge's, and the server pod's port.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct ConnectionLabels {
+    /// The edge.
+    pub edge: EdgeLabels,
+    /// The port on the server pod.
+    pub port: u16,
+}
+
+impl EncodeLabelSet for ConnectionLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), fmt::Error> {
+        self.edge.encode(encoder)?;
+        ("port", self.port.to_string().as_str()).encode(encoder.encode_label())
+    }
+}
+
 /// The labels of `network_mapper_workload_info`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 pub struct WorkloadLabels {
@@ -97,11 +115,14 @@ pub enum EdgeOutcome {
     RefusedMaxEdges,
     /// Refused: a new external name beyond the per-client cap.
     RefusedExternal,
+    /// The edge counted, but a new `edge_connections_total` series beyond `--max-edges` was refused.
+    RefusedConnectionSeries,
 }
 
 #[derive(Debug, Default)]
 struct State {
     counters: HashMap<Edge, Counter>,
+    connections: HashMap<(Edge, u16), Counter>,
     /// Keyed by (namespace, name) so a client whose kind changes keeps its budget.
     external_names: HashMap<(Arc<str>, Arc<str>), usize>,
 }
@@ -112,6 +133,7 @@ pub struct EdgeCounter {
     state: Arc<Mutex<State>>,
     limits: Limits,
     edges: Family<EdgeLabels, Counter>,
+    connections: Family<ConnectionLabels, Counter>,
     workload_info: Family<WorkloadLabels, Gauge>,
     distinct: Gauge,
     max: Gauge,
@@ -127,6 +149,7 @@ impl EdgeCounter {
             state: Arc::default(),
             limits,
             edges: Family::default(),
+            connections: Family::default(),
             workload_info: Family::default(),
             distinct: Gauge::default(),
             max,
@@ -139,6 +162,11 @@ impl EdgeCounter {
             "edge",
             "Observations of a client workload calling a server (DNS answers and new client-side TCP connections)",
             self.edges.clone(),
+        );
+        reg.register(
+            "edge_connections",
+            "TCP connections of an edge (SYN capture and socket scan) by the server pod's port",
+            self.connections.clone(),
         );
         reg.register("workload_info", "Kind of every workload that appears in an edge", self.workload_info.clone());
         reg.register("edges", "Distinct edge series exported", self.distinct.clone());
@@ -178,6 +206,29 @@ impl EdgeCounter {
         if let Server::Workload(server) = &edge.server {
             self.workload_info.get_or_create(&WorkloadLabels::from(server)).set(1);
         }
+        EdgeOutcome::Counted
+    }
+
+    /// Counts one TCP connection of `edge` to `port` on the server pod: the edge, and its connection series.
+    /// Connection series are capped at `--max-edges` too, apart from the edges.
+    pub fn observe_connection(&self, edge: &Edge, port: u16) -> EdgeOutcome {
+        let outcome = self.observe(edge);
+        if outcome != EdgeOutcome::Counted {
+            return outcome;
+        }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (edge.clone(), port);
+        if let Some(counter) = state.connections.get(&key) {
+            counter.inc();
+            return EdgeOutcome::Counted;
+        }
+        if state.connections.len() >= self.limits.max_edges {
+            self.refuse(RefusedReason::MaxEdgeConnections);
+            return EdgeOutcome::RefusedConnectionSeries;
+        }
+        let counter = self.connections.get_or_create_owned(&ConnectionLabels { edge: EdgeLabels::from(edge), port });
+        counter.inc();
+        state.connections.insert(key, counter);
         EdgeOutcome::Counted
     }
 
@@ -246,6 +297,22 @@ mod tests {
         assert_eq!(counter.observe(&edge("web", Server::Workload(workload("db")))), EdgeOutcome::Counted);
         assert_eq!(counter.observe(&edge("web", external("a.com"))), EdgeOutcome::Counted, "known names keep counting");
         assert!(scrape(&counter).contains(r#"edges_refused_total{reason="max_external_names"} 1"#));
+    }
+
+    #[test]
+    fn connections_count_the_edge_and_their_port_series_under_the_cap() {
+        let counter = EdgeCounter::new(Limits { max_edges: 2, max_external_names: 50 });
+        let db = edge("web", Server::Workload(workload("db")));
+        assert_eq!(counter.observe_connection(&db, 5432), EdgeOutcome::Counted);
+        assert_eq!(counter.observe_connection(&db, 5432), EdgeOutcome::Counted);
+        assert_eq!(counter.observe_connection(&db, 9187), EdgeOutcome::Counted);
+        assert_eq!(counter.observe_connection(&db, 8000), EdgeOutcome::RefusedConnectionSeries);
+        let text = scrape(&counter);
+        let series = r#"edge_connections_total{client="web",namespace="shop",server="db",server_namespace="shop""#;
+        assert!(text.contains(&format!(r#"{series},port="5432"}} 2"#)), "{text}");
+        assert!(text.contains(&format!(r#"{series},port="9187"}} 1"#)), "{text}");
+        assert!(text.contains(r#"edge_total{client="web",namespace="shop",server="db",server_namespace="shop"} 4"#));
+        assert!(text.contains(r#"edges_refused_total{reason="max_edge_connections"} 1"#), "{text}");
     }
 
     #[test]

@@ -89,6 +89,10 @@ label_enum! {
         Unresolved => "unresolved",
         /// A new client-side connection refused by a cardinality cap.
         Refused => "refused",
+        /// A connection the SYN capture reported already.
+        Duplicate => "duplicate",
+        /// A DNS-over-TCP lookup: a connection to port 53 of a DNS server, whose answers count as DNS answers.
+        DnsLookup => "dns_lookup",
         /// A client-side connection reported by an earlier scan.
         AlreadySeen => "already_seen",
         /// The server side of a connection (its client's node counts it).
@@ -99,6 +103,26 @@ label_enum! {
         NotEstablished => "not_established",
         /// A table row that could not be parsed.
         Malformed => "malformed",
+    }
+}
+
+label_enum! {
+    /// What became of one client SYN (`network_mapper_syns_total{outcome}`).
+    SynOutcome {
+        /// A new connection, counted on its edge.
+        Counted => "counted",
+        /// Another copy, a retransmission, or a connection the socket scan reported already.
+        Duplicate => "duplicate",
+        /// A connection to port 53 of a DNS server (a DNS-over-TCP lookup).
+        DnsLookup => "dns_lookup",
+        /// A connection inside a pod or the node.
+        Loopback => "loopback",
+        /// The client is on another node, which counts it.
+        OtherNode => "other_node",
+        /// The client or the server did not resolve (after the retries).
+        Unresolved => "unresolved",
+        /// A cardinality cap refused a new edge.
+        Refused => "refused",
     }
 }
 
@@ -129,6 +153,8 @@ label_enum! {
         MaxEdges => "max_edges",
         /// The client has `--max-external-names` names outside the cluster already.
         MaxExternalNames => "max_external_names",
+        /// `--max-edges` distinct per-port connection series exist already (the edge itself still counts).
+        MaxEdgeConnections => "max_edge_connections",
     }
 }
 
@@ -170,6 +196,8 @@ label_enum! {
     ObservationSource {
         /// A DNS answer.
         Dns => "dns",
+        /// A client SYN.
+        Syn => "syn",
         /// A connection found by the socket scan.
         Socket => "socket",
     }

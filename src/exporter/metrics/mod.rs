@@ -20,11 +20,11 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
-pub use edges::{EdgeCounter, EdgeLabels, EdgeOutcome, Limits, WorkloadLabels};
+pub use edges::{ConnectionLabels, EdgeCounter, EdgeLabels, EdgeOutcome, Limits, WorkloadLabels};
 pub use inventory::InventoryReport;
 pub use labels::{
     DnsOutcome, ErrorLabel, InventoryKind, KindLabel, LabelValue, ObservationSource, Outcome, ReasonLabel,
-    RefusedReason, ScanOutcome, SkipReason, SocketOutcome, SourceLabel, SourceName, UnresolvedLabels,
+    RefusedReason, ScanOutcome, SkipReason, SocketOutcome, SourceLabel, SourceName, SynOutcome, UnresolvedLabels,
 };
 
 use crate::resolve::{Reason, Side};
@@ -68,6 +68,10 @@ pub struct Metrics {
     pub capture_errors: Family<ErrorLabel<CaptureErrorKind>, Counter>,
     /// DNS responses by outcome.
     pub dns_responses: Family<Outcome<DnsOutcome>, Counter>,
+    /// Client SYNs by outcome.
+    pub syns: Family<Outcome<SynOutcome>, Counter>,
+    /// Connections waiting for their client pod to reach the inventory.
+    pub connections_pending: Gauge,
     /// Observations that did not resolve, by source, side and reason.
     pub unresolved: Family<UnresolvedLabels, Counter>,
     /// Socket scans by outcome (`ok`, `error`).
@@ -112,6 +116,8 @@ impl Metrics {
             capture_frames: Family::default(),
             capture_errors: Family::default(),
             dns_responses: Family::default(),
+            syns: Family::default(),
+            connections_pending: Gauge::default(),
             unresolved: Family::default(),
             socket_scans: Family::default(),
             socket_scan_duration: Histogram::new(exponential_buckets(0.000_5, 2.0, 14)),
@@ -152,6 +158,12 @@ impl Metrics {
         reg.register("capture_frames", "Captured frames by what decoding found", self.capture_frames.clone());
         reg.register("capture_errors", "Errors reading the capture source, by error", self.capture_errors.clone());
         reg.register("dns_responses", "DNS responses captured, by outcome", self.dns_responses.clone());
+        reg.register("syns", "Client SYNs captured, by outcome", self.syns.clone());
+        reg.register(
+            "connections_pending",
+            "Connections (SYN or socket) whose client IP is not in the inventory yet, retried for a few seconds",
+            self.connections_pending.clone(),
+        );
         reg.register(
             "unresolved",
             "Observations whose client or server did not resolve to a workload, by source, side and reason",
@@ -233,6 +245,7 @@ impl Metrics {
         zeros(&self.dns_responses, Outcome);
         zeros(&self.edges.refused, ReasonLabel::<RefusedReason>);
         if enabled.capture {
+            zeros(&self.syns, Outcome::<SynOutcome>);
             zeros(&self.capture_frames, Outcome::<FrameOutcome>);
             zeros(&self.capture_errors, ErrorLabel::<CaptureErrorKind>);
         }

@@ -7,6 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 pub use super::message::DnsMessage;
+use super::syn::{self, Syn};
 use super::tcp::{Segment, TcpReassembler};
 
 /// The link types the decoder understands (a capture on device `any` is SLL or SLL2; a NIC or veth is Ethernet; a
@@ -72,6 +73,8 @@ pub enum FrameOutcome {
     Dns,
     /// Not IP, not UDP/TCP, or not from port 53.
     NotDns,
+    /// A client SYN (SYN set, ACK clear), handed to the SYN callback.
+    Syn,
     /// A TCP segment from port 53 that completed no message: handshake, bare ACK, FIN/RST, a retransmission or
     /// duplicate copy, or part of a message still being reassembled.
     TcpNoMessage,
@@ -85,9 +88,10 @@ pub enum FrameOutcome {
 
 impl FrameOutcome {
     /// Every outcome, for pre-creating metric series.
-    pub const ALL: [FrameOutcome; 6] = [
+    pub const ALL: [FrameOutcome; 7] = [
         FrameOutcome::Dns,
         FrameOutcome::NotDns,
+        FrameOutcome::Syn,
         FrameOutcome::TcpNoMessage,
         FrameOutcome::Truncated,
         FrameOutcome::Fragment,
@@ -98,6 +102,7 @@ impl FrameOutcome {
         match self {
             FrameOutcome::Dns => "dns",
             FrameOutcome::NotDns => "not_dns",
+            FrameOutcome::Syn => "syn",
             FrameOutcome::TcpNoMessage => "tcp_no_message",
             FrameOutcome::Truncated => "truncated",
             FrameOutcome::Fragment => "fragment",
@@ -148,32 +153,50 @@ impl FrameDecoder {
         self.tcp.len()
     }
 
-    /// Decodes one frame, calling `on_message` for every whole DNS message it completes.
+    /// Decodes one frame, calling `on_message` for every whole DNS message it completes. Client SYNs are
+    /// reported as [`FrameOutcome::Syn`] and otherwise ignored.
     pub fn decode(&mut self, link: LinkType, frame: &[u8], on_message: &mut dyn FnMut(DnsMessage<'_>)) -> FrameOutcome {
-        match self.decode_layers(link, frame, on_message) {
-            Ok(outcome) | Err(outcome) => outcome,
-        }
+        self.decode_with_syns(link, frame, on_message, &mut |_| {})
     }
 
-    fn decode_layers(
+    /// Decodes one frame, calling `on_message` for every whole DNS message it completes and `on_syn` for a
+    /// client SYN.
+    pub fn decode_with_syns(
         &mut self,
         link: LinkType,
         frame: &[u8],
         on_message: &mut dyn FnMut(DnsMessage<'_>),
-    ) -> Layer<FrameOutcome> {
-        let ip = ip_layer(link, frame)?;
-        match ip.protocol {
+        on_syn: &mut dyn FnMut(Syn),
+    ) -> FrameOutcome {
+        let outcome = ip_layer(link, frame).and_then(|ip| match ip.protocol {
             PROTO_UDP => udp(&ip, on_message),
-            PROTO_TCP => self.tcp_segment(&ip, on_message),
+            PROTO_TCP => self.tcp_segment(&ip, on_message, on_syn),
             _ => Ok(FrameOutcome::NotDns),
+        });
+        match outcome {
+            Ok(outcome) | Err(outcome) => outcome,
         }
     }
 
-    fn tcp_segment(&mut self, ip: &IpPayload<'_>, on_message: &mut dyn FnMut(DnsMessage<'_>)) -> Layer<FrameOutcome> {
+    fn tcp_segment(
+        &mut self,
+        ip: &IpPayload<'_>,
+        on_message: &mut dyn FnMut(DnsMessage<'_>),
+        on_syn: &mut dyn FnMut(Syn),
+    ) -> Layer<FrameOutcome> {
         let b = ip.bytes;
         let (src_port, dst_port) = ports(b)?;
         if src_port != DNS_PORT {
-            return Ok(FrameOutcome::NotDns);
+            if b.len() < 20 {
+                return Err(FrameOutcome::Truncated);
+            }
+            return Ok(match syn::decode(ip.src, ip.dst, b) {
+                Some(found) => {
+                    on_syn(found);
+                    FrameOutcome::Syn
+                }
+                None => FrameOutcome::NotDns,
+            });
         }
         let header = b.get(12).ok_or(FrameOutcome::Truncated)?;
         let header_len = usize::from(header >> 4) * 4;

@@ -1,4 +1,4 @@
-//! DNS answers from libpcap (a live device or a savefile). Owns everything between the packet source and a parsed,
+//! DNS answers and client SYNs from libpcap (a live device or a savefile). Owns everything between the packet source and a parsed,
 //! de-duplicated DNS answer:
 //!
 //! - [`source`]: the only code that touches pcap: opens a device or a file, yields timestamped frames and kernel
@@ -8,6 +8,7 @@
 //! - [`dedup`]: drops the copies of one answer seen on several interfaces. Pure, timestamps passed in.
 //! - [`prefilter`]: decides duplicates, non-answers, forwarded lookups and other nodes' answers from the header,
 //!   the question and the destination, before the full parse.
+//! - [`syn`]: a client SYN (the frame walk hands TCP headers without port 53 to it) → [`syn::Syn`]. Pure.
 //!
 //! The expected per-packet flow is: `source.next()` → `FrameDecoder::decode` → `Prefilter::check` (duplicate key,
 //! header, destination) → `dns::parse_response` (the expensive step, done once per answer that can count).
@@ -18,6 +19,7 @@ pub mod frame;
 mod message;
 pub mod prefilter;
 pub mod source;
+pub mod syn;
 mod tcp;
 
 pub use tcp::{DEFAULT_MAX_BYTES_PER_FLOW, DEFAULT_MAX_FLOWS};

@@ -50,6 +50,8 @@ pub struct Inventory {
     present_services: usize,
     services_by_ip: IpMap<Id>,
     slices: Slots<SliceSlot>,
+    /// Endpoint addresses of Services that expose port 53, with how many such Services list each.
+    dns_servers: HashMap<IpAddr, u32>,
     /// Owner kinds whose every object is delivered (the live watches'); empty for a file.
     tracked_owner_kinds: Vec<&'static str>,
 }
@@ -154,6 +156,7 @@ impl Inventory {
         entry.set_record(service);
         (entry.present, entry.stamp) = (true, self.stamp);
         self.present_services += usize::from(new);
+        self.refresh_dns(id);
         new
     }
 
@@ -168,6 +171,8 @@ impl Inventory {
         let entry = self.services.get_mut(id);
         entry.present = false;
         entry.record.cluster_ips = Vec::new();
+        entry.record.ports = Vec::new();
+        self.refresh_dns(id);
         self.release_service(id);
         true
     }
@@ -247,6 +252,14 @@ impl Inventory {
     /// The service that owns this ClusterIP.
     pub fn service_with_ip(&self, ip: &IpAddr) -> Option<&ServiceEntry> {
         self.services_by_ip.get(ip).map(|&id| self.services.get(id))
+    }
+
+    /// Whether `ip` is a DNS server by the inventory's account: a backend of a Service that exposes port 53
+    /// (TCP or UDP), or the ClusterIP of such a Service. Answers addressed to a DNS server are forwarded
+    /// lookups, and its port 53 is not a call (docs/design.md §3). Two hash probes; on the packet path.
+    pub fn is_dns_server(&self, ip: &IpAddr) -> bool {
+        (!self.dns_servers.is_empty() && self.dns_servers.contains_key(ip))
+            || self.services_by_ip.get(ip).is_some_and(|&id| self.services.get(id).dns)
     }
 
     /// The known pods behind a service's endpoints, in slice-name then endpoint order, each with the

@@ -20,8 +20,8 @@ pub use self::kube::{
 pub use file::{load_file, parse_inventory};
 pub use index::{Counts, Inventory, PodEntry, ServiceEntry};
 pub use objects::{
-    EndpointRecord, OwnerRecord, OwnerRef, PodRecord, SERVICE_NAME_ANNOTATION, ServiceRecord, SliceRecord,
-    WORKLOAD_NAME_ANNOTATION,
+    DNS_PORT, EndpointRecord, OwnerRecord, OwnerRef, PodRecord, SERVICE_NAME_ANNOTATION, ServicePort, ServiceRecord,
+    SlicePort, SliceRecord, TargetPort, WORKLOAD_NAME_ANNOTATION,
 };
 
 /// Inventory errors.

@@ -78,7 +78,45 @@ pub struct ServiceRecord {
     pub external_name: bool,
     /// `spec.clusterIPs` (or `spec.clusterIP`), without `None`.
     pub cluster_ips: Vec<IpAddr>,
+    /// `spec.ports`: what a connection to a ClusterIP port reaches on the backing pods.
+    pub ports: Vec<ServicePort>,
 }
+
+/// One entry of a Service's `spec.ports`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServicePort {
+    /// The port's name (empty when the Service has a single unnamed port, as the API allows).
+    pub name: Arc<str>,
+    /// `port`: what clients dial on the ClusterIP.
+    pub port: u16,
+    /// `protocol` is TCP (the default) rather than UDP or SCTP.
+    pub tcp: bool,
+    /// `targetPort`: a number, or the name of a container port (resolved per pod in the EndpointSlices).
+    pub target: TargetPort,
+}
+
+/// A Service port's `targetPort`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetPort {
+    /// A port number on the pods (the API defaults it to `port`).
+    Number(u16),
+    /// A container port name; the EndpointSlice's port of the same Service-port name carries its number.
+    Name(Arc<str>),
+}
+
+/// One entry of an EndpointSlice's `ports`: the Service port's name and the number it reaches on the pods.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlicePort {
+    /// The Service port's name (empty when unnamed).
+    pub name: Arc<str>,
+    /// The port on the endpoints (a named `targetPort` already resolved).
+    pub port: u16,
+    /// TCP rather than UDP or SCTP.
+    pub tcp: bool,
+}
+
+/// The port DNS is served on.
+pub const DNS_PORT: u16 = 53;
 
 /// What resolution needs of an EndpointSlice.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,6 +129,8 @@ pub struct SliceRecord {
     pub service: Option<Arc<str>>,
     /// Its endpoints, in order.
     pub endpoints: Vec<EndpointRecord>,
+    /// Its ports.
+    pub ports: Vec<SlicePort>,
 }
 
 /// One endpoint of an EndpointSlice.
@@ -187,6 +227,10 @@ impl ServiceRecord {
             name: Arc::from(svc.metadata.name.as_deref()?),
             cluster_ips,
             external_name: spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName"),
+            ports: spec
+                .and_then(|s| s.ports.as_ref())
+                .map(|ports| ports.iter().filter_map(service_port).collect())
+                .unwrap_or_default(),
         })
     }
 }
@@ -214,8 +258,34 @@ impl SliceRecord {
             name: Arc::from(meta.name.as_deref()?),
             service: meta.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).map(|s| Arc::from(s.as_str())),
             endpoints,
+            ports: slice.ports.iter().flatten().filter_map(slice_port).collect(),
         })
     }
+}
+
+fn service_port(p: &k8s_openapi::api::core::v1::ServicePort) -> Option<ServicePort> {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let port = u16::try_from(p.port).ok()?;
+    let target = match &p.target_port {
+        Some(IntOrString::Int(n)) => TargetPort::Number(u16::try_from(*n).ok()?),
+        Some(IntOrString::String(name)) => match name.parse::<u16>() {
+            Ok(n) => TargetPort::Number(n),
+            Err(_) => TargetPort::Name(Arc::from(name.as_str())),
+        },
+        None => TargetPort::Number(port),
+    };
+    let name = Arc::from(p.name.as_deref().unwrap_or(""));
+    Some(ServicePort { name, port, tcp: is_tcp(p.protocol.as_deref()), target })
+}
+
+fn slice_port(p: &k8s_openapi::api::discovery::v1::EndpointPort) -> Option<SlicePort> {
+    let port = u16::try_from(p.port?).ok()?;
+    Some(SlicePort { name: Arc::from(p.name.as_deref().unwrap_or("")), port, tcp: is_tcp(p.protocol.as_deref()) })
+}
+
+/// The API defaults a port's protocol to TCP.
+fn is_tcp(protocol: Option<&str>) -> bool {
+    protocol.is_none_or(|p| p.eq_ignore_ascii_case("TCP"))
 }
 
 fn namespace_of(meta: &ObjectMeta) -> Option<Arc<str>> {

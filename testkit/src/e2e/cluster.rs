@@ -204,11 +204,38 @@ pub struct Service {
     pub port: u16,
     /// The workload whose pods back it; `None` for `kubernetes` (the API server is no pod).
     pub backend: Option<&'static str>,
+    /// A named `targetPort` and the number the pods' container port of that name has; `None`: the pods
+    /// listen on `port` itself.
+    pub target: Option<(&'static str, u16)>,
 }
 
 impl Service {
     pub fn fqdn(&self) -> String {
         format!("{}.{}.svc.{DOMAIN}", self.name, self.namespace)
+    }
+
+    /// The port the backing pods listen on.
+    pub fn target_port(&self) -> u16 {
+        self.target.map_or(self.port, |(_, n)| n)
+    }
+
+    /// `spec.ports` and the EndpointSlice's `ports`: DNS on 53 over UDP and TCP (as kube-dns declares it), else
+    /// one TCP port named after the Service.
+    fn ports(&self) -> (Vec<Value>, Vec<Value>) {
+        if self.port == 53 {
+            let both = |p| {
+                vec![
+                    json!({"name": "dns", "port": p, "protocol": "UDP"}),
+                    json!({"name": "dns-tcp", "port": p, "protocol": "TCP"}),
+                ]
+            };
+            return (both(53), both(53));
+        }
+        let target = self.target.map_or(json!(self.port), |(name, _)| json!(name));
+        (
+            vec![json!({"name": self.name, "port": self.port, "targetPort": target, "protocol": "TCP"})],
+            vec![json!({"name": self.name, "port": self.target_port(), "protocol": "TCP"})],
+        )
     }
 }
 
@@ -225,6 +252,8 @@ pub struct Cluster {
     pub workloads: Vec<Workload>,
     pub services: Vec<Service>,
     pub externals: Vec<External>,
+    /// Domains kube-dns forwards to a resolver outside the cluster: (domain, resolver address).
+    pub upstreams: Vec<(&'static str, Ipv4Addr)>,
 }
 
 impl Cluster {
@@ -273,23 +302,13 @@ impl Cluster {
         let ip = s.cluster_ip.map(|ip| ip.to_string());
         let mut service = k8s::service(s.namespace, s.name, ip.as_deref(), s.port);
         service["spec"]["selector"] = self.service_selector(s);
-        service["spec"]["ports"] = self.service_ports(s);
+        service["spec"]["ports"] = Value::Array(s.ports().0);
         service
     }
 
     /// The backend's stable labels (none for `kubernetes`, whose endpoints are not pods).
     fn service_selector(&self, s: &Service) -> Value {
         s.backend.map_or(Value::Null, |b| self.workload(b).stable_labels())
-    }
-
-    /// DNS Services serve UDP and TCP, the others TCP, each on the same target port.
-    fn service_ports(&self, s: &Service) -> Value {
-        let protocols: &[&str] = if s.port == 53 { &["UDP", "TCP"] } else { &["TCP"] };
-        let ports: Vec<Value> = protocols
-            .iter()
-            .map(|p| json!({"name": format!("{}-{}", p.to_lowercase(), s.port), "port": s.port, "targetPort": s.port, "protocol": p}))
-            .collect();
-        Value::Array(ports)
     }
 
     fn slice_object(&self, s: &Service) -> Option<Value> {
@@ -302,7 +321,9 @@ impl Cluster {
             .map(|(p, ip)| k8s::Endpoint { ip, pod: &p.name, node: p.node, hostname: p.hostname.as_deref() })
             .collect();
         let name = format!("{}-{}", s.name, hash_label(s.name, 5));
-        Some(k8s::endpoint_slice(s.namespace, s.name, &name, s.port, &endpoints))
+        let mut slice = k8s::endpoint_slice(s.namespace, s.name, &name, s.port, &endpoints);
+        slice["ports"] = Value::Array(s.ports().1);
+        Some(slice)
     }
 
     /// dnsmasq arguments that make it answer like CoreDNS for this cluster: authoritative for the cluster domain
@@ -322,17 +343,18 @@ impl Cluster {
             }
         }
         args.extend(self.externals.iter().map(|e| format!("--host-record={},{}", e.name, e.ip)));
+        args.extend(self.upstreams.iter().map(|(domain, ip)| format!("--server=/{domain}/{ip}")));
         args
     }
 
-    /// kube-proxy's view: (ClusterIP, port, protocol, backend pod IP) for every Service with a ClusterIP and a
-    /// backend. One backend each, so the DNAT target is deterministic.
-    pub fn nat_rules(&self) -> Vec<(Ipv4Addr, u16, &'static str, Ipv4Addr)> {
+    /// kube-proxy's view: (ClusterIP, port, protocol, backend pod IP, target port) for every Service with a
+    /// ClusterIP and a backend. One backend each, so the DNAT target is deterministic.
+    pub fn nat_rules(&self) -> Vec<(Ipv4Addr, u16, &'static str, Ipv4Addr, u16)> {
         let mut rules = Vec::new();
         for s in &self.services {
             let (Some(ip), Some(pod)) = (s.cluster_ip, self.backing_pods(s).first().cloned()) else { continue };
             let protocols: &[&str] = if s.port == 53 { &["udp", "tcp"] } else { &["tcp"] };
-            rules.extend(protocols.iter().map(|proto| (ip, s.port, *proto, pod.ip)));
+            rules.extend(protocols.iter().map(|proto| (ip, s.port, *proto, pod.ip, s.target_port())));
         }
         rules
     }

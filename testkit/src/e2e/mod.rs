@@ -4,7 +4,8 @@
 //!
 //! - [`cluster`]: the cluster as data, and the API objects, DNS records and NAT rules derived from it.
 //! - [`node`]: namespaces, veths, routes, resolv.conf, iptables: the node's plumbing.
-//! - [`procs`]: dnsmasq, the per-pod applications, glibc lookups, process usage.
+//! - [`procs`]: dnsmasq (kube-dns, an upstream resolver, a NodeLocal DNSCache), the per-pod applications, glibc
+//!   lookups, `dig +tcp`, process usage.
 //! - [`monitor`]: the exporter, Prometheus, `netmap-reduce`.
 //! - [`shop`]: the scenario (a shop of 12 workloads) with its traffic and the exact map it must produce.
 
@@ -40,6 +41,8 @@ pub struct Lab {
     /// The application of each simulated pod, by pod name; `node` is a process of the node itself.
     pub agents: BTreeMap<String, Agent>,
     pub dns: Option<Guarded>,
+    /// DNS servers besides kube-dns: an upstream resolver outside the cluster, a NodeLocal DNSCache.
+    pub more_dns: Vec<Guarded>,
     pub api: FakeApi,
     pub node: SimNode,
     pub cluster: Cluster,
@@ -65,6 +68,7 @@ impl Lab {
             prometheus: None,
             agents: BTreeMap::new(),
             dns: None,
+            more_dns: Vec::new(),
             api,
             node,
             cluster,
@@ -84,8 +88,8 @@ impl Lab {
         for pod in pods.iter().filter(|p| shop::simulated_here(p)) {
             self.add_pod(pod)?;
         }
-        for (ip, port, proto, backend) in self.cluster.nat_rules() {
-            self.node.add_service_nat(ip, port, proto, backend)?;
+        for (ip, port, proto, backend, target) in self.cluster.nat_rules() {
+            self.node.add_service_nat(ip, port, proto, backend, target)?;
         }
         self.agents.insert("node".into(), Agent::start(&self.node.netns)?);
         Ok(())
@@ -109,6 +113,43 @@ impl Lab {
         let node = self.node.netns.clone();
         crate::http::until("kube-dns to answer", Duration::from_secs(10), || procs::getent_v4(&node, &probe).ok())?;
         Ok(())
+    }
+
+    /// A resolver outside the cluster at `ip` (its own namespace, routed through the node like a host beyond
+    /// the node's uplink), authoritative for `domain` with `records` (`name,address`). kube-dns forwards
+    /// `domain` to it when the cluster lists it in `upstreams`.
+    pub fn start_upstream_dns(&mut self, ip: std::net::Ipv4Addr, domain: &str, records: &[&str]) -> io::Result<()> {
+        let netns = self.node.add_pod("upstream-dns", "none", ip)?;
+        let mut args = vec![format!("--local=/{domain}/")];
+        args.extend(records.iter().map(|r| format!("--host-record={r}")));
+        let log = self.dir.path().join("upstream-dns.log");
+        self.more_dns.push(procs::start_dnsmasq(&netns, &ip.to_string(), &args, &log)?);
+        Ok(())
+    }
+
+    /// A NodeLocal DNSCache: a DNS server of the node itself (hostNetwork) on `ip`, forwarding to kube-dns,
+    /// used by the first pod of each of `workloads` instead of kube-dns.
+    pub fn start_node_local_dns(&mut self, ip: std::net::Ipv4Addr, workloads: &[&str]) -> io::Result<()> {
+        self.node.add_local_address(ip)?;
+        let upstream = self.cluster.service("kube-dns").cluster_ip.expect("kube-dns has a ClusterIP");
+        let log = self.dir.path().join("node-local-dns.log");
+        let args = [format!("--server={upstream}")];
+        self.more_dns.push(procs::start_dnsmasq(&self.node.netns.clone(), &ip.to_string(), &args, &log)?);
+        for workload in workloads {
+            let netns = self.agent(&self.pod_of(workload)).netns.clone();
+            self.node.set_nameserver(&netns, ip)?;
+        }
+        Ok(())
+    }
+
+    /// `dig +tcp` from the first pod of `workload` to `server`; fails unless it yields `expected`.
+    pub fn dig_tcp(&mut self, workload: &str, server: &str, name: &str, expected: &str) -> io::Result<()> {
+        let netns = self.agent(&self.pod_of(workload)).netns.clone();
+        let ips = procs::dig_tcp(&netns, server, name)?;
+        if ips.iter().any(|ip| ip == expected) {
+            return Ok(());
+        }
+        Err(io::Error::other(format!("{workload}: dig +tcp {name} gave {ips:?}, expected {expected}")))
     }
 
     /// The name of the first pod of `workload`.

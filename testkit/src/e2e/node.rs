@@ -103,9 +103,17 @@ impl SimNode {
         Ok(netns)
     }
 
-    /// kube-proxy: DNAT `cluster_ip:port` to the backend, for pods (PREROUTING) and the node itself (OUTPUT).
-    pub fn add_service_nat(&self, cluster_ip: Ipv4Addr, port: u16, proto: &str, backend: Ipv4Addr) -> io::Result<()> {
-        let (dst, port_text, to) = (format!("{cluster_ip}/32"), port.to_string(), format!("{backend}:{port}"));
+    /// kube-proxy: DNAT `cluster_ip:port` to the backend's `target` port, for pods (PREROUTING) and the node
+    /// itself (OUTPUT).
+    pub fn add_service_nat(
+        &self,
+        cluster_ip: Ipv4Addr,
+        port: u16,
+        proto: &str,
+        backend: Ipv4Addr,
+        target: u16,
+    ) -> io::Result<()> {
+        let (dst, port_text, to) = (format!("{cluster_ip}/32"), port.to_string(), format!("{backend}:{target}"));
         for chain in ["PREROUTING", "OUTPUT"] {
             let rule = ["-t", "nat", "-A", chain, "-d", &dst, "-p", proto, "--dport", &port_text, "-j", "DNAT"];
             let mut args = vec!["netns", "exec", &self.netns, "iptables", "-w"];
@@ -114,6 +122,18 @@ impl SimNode {
             run("ip", &args)?;
         }
         Ok(())
+    }
+
+    /// Gives the node an address of its own on `lo` (a NodeLocal DNSCache's link-local address).
+    pub fn add_local_address(&self, ip: Ipv4Addr) -> io::Result<()> {
+        ip_in(&self.netns, &["addr", "add", &format!("{ip}/32"), "dev", "lo"])
+    }
+
+    /// Points a pod's resolver at `nameserver` instead of kube-dns (what a NodeLocal DNSCache setup does).
+    pub fn set_nameserver(&self, netns: &str, nameserver: Ipv4Addr) -> io::Result<()> {
+        let path = PathBuf::from("/etc/netns").join(netns).join("resolv.conf");
+        let text = fs::read_to_string(&path)?.replace("nameserver 10.96.0.10", &format!("nameserver {nameserver}"));
+        fs::write(path, text)
     }
 
     /// The pod namespaces created so far.

@@ -71,6 +71,13 @@ def handle(cmd):
         conn = socket.create_connection((cmd[1], int(cmd[2])), timeout=5)
         held.append(conn)
         return "ok %d" % conn.getsockname()[1]
+    if cmd[0] == "connect-close":
+        # A short connection: open, hold for the given milliseconds, close (no socket scan will see it).
+        conn = socket.create_connection((cmd[1], int(cmd[2])), timeout=5)
+        port = conn.getsockname()[1]
+        time.sleep(int(cmd[3]) / 1000.0)
+        conn.close()
+        return "ok %d" % port
     if cmd[0] == "dns-tcp":
         conn = socket.create_connection((cmd[1], 53), timeout=5)
         q = query(4242, cmd[2])
@@ -138,6 +145,19 @@ pub fn getent_v4(netns: &str, name: &str) -> io::Result<Vec<String>> {
         .collect();
     ips.dedup();
     Ok(ips)
+}
+
+/// `dig +tcp` inside `netns`: one DNS-over-TCP query for `name` (A) to `server`, no search list; returns the
+/// addresses answered.
+pub fn dig_tcp(netns: &str, server: &str, name: &str) -> io::Result<Vec<String>> {
+    let out = command_in(netns, "dig")
+        .args(["+tcp", "+short", "+tries=1", "+time=3", &format!("@{server}"), name, "A"])
+        .stdin(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!("{netns}: dig +tcp @{server} {name} failed ({})", out.status)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_owned()).filter(|l| !l.is_empty()).collect())
 }
 
 /// CPU time and memory of a process, from `/proc/<pid>/stat` and `/proc/<pid>/status`.

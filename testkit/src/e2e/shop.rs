@@ -1,13 +1,17 @@
-//! The scenario: a shop on node-a. Twelve workloads in four namespaces, with a cross-namespace call
+//! The scenario: a shop on node-a. Thirteen workloads in four namespaces, with a cross-namespace call
 //! (checkout → payments), a StatefulSet behind a headless Service (cart → redis-0.redis), a connection opened
-//! before the exporter starts (cart's pooled connection to redis), a DNS-over-TCP lookup (the email-reminder
-//! CronJob), a client on another node (recommendations, node-b: not counted here), a node process (the
-//! node-exporter DaemonSet, hostNetwork: not counted), an external API resolved three times and never called,
+//! before the exporter starts (cart's pooled connection to redis), DNS-over-TCP lookups (the email-reminder
+//! CronJob: a held connection, and `dig +tcp`), a client on another node (recommendations, node-b: not counted
+//! here), a node process (the node-exporter DaemonSet, hostNetwork: not counted), an external API resolved three
+//! times and never called, names kube-dns forwards to a resolver outside the cluster (its answers to the kube-dns
+//! pod are forwarded lookups, not calls of kube-dns), a pod that resolves through a NodeLocal DNSCache
+//! (ratings), connections that no DNS answer announces (by ClusterIP and by pod IP, closed within 20 ms; one
+//! held across many scans), a Service whose named target port differs from its port (cart: 7070 → grpc 8070),
 //! a burst of 2000 lookups (loadgenerator) and a pod added while the exporter runs (reviews).
 //!
 //! Every expected count is exact: glibc's `ahostsv4` sends one A query per search-list candidate, dnsmasq is
-//! authoritative for `cluster.local` (misses are NXDOMAIN, never edges), and connections stay open so each is
-//! seen by the socket scan exactly once.
+//! authoritative for `cluster.local` (misses are NXDOMAIN, never edges) and caches nothing, and each connection
+//! is counted once whether the SYN capture, the socket scan or both see it.
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -24,6 +28,16 @@ const BURST_PAUSE: f64 = 0.001;
 /// How often payments resolves the external API (and never connects).
 pub const EXTERNAL_LOOKUPS: usize = 3;
 pub const EXTERNAL_API: &str = "api.payment-gateway.example";
+/// The resolver outside the cluster, the domain kube-dns forwards to it, and a name it answers.
+pub const UPSTREAM_DNS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
+pub const UPSTREAM_DOMAIN: &str = "upstream.test";
+pub const UPSTREAM_NAME: &str = "api.upstream.test";
+const UPSTREAM_ADDRESS: &str = "198.51.100.7";
+/// How often payments resolves the forwarded name.
+pub const UPSTREAM_LOOKUPS: usize = 2;
+/// The NodeLocal DNSCache address, and how often ratings (which uses it) resolves catalog.
+pub const NODE_LOCAL_DNS: Ipv4Addr = Ipv4Addr::new(169, 254, 20, 10);
+pub const NODE_LOCAL_LOOKUPS: usize = 2;
 
 fn here(last: u8) -> Placement {
     Placement::on(NODE, [10, 244, 0, last])
@@ -41,7 +55,7 @@ fn service(
     backend: &'static str,
 ) -> Service {
     let backend = (!backend.is_empty()).then_some(backend);
-    Service { name, namespace, cluster_ip: ip.map(Ipv4Addr::from), port, backend }
+    Service { name, namespace, cluster_ip: ip.map(Ipv4Addr::from), port, backend, target: None }
 }
 
 /// The shop. `node_ip` is the node's address, which hostNetwork pods share.
@@ -63,6 +77,7 @@ pub fn cluster(node_ip: Ipv4Addr) -> Cluster {
             workload("loadgenerator", "shop", Deployment, vec![here(18)]),
             workload("recommendations", "shop", Deployment, vec![Placement::on(OTHER_NODE, [10, 244, 1, 19])]),
             workload("node-exporter", "monitoring", DaemonSet, vec![host_net]),
+            workload("ratings", "shop", Deployment, vec![here(21)]),
             reviews,
         ],
         services: vec![
@@ -70,12 +85,13 @@ pub fn cluster(node_ip: Ipv4Addr) -> Cluster {
             service("kube-dns", "kube-system", Some([10, 96, 0, 10]), 53, "coredns"),
             service("frontend", "shop", Some([10, 96, 1, 10]), 8080, "frontend"),
             service("catalog", "shop", Some([10, 96, 1, 11]), 3550, "catalog"),
-            service("cart", "shop", Some([10, 96, 1, 12]), 7070, "cart"),
+            Service { target: Some(("grpc", 8070)), ..service("cart", "shop", Some([10, 96, 1, 12]), 7070, "cart") },
             service("checkout", "shop", Some([10, 96, 1, 13]), 5050, "checkout"),
             service("redis", "shop", None, 6379, "redis"),
             service("payments", "payments", Some([10, 96, 2, 10]), 50051, "payments"),
         ],
         externals: vec![External { name: EXTERNAL_API, ip: Ipv4Addr::new(203, 0, 113, 10) }],
+        upstreams: vec![(UPSTREAM_DOMAIN, UPSTREAM_DNS)],
     }
 }
 
@@ -90,7 +106,7 @@ pub fn start_servers(lab: &mut Lab) -> io::Result<()> {
     for (workload, port) in [
         ("frontend", 8080),
         ("catalog", 3550),
-        ("cart", 7070),
+        ("cart", 8070),
         ("checkout", 5050),
         ("payments", 50051),
         ("redis", 6379),
@@ -119,8 +135,20 @@ pub fn traffic(lab: &mut Lab) -> io::Result<()> {
     for _ in 0..EXTERNAL_LOOKUPS {
         lab.resolve("payments", EXTERNAL_API, "203.0.113.10")?;
     }
+    for _ in 0..UPSTREAM_LOOKUPS {
+        lab.resolve("payments", UPSTREAM_NAME, UPSTREAM_ADDRESS)?;
+    }
     let answers = lab.ask("email-reminder", "dns-tcp 10.96.0.10 checkout.shop.svc.cluster.local")?;
     expect_reply("email-reminder's DNS-over-TCP lookup", &answers, "1")?;
+    lab.dig_tcp("email-reminder", "10.96.0.10", "payments.payments.svc.cluster.local", "10.96.2.10")?;
+    for _ in 0..NODE_LOCAL_LOOKUPS {
+        lab.resolve("ratings", "catalog", "10.96.1.11")?;
+    }
+    // Connections no DNS answer announces: catalog dials $CART_SERVICE_HOST, the loadgenerator a pod IP, both
+    // closing within 20 ms (before any socket scan); cart holds one to payments across every later scan.
+    lab.ask("catalog", "connect-close 10.96.1.12 7070 20")?;
+    lab.ask("loadgenerator", "connect-close 10.244.0.14 5050 20")?;
+    lab.ask("cart", "connect 10.96.2.10 50051")?;
     call(lab, "recommendations", "catalog", "10.96.1.11", 3550)?;
     // The node-exporter is the node itself (hostNetwork, resolv.conf for ClusterFirstWithHostNet).
     call(lab, "node", "catalog.shop", "10.96.1.11", 3550)
@@ -191,17 +219,23 @@ pub fn expected_edges() -> Vec<(&'static str, &'static str, &'static str, Option
     let shop = Some("shop");
     let mut edges = vec![
         ("cart", "shop", "redis", shop, 2), // pooled connection + redis-0.redis lookup
+        ("cart", "shop", "payments", Some("payments"), 1), // held connection, no lookup
         ("catalog", "shop", "kubernetes", Some("default"), 1), // kubernetes.default lookup
+        ("catalog", "shop", "cart", shop, 1), // short connection by ClusterIP, no lookup
         ("checkout", "shop", "cart", shop, 2), // lookup + connection
         ("checkout", "shop", "payments", Some("payments"), 2), // cross-namespace lookup + connection
-        ("email-reminder", "shop", "checkout", shop, 1), // DNS over TCP
-        ("email-reminder", "shop", "coredns", Some("kube-system"), 1), // ... whose TCP connection is a call too
+        // DNS over TCP: the looked-up names only, never kube-dns (its connections are lookups, not calls).
+        ("email-reminder", "shop", "checkout", shop, 1),
+        ("email-reminder", "shop", "payments", Some("payments"), 1), // dig +tcp
         ("frontend", "shop", "cart", shop, 2),
         ("frontend", "shop", "catalog", shop, 2),
         ("frontend", "shop", "checkout", shop, 2),
         ("loadgenerator", "shop", "frontend", shop, BURST),
+        ("loadgenerator", "shop", "checkout", shop, 1), // short connection by pod IP, no lookup
         ("payments", "payments", EXTERNAL_API, None, EXTERNAL_LOOKUPS),
-        ("reviews", "shop", "catalog", shop, 2), // added after the API outage
+        ("payments", "payments", UPSTREAM_NAME, None, UPSTREAM_LOOKUPS), // forwarded by kube-dns upstream
+        ("ratings", "shop", "catalog", shop, NODE_LOCAL_LOOKUPS),        // through the NodeLocal DNSCache
+        ("reviews", "shop", "catalog", shop, 2),                         // added after the API outage
     ];
     edges.sort();
     edges
@@ -210,21 +244,14 @@ pub fn expected_edges() -> Vec<(&'static str, &'static str, &'static str, Option
 /// (client, namespace, server, server namespace, server port, connections).
 pub type Connections = (&'static str, &'static str, &'static str, Option<&'static str>, u16, usize);
 
-/// The TCP connections among [`expected_edges`], by the server pod's port: (client, namespace, server, server
-/// namespace, port, count) of `network_mapper_edge_connections_total`. The other edges are seen only through
-/// DNS (loadgenerator's burst, the API server lookup, the external name).
-pub fn expected_connections() -> Vec<Connections> {
-    let shop = Some("shop");
-    vec![
-        ("cart", "shop", "redis", shop, 6379, 1),
-        ("checkout", "shop", "cart", shop, 7070, 1),
-        ("checkout", "shop", "payments", Some("payments"), 50051, 1),
-        ("email-reminder", "shop", "coredns", Some("kube-system"), 53, 1),
-        ("frontend", "shop", "cart", shop, 7070, 1),
-        ("frontend", "shop", "catalog", shop, 3550, 1),
-        ("frontend", "shop", "checkout", shop, 5050, 1),
-        ("reviews", "shop", "catalog", shop, 3550, 1),
-    ]
+/// [`expected_connections`] with both namespaces, as the series of `network_mapper_edge_connections_total` label
+/// them: (client, namespace, server, server namespace, port, count).
+pub fn expected_connection_series() -> Vec<Connections> {
+    let namespace = |w: &str| if w == "payments" { "payments" } else { "shop" };
+    expected_connections()
+        .into_iter()
+        .map(|(client, server, port, n)| (client, "shop", server, Some(namespace(server)), port, n))
+        .collect()
 }
 
 /// The exposition lines of [`expected_edges`], sorted.
@@ -242,25 +269,68 @@ pub fn expected_edge_lines() -> Vec<String> {
     lines
 }
 
-/// DNS responses by outcome. Each response to a pod crosses two veths on device `any` (the DNS pod's, after NAT
-/// the client's) and is counted once; responses to the node itself cross one.
-/// - answers that count: frontend 3, checkout 2, cart 1, catalog 1, payments 3, email-reminder 1, reviews 1,
-///   plus the burst;
+/// The connections of each edge by the server pod's port: (client, server, port, count). cart's pods listen on
+/// 8070, the target port of its Service port 7070.
+pub fn expected_connections() -> Vec<(&'static str, &'static str, u16, usize)> {
+    let mut connections = vec![
+        ("cart", "redis", 6379, 1),
+        ("cart", "payments", 50051, 1),
+        ("catalog", "cart", 8070, 1),
+        ("checkout", "cart", 8070, 1),
+        ("checkout", "payments", 50051, 1),
+        ("frontend", "cart", 8070, 1),
+        ("frontend", "catalog", 3550, 1),
+        ("frontend", "checkout", 5050, 1),
+        ("loadgenerator", "checkout", 5050, 1),
+        ("reviews", "catalog", 3550, 1),
+    ];
+    connections.sort();
+    connections
+}
+
+/// The exposition lines of [`expected_connections`], sorted.
+pub fn expected_connection_lines() -> Vec<String> {
+    let namespace = |w: &str| if w == "payments" { "payments" } else { "shop" };
+    let mut lines: Vec<String> = expected_connections()
+        .into_iter()
+        .map(|(client, server, port, n)| {
+            format!(
+                "network_mapper_edge_connections_total{{client=\"{client}\",namespace=\"{}\",server=\"{server}\",\
+                 server_namespace=\"{}\",port=\"{port}\"}} {n}",
+                namespace(client),
+                namespace(server)
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// DNS responses by outcome. Each response to a pod through kube-dns crosses two veths on device `any` (the DNS
+/// pod's, after NAT the client's) and is counted once; responses to the node itself cross one, and so do the
+/// NodeLocal DNSCache's answers to its pods (it is the node).
+/// - answers that count: frontend 3, checkout 2, cart 1, catalog 1, payments 3 + 2 (forwarded name),
+///   email-reminder 2 (both over TCP), reviews 1, ratings 2 (NodeLocal, one copy each), plus the burst;
 /// - NXDOMAIN for search-list candidates: `payments.payments.shop.svc…` 1, `kubernetes.default.shop.svc…` 1,
-///   the external name 3 per lookup (9), `catalog.shop.monitoring.svc…` from the node 1;
-/// - other node: recommendations 1; unresolved: the node's answer (hostNetwork) 1.
+///   the external name 3 per lookup (9), the forwarded name 3 per lookup (6), `catalog.shop.monitoring.svc…`
+///   from the node 1;
+/// - forwarded: the upstream resolver's answer to the kube-dns pod, once per lookup of the forwarded name (two
+///   copies: the upstream's link and the kube-dns pod's veth);
+/// - other node: recommendations 1; unresolved (hostNetwork): the node's own answer 1, and the NodeLocal
+///   cache's answers from kube-dns, one per ratings lookup.
 pub fn expected_dns_outcomes() -> Vec<(&'static str, usize)> {
-    let counted = 12 + BURST;
-    let not_answer = 2 + 3 * EXTERNAL_LOOKUPS + 1;
-    let duplicate = counted + (not_answer - 1) + 1;
+    let counted = 12 + 1 + UPSTREAM_LOOKUPS + NODE_LOCAL_LOOKUPS + BURST;
+    let not_answer = 2 + 3 * EXTERNAL_LOOKUPS + 3 * UPSTREAM_LOOKUPS + 1;
+    let duplicate = (counted - NODE_LOCAL_LOOKUPS) + (not_answer - 1) + 1 + UPSTREAM_LOOKUPS;
     vec![
         ("counted", counted),
         ("duplicate", duplicate),
+        ("forwarded", UPSTREAM_LOOKUPS),
         ("malformed", 0),
         ("not_answer", not_answer),
         ("other_node", 1),
         ("refused", 0),
-        ("unresolved", 1),
+        ("unresolved", 1 + NODE_LOCAL_LOOKUPS),
     ]
 }
 
@@ -271,23 +341,29 @@ pub const EXPECTED_KINDS: [(&str, &str); 4] =
 /// `netmap-reduce --format list` of the map.
 pub const EXPECTED_LISTING: &str = "\
 cart in namespace shop calls:
+  - payments in namespace payments
   - redis
 catalog in namespace shop calls:
+  - cart
   - kubernetes in namespace default
 checkout in namespace shop calls:
   - cart
   - payments in namespace payments
 email-reminder in namespace shop calls:
   - checkout
-  - coredns in namespace kube-system
+  - payments in namespace payments
 frontend in namespace shop calls:
   - cart
   - catalog
   - checkout
 loadgenerator in namespace shop calls:
+  - checkout
   - frontend
 payments in namespace payments calls:
   - api.payment-gateway.example
+  - api.upstream.test
+ratings in namespace shop calls:
+  - catalog
 reviews in namespace shop calls:
   - catalog
 ";
@@ -296,6 +372,8 @@ reviews in namespace shop calls:
 /// at first) and Prometheus, and runs the application's traffic.
 pub fn bring_up(bins: super::monitor::Binaries, third: u8, api_down: Duration) -> io::Result<Lab> {
     let mut lab = Lab::build(bins, cluster, third)?;
+    lab.start_upstream_dns(UPSTREAM_DNS, UPSTREAM_DOMAIN, &[&format!("{UPSTREAM_NAME},{UPSTREAM_ADDRESS}")])?;
+    lab.start_node_local_dns(NODE_LOCAL_DNS, &["ratings"])?;
     start_servers(&mut lab)?;
     lab.start_exporter(api_down)?;
     lab.start_prometheus()?;

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::sources::inventory::objects::{OwnerRef, PodRecord, ServiceRecord};
+use std::net::IpAddr;
+
+use crate::sources::inventory::objects::{DNS_PORT, OwnerRef, PodRecord, ServiceRecord, SlicePort, TargetPort};
 use crate::sources::inventory::table::{Id, Key, Keyed};
 
 /// A pod as the index holds it: its record and the root of its owner chain.
@@ -64,9 +66,25 @@ pub struct ServiceEntry {
     /// The endpoints that name a pod, slice by slice in slice-name order (which keeps the "first backing pod"
     /// choice deterministic), each slice's in its own order.
     pub(super) backends: Vec<Backend>,
-    /// Names of the slices of this service, ordered, with how many of `backends` each contributed.
-    pub(super) slices: Vec<(Arc<str>, usize)>,
+    /// The slices of this service, ordered by name, with how many of `backends` each contributed.
+    pub(super) slices: Vec<SliceShare>,
     pub(super) stamp: u64,
+    /// Whether this Service exposes port 53 (its own ports, or its slices'): its backends are DNS servers.
+    pub(super) dns: bool,
+    /// The endpoint addresses this Service put into the index's DNS-server set (to take them out again).
+    pub(super) dns_addresses: Vec<IpAddr>,
+}
+
+/// What one EndpointSlice contributes to its Service.
+#[derive(Debug)]
+pub(super) struct SliceShare {
+    pub(super) name: Arc<str>,
+    /// How many of the service's `backends` come from this slice.
+    pub(super) backends: usize,
+    pub(super) ports: Vec<SlicePort>,
+    /// Every endpoint address, so the DNS-server set can be rebuilt whichever of Service and slice arrives
+    /// (or changes its ports) last.
+    pub(super) addresses: Vec<IpAddr>,
 }
 
 /// Service names up to this long are kept inline; most are (a DNS label may have 63 bytes).
@@ -90,6 +108,7 @@ impl ServiceEntry {
             name: name.clone(),
             cluster_ips: Vec::new(),
             external_name: false,
+            ports: Vec::new(),
         };
         let mut entry = ServiceEntry {
             present: false,
@@ -99,9 +118,35 @@ impl ServiceEntry {
             backends: Vec::new(),
             slices: Vec::new(),
             stamp: 0,
+            dns: false,
+            dns_addresses: Vec::new(),
         };
         entry.set_record(entry.record.clone());
         entry
+    }
+
+    /// Whether the Service or one of its slices has a port 53.
+    pub(super) fn exposes_dns(&self) -> bool {
+        self.record.ports.iter().any(|p| p.port == DNS_PORT)
+            || self.slices.iter().any(|s| s.ports.iter().any(|p| p.port == DNS_PORT))
+    }
+
+    /// The port on the backing pods that a TCP connection to `port` of the ClusterIP reaches: the slice port
+    /// with the Service port's name (named target ports are resolved there), else a numeric `targetPort`.
+    /// `None` when the Service has no such TCP port.
+    pub fn target_port(&self, port: u16) -> Option<u16> {
+        let service_port = self.record.ports.iter().find(|p| p.port == port && p.tcp)?;
+        let resolved = self
+            .slices
+            .iter()
+            .flat_map(|s| s.ports.iter())
+            .find(|p| p.tcp && p.name == service_port.name)
+            .map(|p| p.port);
+        match (&service_port.target, resolved) {
+            (_, Some(resolved)) => Some(resolved),
+            (TargetPort::Number(n), None) => Some(*n),
+            (TargetPort::Name(_), None) => None,
+        }
     }
 
     pub(super) fn set_record(&mut self, record: ServiceRecord) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::entries::{Backend, PodEntry, ServiceEntry};
+use super::entries::{Backend, PodEntry, ServiceEntry, SliceShare};
 use super::{Inventory, SHARED, SliceRecord};
 use crate::sources::inventory::table::{Id, IpMap, Key};
 
@@ -72,13 +72,43 @@ impl Inventory {
             })
             .collect();
         let entry = self.services.get_mut(service);
-        let at = entry.slices.partition_point(|(name, _)| **name < *slice.name);
-        let offset: usize = entry.slices[..at].iter().map(|(_, n)| n).sum();
-        entry.slices.insert(at, (slice.name.clone(), backends.len()));
+        let at = entry.slices.partition_point(|s| *s.name < *slice.name);
+        let offset: usize = entry.slices[..at].iter().map(|s| s.backends).sum();
+        let share = SliceShare {
+            name: slice.name.clone(),
+            backends: backends.len(),
+            ports: slice.ports.clone(),
+            addresses: slice.endpoints.iter().flat_map(|ep| ep.addresses.iter().copied()).collect(),
+        };
+        entry.slices.insert(at, share);
         entry.backends.splice(offset..offset, backends);
         entry.backends.shrink_to_fit();
         entry.first = entry.backends.first().cloned();
+        self.refresh_dns(service);
         service
+    }
+
+    /// Recomputes which endpoint addresses this Service makes DNS servers (docs/design.md §3: a backend of a
+    /// Service that exposes port 53), after its ports or slices changed.
+    pub(super) fn refresh_dns(&mut self, id: Id) {
+        let entry = self.services.get_mut(id);
+        let dns = entry.exposes_dns();
+        let old = std::mem::take(&mut entry.dns_addresses);
+        let new: Vec<IpAddr> =
+            if dns { entry.slices.iter().flat_map(|s| s.addresses.iter().copied()).collect() } else { Vec::new() };
+        entry.dns = dns;
+        entry.dns_addresses = new.clone();
+        for ip in old {
+            if let Some(n) = self.dns_servers.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.dns_servers.remove(&ip);
+                }
+            }
+        }
+        for ip in new {
+            *self.dns_servers.entry(ip).or_default() += 1;
+        }
     }
 
     /// Takes a slice's endpoints out of its service, releasing what only they referred to.
@@ -87,11 +117,12 @@ impl Inventory {
         let Some(service) = slot.service.take() else { return };
         let name = slot.name.clone();
         let entry = self.services.get_mut(service);
-        let Some(at) = entry.slices.iter().position(|(n, _)| *n == name) else { return };
-        let offset: usize = entry.slices[..at].iter().map(|(_, n)| n).sum();
-        let (_, count) = entry.slices.remove(at);
+        let Some(at) = entry.slices.iter().position(|s| s.name == name) else { return };
+        let offset: usize = entry.slices[..at].iter().map(|s| s.backends).sum();
+        let count = entry.slices.remove(at).backends;
         let removed: Vec<Backend> = entry.backends.drain(offset..offset + count).collect();
         entry.first = entry.backends.first().cloned();
+        self.refresh_dns(service);
         for backend in removed {
             self.pods.get_mut(backend.pod).endpoints -= 1;
             self.release_pod(backend.pod);

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::Inventory;
-use crate::sources::inventory::{EndpointRecord, OwnerRecord, OwnerRef, PodRecord, ServiceRecord, SliceRecord};
+use crate::sources::inventory::{
+    EndpointRecord, OwnerRecord, OwnerRef, PodRecord, ServicePort, ServiceRecord, SlicePort, SliceRecord, TargetPort,
+};
 
 fn owner_ref(kind: &str, name: &str) -> OwnerRef {
     OwnerRef { kind: Arc::from(kind), name: Arc::from(name) }
@@ -94,6 +96,7 @@ fn endpoints_may_name_pods_before_they_exist_and_after_they_are_gone() {
         name: Arc::from(name),
         service: Some(Arc::from("db")),
         endpoints,
+        ports: Vec::new(),
     };
     inventory.upsert_slice(slice("db-b", vec![endpoint("db-1", Some("db-1"))]));
     inventory.upsert_slice(slice("db-a", vec![endpoint("db-0", Some("db-0"))]));
@@ -103,6 +106,7 @@ fn endpoints_may_name_pods_before_they_exist_and_after_they_are_gone() {
         name: Arc::from("db"),
         cluster_ips: vec!["10.96.0.5".parse().unwrap()],
         external_name: false,
+        ports: Vec::new(),
     });
     let backing = |inventory: &Inventory| -> Vec<String> {
         let service = inventory.service_with_ip(&"10.96.0.5".parse().unwrap()).unwrap();
@@ -213,6 +217,7 @@ fn apply(inventory: &mut Inventory, slices: &mut BTreeMap<String, (String, Vec<S
                 name: Arc::from(name.as_str()),
                 service: Some(Arc::from(service.as_str())),
                 endpoints,
+                ports: Vec::new(),
             });
             slices.insert(name, (service, pods));
         }
@@ -278,4 +283,86 @@ proptest! {
         prop_assert_eq!((inventory.pods.len(), inventory.owners.slots_in_use(), inventory.services.len()), (0, 0, 0));
         prop_assert!(inventory.pods_by_ip.is_empty() && inventory.shared_ips.is_empty());
     }
+}
+
+fn service_record(name: &str, ip: &str, ports: Vec<ServicePort>) -> ServiceRecord {
+    ServiceRecord {
+        namespace: Arc::from("kube-system"),
+        name: Arc::from(name),
+        cluster_ips: vec![ip.parse().unwrap()],
+        external_name: false,
+        ports,
+    }
+}
+
+fn service_port(name: &str, port: u16, tcp: bool, target: TargetPort) -> ServicePort {
+    ServicePort { name: Arc::from(name), port, tcp, target }
+}
+
+fn slice_of(service: &str, name: &str, addresses: &[&str], ports: Vec<SlicePort>) -> SliceRecord {
+    SliceRecord {
+        namespace: Arc::from("kube-system"),
+        name: Arc::from(name),
+        service: Some(Arc::from(service)),
+        endpoints: addresses
+            .iter()
+            .map(|a| EndpointRecord { addresses: vec![a.parse().unwrap()], pod: None, hostname: None })
+            .collect(),
+        ports,
+    }
+}
+
+fn slice_port(name: &str, port: u16, tcp: bool) -> SlicePort {
+    SlicePort { name: Arc::from(name), port, tcp }
+}
+
+#[test]
+fn backends_of_a_service_exposing_port_53_are_dns_servers_whichever_arrives_first() {
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let mut inventory = Inventory::new();
+    // Service port 53 with a named target port 5353: the slice alone does not say DNS, its Service does.
+    inventory.upsert_slice(slice_of(
+        "dns-default",
+        "dns-default-x",
+        &["10.0.0.53"],
+        vec![slice_port("dns", 5353, false)],
+    ));
+    assert!(!inventory.is_dns_server(&ip("10.0.0.53")));
+    let dns_port = service_port("dns", 53, false, TargetPort::Name(Arc::from("dns")));
+    inventory.upsert_service(service_record("dns-default", "10.96.0.10", vec![dns_port]));
+    assert!(inventory.is_dns_server(&ip("10.0.0.53")), "a backend");
+    assert!(inventory.is_dns_server(&ip("10.96.0.10")), "the ClusterIP");
+    // A slice exposing 53 before its Service exists (the CoreDNS layout, ports dns/dns-tcp/metrics).
+    let ports = vec![slice_port("dns", 53, false), slice_port("dns-tcp", 53, true), slice_port("metrics", 9153, true)];
+    inventory.upsert_slice(slice_of("kube-dns", "kube-dns-y", &["10.0.0.10", "10.0.0.11"], ports));
+    assert!(inventory.is_dns_server(&ip("10.0.0.11")));
+    // An ordinary Service's backends are not; a backend that leaves the slice is no longer one.
+    inventory.upsert_slice(slice_of("web", "web-z", &["10.0.0.80"], vec![slice_port("http", 8080, true)]));
+    assert!(!inventory.is_dns_server(&ip("10.0.0.80")));
+    inventory.remove_service("kube-system", "dns-default");
+    assert!(!inventory.is_dns_server(&ip("10.0.0.53")), "the slice of 5353 alone is not DNS");
+    assert!(inventory.remove_slice("kube-system", "kube-dns-y"));
+    assert!(!inventory.is_dns_server(&ip("10.0.0.11")));
+}
+
+#[test]
+fn a_clusterip_port_maps_to_the_target_port_on_the_pods() {
+    let mut inventory = Inventory::new();
+    let ports = vec![
+        service_port("http", 80, true, TargetPort::Name(Arc::from("web"))),
+        service_port("admin", 9000, true, TargetPort::Number(9090)),
+        service_port("dns", 53, false, TargetPort::Number(53)),
+    ];
+    inventory.upsert_service(service_record("web", "10.96.0.20", ports));
+    let target = |inventory: &Inventory, port| {
+        inventory.service_with_ip(&"10.96.0.20".parse().unwrap()).unwrap().target_port(port)
+    };
+    assert_eq!(target(&inventory, 80), None, "a named target port waits for the slice");
+    assert_eq!(target(&inventory, 9000), Some(9090));
+    assert_eq!(target(&inventory, 53), None, "UDP only");
+    assert_eq!(target(&inventory, 81), None);
+    let slice =
+        slice_of("web", "web-a", &["10.0.0.80"], vec![slice_port("http", 8080, true), slice_port("admin", 9090, true)]);
+    inventory.upsert_slice(slice);
+    assert_eq!(target(&inventory, 80), Some(8080), "named target port resolved in the slice");
 }
