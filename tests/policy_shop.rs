@@ -354,7 +354,7 @@ fn expected_connectivity() -> Allowed {
             Some("default") if server == "kubernetes" => add(src, API_SERVER.to_owned(), vec![("TCP", API_PORT)]),
             Some(server_ns) if has_pods(server) => {
                 let port = observed.get(&(client, server)).copied().unwrap_or_else(|| {
-                    cluster.services.iter().find(|s| s.backend == Some(server)).expect("a Service").port
+                    cluster.services.iter().find(|s| s.backend == Some(server)).expect("a Service").target_port()
                 });
                 add(src, format!("{server_ns}/{server}"), vec![("TCP", port)]);
             }
@@ -372,21 +372,22 @@ fn expected_connectivity() -> Allowed {
             }
         }
     }
-    add("0.0.0.0-255.255.255.255".to_owned(), "kube-system/coredns".to_owned(), dns);
+    // A DNS server that is the server of no observed edge gets no policy of its own (nothing was seen that
+    // would scope it), and kube-system no default-deny: it stays open. One that is gets DNS from everywhere.
+    let dns_server_in_map = shop::expected_edges().iter().any(|e| e.2 == "coredns");
+    let into_dns = if dns_server_in_map { dns } else { vec![ALL] };
+    add("0.0.0.0-255.255.255.255".to_owned(), "kube-system/coredns".to_owned(), into_dns);
     add("kube-system/coredns".to_owned(), "0.0.0.0-255.255.255.255".to_owned(), vec![ALL]);
     expected
 }
 
 #[test]
+#[ignore = "live: installs np-guard's analyzer from PyPI into target/nca-venv (run by `make test`)"]
 fn the_analyzer_allows_exactly_the_observed_edges_plus_dns() {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/nca-venv.sh");
     let install = Command::new(&venv).output().expect("scripts/nca-venv.sh runs");
-    if !install.status.success() {
-        let why = String::from_utf8_lossy(&install.stderr);
-        assert!(std::env::var_os("CI").is_none(), "installing the analyzer failed: {why}");
-        eprintln!("SKIPPED: cannot install network-config-analyzer (PyPI unreachable?): {why}");
-        return;
-    }
+    let why = String::from_utf8_lossy(&install.stderr);
+    assert!(install.status.success(), "this live test cannot run here: installing the analyzer failed: {why}");
     let nca = String::from_utf8(install.stdout).unwrap().trim().to_owned();
     let output = Command::new(&nca)
         .args(["--connectivity", &path("networkpolicy-both.yaml"), "--pod_list", &path("pods.yaml")])
