@@ -16,6 +16,8 @@ use network_mapper::sources::inventory::{OwnerRecord, OwnerRef, PodRecord, Servi
 
 /// Namespace → name → value.
 type ByName<V> = HashMap<Arc<str>, HashMap<Arc<str>, V>>;
+/// An object's namespace and name.
+type NameKey = (Arc<str>, Arc<str>);
 
 /// Longest owner chain followed, as the real index.
 const MAX_OWNER_HOPS: usize = 10;
@@ -25,11 +27,11 @@ const MAX_OWNER_HOPS: usize = 10;
 pub struct PlainIndex {
     pods: ByName<PodRecord>,
     /// Every pod (namespace, name) that holds an IP.
-    pods_by_ip: HashMap<IpAddr, Vec<(Arc<str>, Arc<str>)>>,
+    pods_by_ip: HashMap<IpAddr, Vec<NameKey>>,
     /// Namespace → kind → name → owner.
-    owners: HashMap<Arc<str>, HashMap<Arc<str>, HashMap<Arc<str>, OwnerRecord>>>,
+    owners: HashMap<Arc<str>, ByName<OwnerRecord>>,
     services: ByName<ServiceRecord>,
-    services_by_ip: HashMap<IpAddr, (Arc<str>, Arc<str>)>,
+    services_by_ip: HashMap<IpAddr, NameKey>,
     slices: ByName<SliceRecord>,
     /// Namespace → Service name → its slices' names, in name order.
     slices_by_service: ByName<BTreeSet<Arc<str>>>,
