@@ -125,7 +125,7 @@ fn the_whole_exporter_runs_over_fake_sources_and_shows_a_failed_source_at_once()
     };
     assert_eq!(edge("checkout", "cart"), Some(2.0), "{scrape}");
     assert_eq!(edge("report", "payments-gw"), Some(1.0), "{scrape}");
-    assert_eq!(value(&scrape, "network_mapper_edges"), Some(14.0), "{scrape}");
+    assert_eq!(value(&scrape, "network_mapper_edges"), Some(15.0), "{scrape}");
     // The capture died and says so; the other sources are up; /metrics kept serving throughout.
     assert_eq!(value(&scrape, r#"network_mapper_source_up{source="capture"}"#), Some(0.0), "{scrape}");
     assert_eq!(value(&scrape, r#"network_mapper_source_up{source="sockets"}"#), Some(1.0), "{scrape}");
