@@ -13,7 +13,6 @@ apt_packages=(
   python3-yaml             # fixture generators
   tcpdump                  # debugging captures by hand; also provides the classic pcap tooling
   python3                  # the pods' applications in the end-to-end test and `make demo`
-<<<<<<< HEAD
   dnsutils                 # `dig +tcp`: a DNS-over-TCP lookup in the end-to-end test
   podman skopeo            # `make image`: builds and saves the image (as root, kernel overlay storage:
                            # buildah, uidmap and fuse-overlayfs are not needed), skopeo reads the archive
@@ -21,9 +20,7 @@ apt_packages=(
   docker-registry          # a registry on loopback: `make test-image` pushes the archive as docs/image.md says
   victoria-metrics         # a second real time-series engine for the reducer's live test
   openssl                  # certificates made at test time for the --web-config-file (TLS) test
-=======
   python3-venv             # netmap-reduce policy tests: np-guard's analyzer in its own venv (scripts/nca-venv.sh)
->>>>>>> policy
 )
 
 missing=()
