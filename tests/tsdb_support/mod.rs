@@ -3,7 +3,9 @@
 //! (`reduce_prometheus.rs`, `reduce_victoriametrics.rs`).
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub const NODE_A: &str = r#"# HELP network_mapper_edge Calls observed between workloads.
 # TYPE network_mapper_edge counter
@@ -54,6 +56,46 @@ pub fn serve_exposition(body: &'static str) -> u16 {
 /// The value of a `count(...)` query, or 0 while the server is starting or has no data.
 pub fn count(port: u16, query: &str) -> u64 {
     testkit::http::instant_query(&format!("http://127.0.0.1:{port}"), query).map_or(0, |n| n as u64)
+}
+
+/// A scrape config for `targets` (loopback ports) every second, with `honor_labels: true` as deploy/ ships it.
+pub fn scrape_config(targets: &[u16]) -> String {
+    let targets: Vec<String> = targets.iter().map(|p| format!("'127.0.0.1:{p}'")).collect();
+    format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: network-mapper\n    \
+         honor_labels: true\n    static_configs:\n      - targets: [{}]\n",
+        targets.join(", ")
+    )
+}
+
+/// Starts a time-series engine (`program` with `args`) logging to `dir/<program>.log`; fails with the package to
+/// install when it is missing (`version_flag` probes it).
+pub fn start_engine(program: &str, version_flag: &str, package: &str, args: &[String], dir: &Path) -> KillOnDrop {
+    let found = Command::new(program).arg(version_flag).output().is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{program} is not installed: run the project's setup (`make test` does; apt-get install -y {package})"
+    );
+    let log = std::fs::File::create(dir.join(format!("{program}.log"))).unwrap();
+    let child = Command::new(program)
+        .args(args)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} starts: {e}"));
+    KillOnDrop { child }
+}
+
+/// Waits until the engine on `port` has scraped both nodes; on timeout shows `dir/<program>.log`.
+pub fn wait_for_series(dir: &Path, port: u16, program: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while count(port, "count(network_mapper_edge_total)") < 5 || count(port, "count(network_mapper_workload_info)") < 8
+    {
+        let log = std::fs::read_to_string(dir.join(format!("{program}.log"))).unwrap_or_default();
+        assert!(Instant::now() < deadline, "{program} has not scraped both nodes after 90 s; its log:\n{log}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 pub fn reduce(args: &[&str]) -> String {
