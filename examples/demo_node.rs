@@ -130,7 +130,13 @@ fn write_policies(lab: &Lab, out: &Path) -> Result<usize> {
     let dir = out.join("networkpolicies");
     let args = ["--format", "networkpolicy", "--kubeconfig", &kubeconfig, "--policy-direction", "both"];
     let dir_arg = dir.display().to_string();
-    monitor::reduce(&lab.bins, lab.prometheus(), &[&args[..], &["--output-dir", &dir_arg]].concat())?;
+    // The fake API listens on 127.0.0.1 inside the node, so this reducer runs there too.
+    monitor::reduce_in(
+        &lab.node.netns,
+        &lab.bins,
+        lab.prometheus(),
+        &[&args[..], &["--output-dir", &dir_arg]].concat(),
+    )?;
     let yaml = std::fs::read_dir(&dir)?
         .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "yaml")));
     Ok(yaml.count())

@@ -148,7 +148,16 @@ impl Prometheus {
 
 /// Runs `netmap-reduce --prometheus <url> <args>` from the root namespace; returns stdout, or stderr as the error.
 pub fn reduce(bins: &Binaries, prometheus: &Prometheus, args: &[&str]) -> io::Result<String> {
-    let out: Output = Command::new(&bins.reduce)
+    reduce_with(Command::new(&bins.reduce), prometheus, args)
+}
+
+/// [`reduce`] inside network namespace `netns` (e.g. the node's, where the fake API listens on 127.0.0.1).
+pub fn reduce_in(netns: &str, bins: &Binaries, prometheus: &Prometheus, args: &[&str]) -> io::Result<String> {
+    reduce_with(crate::netns::command_in(netns, &bins.reduce.display().to_string()), prometheus, args)
+}
+
+fn reduce_with(mut command: Command, prometheus: &Prometheus, args: &[&str]) -> io::Result<String> {
+    let out: Output = command
         .args(["--prometheus", &prometheus.url])
         .args(args)
         .env_remove("HTTP_PROXY")
