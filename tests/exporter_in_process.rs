@@ -110,10 +110,13 @@ fn the_whole_exporter_runs_over_fake_sources_and_shows_a_failed_source_at_once()
     let deadline = Instant::now() + Duration::from_secs(20);
     let scrape = loop {
         let scrape = get(addr, "/metrics");
-        if value(&scrape, r#"network_mapper_capture_errors_total{error="read"}"#) == Some(1.0) {
+        // Both sources have run: the capture read every frame and then failed, the scanner finished a scan.
+        let failed = value(&scrape, r#"network_mapper_capture_errors_total{error="read"}"#) == Some(1.0);
+        let scanned = value(&scrape, r#"network_mapper_socket_scans_total{outcome="ok"}"#).is_some_and(|n| n >= 1.0);
+        if failed && scanned {
             break scrape;
         }
-        assert!(Instant::now() < deadline, "the fake source's error never showed:\n{scrape}");
+        assert!(Instant::now() < deadline, "the fake source's error and a socket scan never both showed:\n{scrape}");
         std::thread::sleep(Duration::from_millis(20));
     };
     // The same edges as the golden scrape's capture and /proc tree (tests/golden/scrape.prom).
