@@ -14,7 +14,7 @@ use super::time::Seen;
 pub const EDGE_METRIC: &str = "network_mapper_edge_total";
 /// Name of the workload-kind companion metric (docs/design.md §2).
 pub const INFO_METRIC: &str = "network_mapper_workload_info";
-/// Name of the per-port connection counter of an edge (DESIGN §2): the server pod's port of each TCP connection.
+/// Name of the per-port connection counter of an edge (docs/design.md §2): the server pod's port of each TCP connection.
 pub const CONNECTIONS_METRIC: &str = "network_mapper_edge_connections_total";
 
 /// The server ports each edge was seen connecting to (edges seen only through DNS have none).
