@@ -100,13 +100,13 @@ fn replay(path: &Path) -> (f64, u64, Metrics) {
 }
 
 fn outcome(metrics: &Metrics, family: &str, outcome: &'static str) -> u64 {
-    fn labelled<L: LabelValue>(label: &str) -> L {
-        *L::ALL.iter().find(|v| v.metric_label() == label).expect("a known outcome")
-    }
     if family == "syn" {
-        metrics.syns.get_or_create(&Outcome(labelled::<SynOutcome>(outcome))).get()
+        metrics.syns.get_or_create(&Outcome(SynOutcome::from_metric_label(outcome).expect("a SYN outcome"))).get()
     } else {
-        metrics.dns_responses.get_or_create(&Outcome(labelled::<DnsOutcome>(outcome))).get()
+        metrics
+            .dns_responses
+            .get_or_create(&Outcome(DnsOutcome::from_metric_label(outcome).expect("a DNS outcome")))
+            .get()
     }
 }
 

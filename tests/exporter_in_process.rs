@@ -2,8 +2,7 @@
 //! `/proc` tree, a loaded inventory), scraped over HTTP. Shows that a source failing at run time shows on
 //! `/metrics` at once (`network_mapper_source_up`) while `/metrics` keeps serving, and that shutdown is clean.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -81,14 +80,11 @@ fn sources() -> Sources {
     }
 }
 
-/// `GET path` over plain HTTP/1.1; the body.
+/// `GET path`; the body of a 200 answer.
 fn get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("exporter listens");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "GET {path}: {response}");
-    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+    let (status, body) = testkit::http::get(&format!("http://{addr}{path}")).expect("the exporter answers");
+    assert_eq!(status, 200, "GET {path}: {body}");
+    body
 }
 
 fn value(scrape: &str, series: &str) -> Option<f64> {

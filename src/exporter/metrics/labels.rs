@@ -18,6 +18,11 @@ pub trait LabelValue: Copy + Debug + Hash + Eq + Send + Sync + 'static {
     const ALL: &'static [Self];
     /// The short stable string shown on `/metrics`.
     fn metric_label(self) -> &'static str;
+
+    /// The value shown as `label`, if any (for tests and benchmarks that name outcomes as they read them).
+    fn from_metric_label(label: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.metric_label() == label)
+    }
 }
 
 /// Implements [`LabelValue`] for enums that already carry `ALL` and `metric_label()` of their own (the sources'
