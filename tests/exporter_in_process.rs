@@ -104,17 +104,22 @@ fn the_whole_exporter_runs_over_fake_sources_and_shows_a_failed_source_at_once()
     }));
 
     let deadline = Instant::now() + Duration::from_secs(20);
-    let scrape = loop {
+    loop {
         let scrape = get(addr, "/metrics");
         // Both sources have run: the capture read every frame and then failed, the scanner finished a scan.
         let failed = value(&scrape, r#"network_mapper_capture_errors_total{error="read"}"#) == Some(1.0);
         let scanned = value(&scrape, r#"network_mapper_socket_scans_total{outcome="ok"}"#).is_some_and(|n| n >= 1.0);
         if failed && scanned {
-            break scrape;
+            break;
         }
         assert!(Instant::now() < deadline, "the fake source's error and a socket scan never both showed:\n{scrape}");
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+    // A scrape is not a snapshot: its families are encoded one after another while the sources keep counting, so
+    // the scrape that showed the scan done may have encoded `edge_total` before the scan's edges were recorded.
+    // Everything both sources counted is recorded before their error or scan counter moves, so the next scrape
+    // holds all of it.
+    let scrape = get(addr, "/metrics");
     // The same edges as the golden scrape's capture and /proc tree (tests/golden/scrape.prom).
     let edge = |client: &str, server: &str| {
         let series = format!(
