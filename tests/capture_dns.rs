@@ -146,8 +146,9 @@ fn copies_within_the_window_are_duplicates_and_later_ones_count_again() {
     let k = key("10.244.1.7", 41000, 99);
     assert!(dedup.first_sighting(k, 1_000_000));
     assert!(!dedup.first_sighting(k, 1_000_010));
-    assert!(!dedup.first_sighting(k, 2_999_999), "copies do not extend the window");
-    assert!(dedup.first_sighting(k, 3_000_000), "a new observation after the window");
+    // The memory keeps time in ~1 ms units: the window ends within a unit of 2 s.
+    assert!(!dedup.first_sighting(k, 2_997_000), "copies do not extend the window");
+    assert!(dedup.first_sighting(k, 3_001_100), "a new observation after the window");
     assert_eq!(dedup.len(), 1);
 }
 
@@ -175,13 +176,31 @@ fn expired_entries_are_evicted() {
 
 #[test]
 fn memory_is_bounded_by_max_entries_oldest_first() {
-    let mut dedup = Deduplicator::new(i64::MAX / 4, 3);
-    for i in 0..4 {
-        assert!(dedup.first_sighting(key("10.0.0.1", 1, i), 10 + i as i64));
+    // Eight entries are one bucket: a ninth key overwrites the oldest.
+    let mut dedup = Deduplicator::new(1 << 40, 5);
+    assert_eq!(dedup.capacity(), 8);
+    for i in 0..9 {
+        assert!(dedup.first_sighting(key("10.0.0.1", 1, i), 10_000 * (1 + i as i64)));
     }
-    assert_eq!(dedup.len(), 3);
-    assert!(dedup.first_sighting(key("10.0.0.1", 1, 0), 20), "the oldest was evicted");
-    assert!(!dedup.first_sighting(key("10.0.0.1", 1, 3), 21), "the newest is remembered");
+    assert_eq!(dedup.len(), 8);
+    assert!(dedup.first_sighting(key("10.0.0.1", 1, 0), 100_000), "the oldest was evicted");
+    assert!(!dedup.first_sighting(key("10.0.0.1", 1, 8), 101_000), "the newest is remembered");
+}
+
+#[test]
+fn at_full_rate_every_copy_within_the_window_is_caught() {
+    // The default table at 1M answers/s: each answer's copy, 50 µs later with 50 other answers in between, is a copy.
+    let mut dedup = Deduplicator::new(2_000_000, network_mapper::sources::capture::dedup::DEFAULT_MAX_ENTRIES);
+    let mut pending = std::collections::VecDeque::new();
+    for i in 0..1_000_000u64 {
+        let at = i as i64;
+        assert!(dedup.first_sighting(key("10.0.0.1", (i % 60_000) as u16, i), at));
+        pending.push_back((i, at));
+        if pending.len() > 50 {
+            let (j, first) = pending.pop_front().unwrap();
+            assert!(!dedup.first_sighting(key("10.0.0.1", (j % 60_000) as u16, j), first + 50), "copy of {j}");
+        }
+    }
 }
 
 #[test]

@@ -151,18 +151,20 @@ impl Recorder {
     /// A DNS answer to `client` for `question`.
     pub fn dns_answer(&self, client: IpAddr, question: &str, addresses: &[IpAddr], at: UnixMicros) -> Counted {
         let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
-        let resolution = Resolver::new(&inventory, &self.config).dns_answer(client, question, addresses, at);
-        drop(inventory);
-        self.count(ObservationSource::Dns, resolution, None)
+        self.dns_answer_in(&inventory, client, question, addresses, at)
     }
 
-    /// Whether `client` is a pod on another node, which counts its answers itself.
-    pub fn client_on_other_node(&self, client: IpAddr, at: UnixMicros) -> bool {
-        if self.config.node_name.is_none() {
-            return false;
-        }
-        let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
-        Resolver::new(&inventory, &self.config).client_on_other_node(client, at)
+    /// [`Recorder::dns_answer`] against an inventory the caller has read already.
+    fn dns_answer_in(
+        &self,
+        inventory: &Inventory,
+        client: IpAddr,
+        question: &str,
+        addresses: &[IpAddr],
+        at: UnixMicros,
+    ) -> Counted {
+        let resolution = Resolver::new(inventory, &self.config).dns_answer(client, question, addresses, at);
+        self.count(ObservationSource::Dns, resolution, None)
     }
 
     /// Whether `ip` is a DNS server (docs/design.md §3): a backend or ClusterIP of a Service exposing port 53,
@@ -371,13 +373,22 @@ pub struct DnsPipeline {
     frames: Vec<(FrameOutcome, Counter)>,
 }
 
-impl Destinations for Recorder {
+/// What the pre-filter asks about one message's destination, answered under the message's one read of the
+/// inventory.
+struct Destination<'a> {
+    inventory: &'a Inventory,
+    config: &'a ResolveConfig,
+    /// The DNS servers this capture has seen answering (see [`MessageSink::learned`]).
+    learned: &'a FxHashSet<IpAddr>,
+}
+
+impl Destinations for Destination<'_> {
     fn on_other_node(&self, ip: IpAddr, at: UnixMicros) -> bool {
-        self.client_on_other_node(ip, at)
+        self.config.node_name.is_some() && Resolver::new(self.inventory, self.config).client_on_other_node(ip, at)
     }
 
     fn is_dns_server(&self, ip: IpAddr) -> bool {
-        Recorder::is_dns_server(self, &ip)
+        self.learned.contains(&ip) || self.inventory.is_dns_server(&ip)
     }
 }
 
@@ -385,6 +396,9 @@ struct MessageSink {
     prefilter: Prefilter,
     recorder: Recorder,
     outcomes: DnsOutcomes,
+    /// The addresses this capture has seen sending DNS answers: its own copy of what it taught the recorder (for
+    /// the connection paths), so that a message costs no lock for it.
+    learned: FxHashSet<IpAddr>,
 }
 
 /// Where client SYNs go; `None` with `--no-syn-capture` (a custom filter may still pass SYNs).
@@ -408,6 +422,7 @@ impl DnsPipeline {
                 prefilter: Prefilter::new(DEFAULT_WINDOW_MICROS, DEFAULT_MAX_ENTRIES),
                 recorder,
                 outcomes,
+                learned: FxHashSet::default(),
             },
             packets,
             frames,
@@ -450,19 +465,26 @@ impl SynSink {
 impl MessageSink {
     fn on_message(&mut self, message: &DnsMessage<'_>, at: UnixMicros) {
         // The QR bit: whoever sends a response from port 53 is a DNS server.
-        if message.bytes.get(2).is_some_and(|flags| flags & 0x80 != 0) {
-            self.recorder.learn_dns_server(message.src.ip());
+        let sender = message.src.ip();
+        if message.bytes.get(2).is_some_and(|flags| flags & 0x80 != 0) && !self.learned.contains(&sender) {
+            if self.learned.len() < MAX_LEARNED_DNS_SERVERS {
+                self.learned.insert(sender);
+            }
+            self.recorder.learn_dns_server(sender);
         }
+        let inventory = self.recorder.inventory.read().unwrap_or_else(PoisonError::into_inner);
+        let destination = Destination { inventory: &inventory, config: &self.recorder.config, learned: &self.learned };
         // Duplicates, non-answers, lookups forwarded by a DNS server (CoreDNS, a node-local cache: not calls of
         // their own) and other nodes' answers are decided from the header and the question, before the full parse.
-        if let Err(early) = self.prefilter.check(message, at, &self.recorder) {
+        if let Err(early) = self.prefilter.check(message, at, &destination) {
             return self.outcomes.early(early);
         }
         match dns::parse_response(message.bytes) {
             DnsResponse::Malformed => self.outcomes.malformed.inc(),
             DnsResponse::NotAnswer(_) => self.outcomes.not_answer.inc(),
             DnsResponse::Answer(answer) => {
-                let counted = self.recorder.dns_answer(message.dst.ip(), &answer.question, &answer.addresses, at);
+                let client = message.dst.ip();
+                let counted = self.recorder.dns_answer_in(&inventory, client, &answer.question, &answer.addresses, at);
                 self.outcomes.of(counted).inc()
             }
         };

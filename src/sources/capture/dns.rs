@@ -2,7 +2,10 @@
 //! Owns the counting rules of docs/design.md §3 for a single message, and the cheap duplicate hash taken before parsing.
 //! Pure; parse failures are a [`DnsResponse::Malformed`] value, never a panic.
 
+use std::hash::Hasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use rustc_hash::FxHasher;
 
 use simple_dns::rdata::RData;
 use simple_dns::{CLASS, Name, OPCODE, Packet, PacketFlag, RCODE};
@@ -57,45 +60,47 @@ pub enum DnsResponse {
 }
 
 const HEADER_LEN: usize = 12;
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// The longest name on the wire, plus the two bytes of a pointer that may end it.
+const MAX_NAME_BYTES: usize = 255 + 2;
 
 /// Hash of the DNS id and the raw first question (name ASCII-lowercased, type, class), read straight from the bytes
-/// so that duplicate copies can be dropped before the full parse. `None` when the header or question is cut short.
+/// so that duplicate copies can be dropped before the full parse. `None` when the header or question is cut short,
+/// or the name is longer than a name can be. The name's bytes are lowercased into a buffer and hashed a word at a
+/// time.
 pub fn dedup_key_hash(message: &[u8]) -> Option<u64> {
     let header = message.get(..HEADER_LEN)?;
-    let mut hash = fnv(FNV_OFFSET, &header[..2]);
+    let mut hasher = FxHasher::default();
+    hasher.write_u16(u16::from_be_bytes([header[0], header[1]]));
     let question_count = u16::from_be_bytes([header[4], header[5]]);
     if question_count == 0 {
-        return Some(hash);
+        return Some(hasher.finish());
     }
+    // The name as it is on the wire (length bytes included), lowercased: at most 255 bytes (RFC 1035 §2.3.4).
+    let mut name = [0u8; MAX_NAME_BYTES];
+    let mut len = 0;
     let mut at = HEADER_LEN;
     loop {
-        let len = *message.get(at)?;
-        if len & 0xC0 != 0 {
+        let label_len = usize::from(*message.get(at)?);
+        if label_len & 0xC0 != 0 {
             // A compression pointer cannot point backwards from the first question; take its two bytes as they are.
-            at += 2;
+            let pointer = message.get(at..at + 2)?;
+            name.get_mut(len..len + 2)?.copy_from_slice(pointer);
+            (len, at) = (len + 2, at + 2);
             break;
         }
-        at += 1;
-        if len == 0 {
+        let label = message.get(at..at + 1 + label_len)?;
+        let into = name.get_mut(len..len + label.len())?;
+        for (to, from) in into.iter_mut().zip(label) {
+            *to = from.to_ascii_lowercase();
+        }
+        (len, at) = (len + label.len(), at + label.len());
+        if label_len == 0 {
             break;
         }
-        let label = message.get(at..at + usize::from(len))?;
-        hash = label.iter().fold(hash, |h, b| fnv_byte(h, b.to_ascii_lowercase()));
-        hash = fnv_byte(hash, b'.');
-        at += usize::from(len);
     }
-    let type_and_class = message.get(at..at + 4)?;
-    Some(fnv(hash, type_and_class))
-}
-
-fn fnv(hash: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(hash, |h, b| fnv_byte(h, *b))
-}
-
-fn fnv_byte(hash: u64, byte: u8) -> u64 {
-    (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME)
+    hasher.write(&name[..len]);
+    hasher.write(message.get(at..at + 4)?);
+    Some(hasher.finish())
 }
 
 /// Applies the docs/design.md §3 rules to one DNS message.
