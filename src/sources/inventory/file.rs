@@ -18,6 +18,8 @@ use serde_json::Value;
 use super::objects::{OwnerRecord, PodRecord, ServiceRecord, SliceRecord};
 use super::{Error, Inventory};
 
+const NO_OBJECTS: &str = "no Kubernetes objects found: expected a List with `items` (kubectl get … -o yaml)";
+
 /// Reads and indexes an inventory file.
 pub fn load_file(path: &Path) -> Result<Inventory, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
@@ -30,6 +32,83 @@ pub fn load_file(path: &Path) -> Result<Inventory, Error> {
 /// object's tree, never a tree of the whole document (a 2,000-pod List is megabytes of YAML and tens of megabytes
 /// as a value tree).
 pub fn parse_inventory(text: &str) -> Result<Inventory, String> {
+    if text.trim_start().starts_with('{') {
+        return parse_json(text);
+    }
+    if let Some(inventory) = list_items(text).and_then(|items| parse_items(&items)) {
+        return Ok(inventory);
+    }
+    parse_documents(text)
+}
+
+/// One JSON document (`kubectl get … -o json`), streamed by serde_json, which holds no more than the item it reads.
+fn parse_json(text: &str) -> Result<Inventory, String> {
+    let mut inventory = Inventory::new();
+    let place = "document 1";
+    let mut sink = Sink { inventory: &mut inventory, place, objects: 0, failure: None };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let outcome = deserializer.deserialize_any(DocumentVisitor { sink: &mut sink }).and_then(|()| deserializer.end());
+    if let Some(message) = sink.failure {
+        return Err(message);
+    }
+    outcome.map_err(|e| format!("{place}: not valid YAML or JSON: {e}"))?;
+    if sink.objects == 0 {
+        return Err(NO_OBJECTS.into());
+    }
+    Ok(inventory)
+}
+
+/// The items of a single-document List as `kubectl get … -o yaml` writes it (`items:` at the start of a line,
+/// each item a block starting `- ` there), each turned into a document of its own; `None` for anything else.
+///
+/// serde_yaml reads a whole document's events before deserializing any of it: for a 2,000-pod List that is about
+/// 20 MiB for a moment, more than the exporter needs for everything else. Item by item, it is one item's events.
+fn list_items(text: &str) -> Option<Vec<String>> {
+    let mut items: Vec<String> = Vec::new();
+    let mut in_items = false;
+    for line in text.lines() {
+        if line.starts_with("---") || line.starts_with("...") {
+            // Several documents (or a marker this shortcut need not understand): the general path reads them.
+            if in_items || !items.is_empty() {
+                return None;
+            }
+            continue;
+        }
+        let top_level = !line.is_empty() && !line.starts_with([' ', '#']);
+        if top_level {
+            if let Some(rest) = line.strip_prefix("- ").filter(|_| in_items) {
+                items.push(format!("  {rest}\n"));
+                continue;
+            }
+            in_items = line == "items:";
+            if !in_items && line.starts_with(['-', '\t', '[', '{']) {
+                return None;
+            }
+            continue;
+        }
+        if let Some(item) = items.last_mut().filter(|_| in_items) {
+            item.push_str(line);
+            item.push('\n');
+        }
+    }
+    (!items.is_empty()).then_some(items)
+}
+
+/// Parses and indexes [`list_items`]; `None` if any item fails (an error, or an alias to an anchor in another
+/// item) or none is an object, so that the caller parses the whole document instead: its result and its error
+/// messages are the reference.
+fn parse_items(items: &[String]) -> Option<Inventory> {
+    let mut inventory = Inventory::new();
+    let mut objects = 0;
+    for (index, item) in items.iter().enumerate() {
+        let value: Value = serde_yaml::from_str(item).ok()?;
+        objects += add_value(&mut inventory, value, &format!("document 1, item {}", index + 1)).ok()?;
+    }
+    (objects > 0).then_some(inventory)
+}
+
+/// Parses every document of `text`, streaming a List's items through serde_yaml.
+fn parse_documents(text: &str) -> Result<Inventory, String> {
     let mut inventory = Inventory::new();
     let mut objects = 0usize;
     for (doc_index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
@@ -43,7 +122,7 @@ pub fn parse_inventory(text: &str) -> Result<Inventory, String> {
         objects += sink.objects;
     }
     if objects == 0 {
-        return Err("no Kubernetes objects found: expected a List with `items` (kubectl get … -o yaml)".into());
+        return Err(NO_OBJECTS.into());
     }
     Ok(inventory)
 }
@@ -255,6 +334,37 @@ mod tests {
         assert_eq!(parse_inventory(json).unwrap().counts().pods, 1);
         let nested = list(&["kind: List\nitems: []"]);
         assert!(parse_inventory(&nested).unwrap_err().contains("no Kubernetes objects"));
+    }
+
+    #[test]
+    fn item_by_item_reads_a_kubectl_list_exactly_as_the_whole_document() {
+        let fixture = std::fs::read_to_string("tests/fixtures/inventory/cluster.yaml").unwrap();
+        let rs = "kind: ReplicaSet\nmetadata: {name: web, namespace: shop}\n# a comment\n";
+        let block =
+            "kind: ConfigMap\nmetadata: {name: c, namespace: shop}\ndata:\n  script: |\n    echo hi\n\n    done\n";
+        let text = list(&[POD, rs, block]);
+        let items = list_items(&text).expect("a kubectl List takes the item-by-item path");
+        let by_item = parse_items(&items).expect("every item parses alone");
+        assert_eq!(format!("{by_item:?}"), format!("{:?}", parse_documents(&text).unwrap()));
+        // An alias to another item's anchor (the fixture has one, as PyYAML writes shared values) only resolves in
+        // the whole document, which is then what is read.
+        assert!(parse_items(&list_items(&fixture).unwrap()).is_none());
+        let whole = parse_documents(&fixture).unwrap();
+        assert_eq!(format!("{:?}", parse_inventory(&fixture).unwrap()), format!("{whole:?}"));
+        let aliased = list(&["kind: Pod\nmetadata: &m {name: a, namespace: b}", "kind: ReplicaSet\nmetadata: *m"]);
+        assert!(parse_items(&list_items(&aliased).unwrap()).is_none());
+        assert_eq!(parse_inventory(&aliased).unwrap().counts().owners, 1);
+        // JSON (`kubectl get … -o json`) is streamed by serde_json, with the same result as through serde_yaml.
+        let json = json_list();
+        assert_eq!(format!("{:?}", parse_inventory(&json).unwrap()), format!("{:?}", parse_documents(&json).unwrap()));
+        // Several documents are not cut into items.
+        assert!(list_items(&format!("{}---\n{}", list(&[POD]), list(&[rs]))).is_none());
+    }
+
+    fn json_list() -> String {
+        let pod = r#"{"kind":"Pod","metadata":{"name":"a","namespace":"b"},"status":{"podIP":"10.0.0.1"}}"#;
+        let rs = r#"{"kind":"ReplicaSet","metadata":{"name":"r","namespace":"b"}}"#;
+        format!("{{\n  \"apiVersion\": \"v1\",\n  \"items\": [{pod}, {rs}],\n  \"kind\": \"List\"\n}}\n")
     }
 
     #[test]
