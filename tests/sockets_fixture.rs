@@ -157,6 +157,30 @@ fn a_namespace_without_a_readable_counter_is_read_every_scan() {
 }
 
 #[test]
+fn the_tcp6_table_is_skipped_when_the_namespace_has_no_ipv6_tcp_socket() {
+    // checkout's tcp6 holds a client (to payments, IPv4-mapped). With `TCP6: inuse 0` in its sockstat6 (a lie here,
+    // never on a real kernel) the gated scan does not read tcp6, which the missing connection shows; with the
+    // true count it does, and the ungated modes read it whatever sockstat6 says.
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture(), dir.path()).unwrap();
+    let sockstat6 = dir.path().join("netns/checkout/sockstat6");
+    let without_v6: Vec<Connection> =
+        fixture_clients(dir.path()).into_iter().filter(|c| c.local.port() != 40010).collect();
+    for (text, mode, want) in [
+        ("TCP6: inuse 0\nUDP6: inuse 0\n", ScanMode::Gated, &without_v6),
+        ("TCP6: inuse 6\nUDP6: inuse 0\n", ScanMode::Gated, &fixture_clients(dir.path())),
+        ("TCP6: inuse 0\nUDP6: inuse 0\n", ScanMode::EveryNamespace, &fixture_clients(dir.path())),
+    ] {
+        fs::write(&sockstat6, text).unwrap();
+        let mut scanner = Scanner::new(ProcRoot(dir.path().to_path_buf())).unwrap().with_mode(mode);
+        let report = scan(&mut scanner);
+        assert_eq!(&report.new_connections, want, "{text:?} {mode:?}");
+        let tables = if want.len() == without_v6.len() { 4 } else { 5 };
+        assert_eq!(report.tables_read, tables, "{text:?} {mode:?}");
+    }
+}
+
+#[test]
 fn a_new_connection_is_reported_once_and_a_closed_one_is_forgotten() {
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&fixture(), dir.path()).unwrap();

@@ -105,9 +105,33 @@ pub fn active_opens(snmp: &[u8]) -> Option<u64> {
     values.split_ascii_whitespace().nth(column)?.parse().ok()
 }
 
+/// TCP sockets of the IPv6 family in a namespace, from the text of its `net/sockstat6` file (`TCP6: inuse N`):
+/// every socket the `tcp6` table would list, listening or connected, IPv4-mapped ones included. Zero means the
+/// `tcp6` table is empty and its read (a walk of the host-wide hash, like `tcp`'s) can be skipped.
+pub fn tcp6_in_use(sockstat6: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(sockstat6).ok()?;
+    let line = text.lines().find_map(|line| line.strip_prefix("TCP6:"))?;
+    let mut fields = line.split_ascii_whitespace();
+    while let Some(name) = fields.next() {
+        if name == "inuse" {
+            return fields.next()?.parse().ok();
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tcp6_sockets_in_use_are_read_from_sockstat6() {
+        let text = "TCP6: inuse 2\nUDP6: inuse 1\nUDPLITE6: inuse 0\nRAW6: inuse 0\nFRAG6: inuse 0 memory 0\n";
+        assert_eq!(tcp6_in_use(text.as_bytes()), Some(2));
+        assert_eq!(tcp6_in_use(b"TCP6: inuse 0\n"), Some(0));
+        assert_eq!(tcp6_in_use(b"UDP6: inuse 3\n"), None);
+        assert_eq!(tcp6_in_use(b"TCP6: inuse x\n"), None);
+    }
 
     /// As `/proc/<pid>/net/snmp` prints it (Linux 6.1), Ip/Icmp lines shortened.
     const SNMP: &str = "Ip: Forwarding DefaultTTL InReceives\nIp: 1 64 12345\n\

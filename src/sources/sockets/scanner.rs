@@ -209,7 +209,7 @@ impl Scanner {
             pass.tables_by_tcp_file.insert(tcp_file);
         } else if self.mode == ScanMode::EveryPid {
             // What a per-process scanner pays: the tables again, parsed and dropped (reported once already).
-            if let Err(err) = self.read_tables(pid_dir, &mut pass.report) {
+            if let Err(err) = self.read_tables(pid_dir, true, &mut pass.report) {
                 pass.lost(pid_dir, &err);
             }
             return;
@@ -229,21 +229,29 @@ impl Scanner {
             report.unchanged += 1;
             return Ok(());
         }
-        self.read_namespace(pid_dir, key, tcp_file, report)?;
+        // After the counter, so that a socket created after this look has its connect() counted after the
+        // counter's read, and the next scan reads the namespace again.
+        let v6 = match self.mode {
+            ScanMode::Gated => read_tcp6_in_use(pid_dir, &mut self.table) != Some(0),
+            ScanMode::EveryNamespace | ScanMode::EveryPid => true,
+        };
+        self.read_namespace(pid_dir, key, tcp_file, v6, report)?;
         let connecting = self.rows.iter().any(|row| row.state == table::state::SYN_SENT);
         self.gate.read_done(tcp_file, active_opens, connecting);
         Ok(())
     }
 
-    /// Reads and classifies both tables of one namespace. No connection is recorded unless both reads succeed.
+    /// Reads and classifies both tables of one namespace (`tcp6` only if `v6`: it may be known to be empty). No
+    /// connection is recorded unless both reads succeed.
     fn read_namespace(
         &mut self,
         pid_dir: &Path,
         key: NetnsKey,
         tcp_file: u64,
+        v6: bool,
         report: &mut ScanReport,
     ) -> io::Result<()> {
-        let malformed = self.read_tables(pid_dir, report)?;
+        let malformed = self.read_tables(pid_dir, v6, report)?;
         report.namespaces += 1;
         report.sockets += self.rows.len();
         report.outcomes.malformed += malformed;
@@ -251,13 +259,19 @@ impl Scanner {
         Ok(())
     }
 
-    /// Reads and parses both tables of a process into `self.rows`; returns the malformed rows.
-    fn read_tables(&mut self, pid_dir: &Path, report: &mut ScanReport) -> io::Result<usize> {
+    /// Reads and parses both tables of a process (`tcp6` only if `v6`) into `self.rows`; returns the malformed
+    /// rows.
+    fn read_tables(&mut self, pid_dir: &Path, v6: bool, report: &mut ScanReport) -> io::Result<usize> {
         self.rows.clear();
         let mut malformed = 0;
         // tcp6 first: when it is missing and tcp then reads fine, IPv6 is simply off. A process that vanished
         // makes the tcp read fail too, so the two cases cannot be confused.
-        match read_table(&pid_dir.join("net/tcp6"), &mut self.table) {
+        let tcp6 = if v6 {
+            read_table(&pid_dir.join("net/tcp6"), &mut self.table)
+        } else {
+            Err(io::ErrorKind::NotFound.into())
+        };
+        match tcp6 {
             Ok(()) => {
                 report.tables_read += 1;
                 malformed += parse_into(&self.table, Family::V6, &mut self.rows, pid_dir);
@@ -311,6 +325,14 @@ fn read_active_opens(pid_dir: &Path, buf: &mut Vec<u8>) -> Option<u64> {
     buf.clear();
     File::open(pid_dir.join("net/snmp")).and_then(|mut file| file.read_to_end(buf)).ok()?;
     gate::active_opens(buf)
+}
+
+/// TCP sockets of the IPv6 family in a process's namespace; `None` when `net/sockstat6` cannot be read or parsed
+/// (IPv6 off, a fake tree without it), so `tcp6` is read as before.
+fn read_tcp6_in_use(pid_dir: &Path, buf: &mut Vec<u8>) -> Option<u64> {
+    buf.clear();
+    File::open(pid_dir.join("net/sockstat6")).and_then(|mut file| file.read_to_end(buf)).ok()?;
+    gate::tcp6_in_use(buf)
 }
 
 /// Reads a whole table into `buf` (reused, so its capacity fits the largest table after the first scan).
