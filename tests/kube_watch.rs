@@ -260,8 +260,9 @@ async fn gone_410_forces_a_relist_that_drops_objects_deleted_meanwhile() {
     live.synced().await;
     // An open watch told its history is gone relists.
     live.api.expire_watches();
-    live.until("relists", |l| l.total("network_mapper_inventory_relists_total") == 5.0).await;
-    live.until("second pod list", |l| l.api.list_count("/api/v1/pods") == 2).await;
+    // At least: a watch that was being re-established when the history went may meet the 410 twice.
+    live.until("relists", |l| l.total("network_mapper_inventory_relists_total") >= 5.0).await;
+    live.until("second pod list", |l| l.api.list_count("/api/v1/pods") >= 2).await;
 
     // The API goes away; meanwhile a pod is deleted and the history compacted, so resuming is impossible.
     live.api.set_down(true);
