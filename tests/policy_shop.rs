@@ -31,20 +31,9 @@ fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy/shop")
 }
 
-fn updating() -> bool {
-    std::env::var_os("UPDATE_GOLDEN").is_some()
-}
-
-/// Compares `actual` with a golden file, or rewrites it under `UPDATE_GOLDEN=1`.
+/// Compares `actual` with a golden file of this scenario, or rewrites it under `UPDATE_GOLDEN=1`.
 fn golden(name: &str, actual: &str) {
-    let path = dir().join(name);
-    if updating() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("{} is missing; run with UPDATE_GOLDEN=1 to create it", path.display()));
-    assert!(expected == actual, "{} differs (UPDATE_GOLDEN=1 to accept):\n--- actual\n{actual}", path.display());
+    testkit::golden::assert_matches(&dir().join(name), actual.as_bytes());
 }
 
 fn cluster() -> Cluster {
