@@ -32,8 +32,11 @@ pub fn load_file(path: &Path) -> Result<Inventory, Error> {
 /// object's tree, never a tree of the whole document (a 2,000-pod List is megabytes of YAML and tens of megabytes
 /// as a value tree).
 pub fn parse_inventory(text: &str) -> Result<Inventory, String> {
-    if text.trim_start().starts_with('{') {
-        return parse_json(text);
+    // JSON first when it looks like JSON; a flow-style YAML document (`{kind: List, …}`) is not JSON and goes on.
+    if text.trim_start().starts_with('{')
+        && let Some(result) = parse_json(text)
+    {
+        return result;
     }
     if let Some(inventory) = list_items(text).and_then(|items| parse_items(&items)) {
         return Ok(inventory);
@@ -42,18 +45,38 @@ pub fn parse_inventory(text: &str) -> Result<Inventory, String> {
 }
 
 /// One JSON document (`kubectl get … -o json`), streamed by serde_json, which holds no more than the item it reads.
-fn parse_json(text: &str) -> Result<Inventory, String> {
+/// `None` when the text is not JSON, for the YAML parser to read.
+fn parse_json(text: &str) -> Option<Result<Inventory, String>> {
+    match parse_json_document(text) {
+        Ok(inventory) => Some(Ok(inventory)),
+        Err(JsonError::Invalid(message)) => Some(Err(message)),
+        Err(JsonError::NotJson) => None,
+    }
+}
+
+enum JsonError {
+    /// Not JSON at all (a syntax error): maybe YAML.
+    NotJson,
+    /// JSON, but not an inventory: the message says why.
+    Invalid(String),
+}
+
+fn parse_json_document(text: &str) -> Result<Inventory, JsonError> {
     let mut inventory = Inventory::new();
     let place = "document 1";
     let mut sink = Sink { inventory: &mut inventory, place, objects: 0, failure: None };
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let outcome = deserializer.deserialize_any(DocumentVisitor { sink: &mut sink }).and_then(|()| deserializer.end());
     if let Some(message) = sink.failure {
-        return Err(message);
+        return Err(JsonError::Invalid(message));
     }
-    outcome.map_err(|e| format!("{place}: not valid YAML or JSON: {e}"))?;
+    match outcome {
+        Err(e) if e.is_syntax() || e.is_eof() => return Err(JsonError::NotJson),
+        Err(e) => return Err(JsonError::Invalid(format!("{place}: not a Kubernetes List or object: {e}"))),
+        Ok(()) => {}
+    }
     if sink.objects == 0 {
-        return Err(NO_OBJECTS.into());
+        return Err(JsonError::Invalid(NO_OBJECTS.into()));
     }
     Ok(inventory)
 }
@@ -355,6 +378,9 @@ mod tests {
         assert!(parse_items(&list_items(&aliased).unwrap()).is_none());
         assert_eq!(parse_inventory(&aliased).unwrap().counts().owners, 1);
         // JSON (`kubectl get … -o json`) is streamed by serde_json, with the same result as through serde_yaml.
+        // A flow-style YAML document looks like JSON but is not: the YAML parser reads it.
+        let flow = "{kind: List, items: [{kind: Pod, metadata: {name: a, namespace: b}}]}";
+        assert_eq!(parse_inventory(flow).unwrap().counts().pods, 1);
         let json = json_list();
         assert_eq!(format!("{:?}", parse_inventory(&json).unwrap()), format!("{:?}", parse_documents(&json).unwrap()));
         // Several documents are not cut into items.
