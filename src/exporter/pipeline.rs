@@ -38,7 +38,32 @@ const DNS_PORT: u16 = 53;
 /// The inventory as shared between its source (which writes) and the pipelines (which read).
 pub type SharedInventory = Arc<RwLock<Inventory>>;
 
-/// Where an observation ended up, for the per-source outcome counters.
+/// What resolving and counting one observation came to: all a DNS answer can end in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolved {
+    /// An edge was counted.
+    Counted,
+    /// The client is on another node.
+    OtherNode,
+    /// Client or server did not resolve.
+    Unresolved,
+    /// A cardinality cap refused a new edge.
+    Refused,
+}
+
+impl From<Resolved> for Counted {
+    fn from(resolved: Resolved) -> Self {
+        match resolved {
+            Resolved::Counted => Counted::Counted,
+            Resolved::OtherNode => Counted::OtherNode,
+            Resolved::Unresolved => Counted::Unresolved,
+            Resolved::Refused => Counted::Refused,
+        }
+    }
+}
+
+/// Where a connection ended up, for the SYN and socket outcome counters: a [`Resolved`] outcome or the
+/// connection bookkeeping's own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counted {
     /// An edge was counted.
@@ -149,7 +174,7 @@ impl Recorder {
     }
 
     /// A DNS answer to `client` for `question`.
-    pub fn dns_answer(&self, client: IpAddr, question: &str, addresses: &[IpAddr], at: UnixMicros) -> Counted {
+    pub fn dns_answer(&self, client: IpAddr, question: &str, addresses: &[IpAddr], at: UnixMicros) -> Resolved {
         let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
         self.dns_answer_in(&inventory, client, question, addresses, at)
     }
@@ -162,7 +187,7 @@ impl Recorder {
         question: &str,
         addresses: &[IpAddr],
         at: UnixMicros,
-    ) -> Counted {
+    ) -> Resolved {
         let resolution = Resolver::new(inventory, &self.config).dns_answer(client, question, addresses, at);
         self.count(ObservationSource::Dns, resolution, None)
     }
@@ -277,7 +302,7 @@ impl Recorder {
                 return Counted::Pending;
             }
         }
-        self.count(source.into(), resolution, Some(port))
+        self.count(source.into(), resolution, Some(port)).into()
     }
 
     fn count_connection_outcome(&self, source: ConnectionSource, counted: Counted) {
@@ -293,7 +318,7 @@ impl Recorder {
     }
 
     /// Counts a resolution: an edge (and, for a connection, its port series), or the reason it is none.
-    fn count(&self, source: ObservationSource, resolution: Resolution, port: Option<u16>) -> Counted {
+    fn count(&self, source: ObservationSource, resolution: Resolution, port: Option<u16>) -> Resolved {
         match resolution {
             Resolution::Edge(edge) => {
                 let outcome = match port {
@@ -301,14 +326,14 @@ impl Recorder {
                     None => self.metrics.edges.observe(&edge),
                 };
                 match outcome {
-                    EdgeOutcome::Counted | EdgeOutcome::RefusedConnectionSeries => Counted::Counted,
-                    EdgeOutcome::RefusedMaxEdges | EdgeOutcome::RefusedExternal => Counted::Refused,
+                    EdgeOutcome::Counted | EdgeOutcome::RefusedConnectionSeries => Resolved::Counted,
+                    EdgeOutcome::RefusedMaxEdges | EdgeOutcome::RefusedExternal => Resolved::Refused,
                 }
             }
-            Resolution::OtherNode => Counted::OtherNode,
+            Resolution::OtherNode => Resolved::OtherNode,
             Resolution::Unresolved(side, reason) => {
                 self.metrics.unresolved(source, side, reason);
-                Counted::Unresolved
+                Resolved::Unresolved
             }
         }
     }
@@ -351,14 +376,12 @@ impl DnsOutcomes {
         };
     }
 
-    fn of(&self, counted: Counted) -> &Counter {
-        match counted {
-            Counted::Counted => &self.counted,
-            Counted::OtherNode => &self.other_node,
-            Counted::Unresolved => &self.unresolved,
-            Counted::Refused => &self.refused,
-            // Connection outcomes; a DNS answer never has them.
-            Counted::Duplicate | Counted::DnsLookup | Counted::Pending | Counted::Loopback => &self.duplicate,
+    fn of(&self, resolved: Resolved) -> &Counter {
+        match resolved {
+            Resolved::Counted => &self.counted,
+            Resolved::OtherNode => &self.other_node,
+            Resolved::Unresolved => &self.unresolved,
+            Resolved::Refused => &self.refused,
         }
     }
 }
