@@ -60,12 +60,17 @@ struct Slot {
     at: u32,
 }
 
+/// The slots one key can live in: one cache line.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+struct Bucket([Slot; WAYS]);
+
 /// Remembers each key for `window_micros` after its first sighting, in at most `max_entries` (rounded up to whole
 /// buckets of 8) slots.
 #[derive(Debug)]
 pub struct Deduplicator {
     window: i32,
-    slots: Box<[Slot]>,
+    buckets: Box<[Bucket]>,
     bucket_mask: usize,
     /// The latest sighting's time: what [`Deduplicator::len`] measures the window from.
     newest: u32,
@@ -78,7 +83,7 @@ impl Deduplicator {
         let window = i32::try_from((window_micros >> TIME_SHIFT).max(1)).unwrap_or(i32::MAX);
         Deduplicator {
             window,
-            slots: vec![Slot::default(); buckets * WAYS].into_boxed_slice(),
+            buckets: vec![Bucket::default(); buckets].into_boxed_slice(),
             bucket_mask: buckets - 1,
             newest: 0,
         }
@@ -93,7 +98,7 @@ impl Deduplicator {
         // The high bits pick the bucket: FxHash mixes them best.
         let bucket = (hash >> 40) as usize & self.bucket_mask;
         let now = (at >> TIME_SHIFT) as u32;
-        let slots = &mut self.slots[bucket * WAYS..(bucket + 1) * WAYS];
+        let slots = &mut self.buckets[bucket].0;
         let (mut victim, mut victim_age) = (0, -1i64);
         for (i, slot) in slots.iter().enumerate() {
             // Wrapping difference read as signed: a slot stamped later than `now` has a negative age.
@@ -117,7 +122,7 @@ impl Deduplicator {
     pub fn len(&self) -> usize {
         let live =
             |slot: &&Slot| slot.tag != 0 && (0..self.window).contains(&(self.newest.wrapping_sub(slot.at) as i32));
-        self.slots.iter().filter(live).count()
+        self.slots().filter(live).count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -126,6 +131,22 @@ impl Deduplicator {
 
     /// Slots in the table: the most keys it can hold.
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.buckets.len() * WAYS
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &Slot> {
+        self.buckets.iter().flat_map(|bucket| bucket.0.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_is_one_cache_line() {
+        assert_eq!((size_of::<Bucket>(), align_of::<Bucket>()), (64, 64));
+        let dedup = Deduplicator::new(DEFAULT_WINDOW_MICROS, DEFAULT_MAX_ENTRIES);
+        assert_eq!(dedup.capacity() * size_of::<Slot>(), 256 << 10);
     }
 }
