@@ -3,29 +3,17 @@
 //! with the `openssl` command line (a CA, a server certificate for 127.0.0.1, a client certificate), bcrypt
 //! hashes with the `bcrypt` crate the exporter itself uses.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use testkit::cmd::Guarded;
+use testkit::http::{eventually, free_port, instant_query};
 
 const CAPTURE: &str = "tests/fixtures/scrape/capture.pcap";
 const INVENTORY: &str = "tests/fixtures/inventory/cluster.yaml";
 const EDGE: &str =
     r#"network_mapper_edge_total{client="checkout",namespace="shop",server="cart",server_namespace="shop"}"#;
-
-/// Kills the child on drop, so a failing assertion never leaves a server behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl").args(args).current_dir(dir).output().expect("the openssl command line runs");
@@ -58,16 +46,16 @@ fn web_config(password: &str, extra_tls: &str) -> String {
     )
 }
 
-fn start_exporter(web_config: &Path, port: u16) -> Running {
-    let child = Command::new(env!("CARGO_BIN_EXE_network-mapper"))
-        .args(["--pcap-file", CAPTURE, "--inventory-file", INVENTORY, "--no-socket-scan"])
-        .args(["--node-name", "node-a", "--cluster-domain", "cluster.local"])
-        .arg(format!("--listen-address=127.0.0.1:{port}"))
-        .env("NETMAP_WEB_CONFIG_FILE", web_config)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Running(child)
+fn start_exporter(web_config: &Path, port: u16) -> Guarded {
+    Guarded::spawn(
+        Command::new(env!("CARGO_BIN_EXE_network-mapper"))
+            .args(["--pcap-file", CAPTURE, "--inventory-file", INVENTORY, "--no-socket-scan"])
+            .args(["--node-name", "node-a", "--cluster-domain", "cluster.local"])
+            .arg(format!("--listen-address=127.0.0.1:{port}"))
+            .env("NETMAP_WEB_CONFIG_FILE", web_config)
+            .stderr(Stdio::null()),
+    )
+    .unwrap()
 }
 
 fn https_client(dir: &Path, identity: bool) -> reqwest::blocking::Client {
@@ -91,11 +79,10 @@ fn status(client: &reqwest::blocking::Client, url: &str, auth: Option<(&str, &st
 }
 
 fn wait_for_healthz(client: &reqwest::blocking::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while status(client, &format!("{base}/healthz"), None) != Some(200) {
-        assert!(Instant::now() < deadline, "exporter did not serve {base}/healthz over TLS within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let url = format!("{base}/healthz");
+    eventually("the exporter serving /healthz over TLS", Duration::from_secs(20), || {
+        (status(client, &url, None) == Some(200)).then_some(())
+    });
 }
 
 fn setup(extra_tls: &str) -> (tempfile::TempDir, PathBuf) {
@@ -135,11 +122,9 @@ fn tls_and_basic_auth_are_enforced() {
 
     // A changed file takes effect at the next connection (a rotated Secret), no restart.
     std::fs::write(&config, web_config("rotated", "")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while status(&client, &metrics, Some(("prometheus", "rotated"))) != Some(200) {
-        assert!(Instant::now() < deadline, "the rewritten web config was not picked up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually("the rewritten web config to be picked up", Duration::from_secs(10), || {
+        (status(&client, &metrics, Some(("prometheus", "rotated"))) == Some(200)).then_some(())
+    });
     assert_eq!(status(&client, &metrics, Some(("prometheus", "right-password"))), Some(401));
 }
 
@@ -183,10 +168,7 @@ fn a_bad_web_config_exits_2_naming_the_file_and_field() {
 
 /// The value of a one-sample query, or None while Prometheus starts or has no data.
 fn query(port: u16, expr: &str) -> Option<f64> {
-    let url = format!("http://127.0.0.1:{port}/api/v1/query");
-    let client = reqwest::blocking::Client::builder().no_proxy().build().unwrap();
-    let body: serde_json::Value = client.get(url).query(&[("query", expr)]).send().ok()?.json().ok()?;
-    body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    instant_query(&format!("http://127.0.0.1:{port}"), expr)
 }
 
 #[test]
@@ -211,15 +193,15 @@ fn a_real_prometheus_scrapes_through_tls_and_basic_auth() {
     std::fs::write(dir.path().join("prometheus.yml"), scrape).unwrap();
     let prometheus_port = free_port();
     let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={d}/prometheus.yml"))
-        .arg(format!("--storage.tsdb.path={d}/data"))
-        .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("prometheus starts");
-    let _prometheus = Running(child);
+    let _prometheus = Guarded::spawn(
+        Command::new("prometheus")
+            .arg(format!("--config.file={d}/prometheus.yml"))
+            .arg(format!("--storage.tsdb.path={d}/data"))
+            .arg(format!("--web.listen-address=127.0.0.1:{prometheus_port}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log),
+    )
+    .expect("prometheus starts");
 
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
