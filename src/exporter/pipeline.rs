@@ -21,7 +21,7 @@ use crate::resolve::{Reason, Resolution, ResolveConfig, Resolver, Side};
 use crate::sources::capture::dedup::{DEFAULT_MAX_ENTRIES, DEFAULT_WINDOW_MICROS};
 use crate::sources::capture::dns::{self, DnsResponse};
 use crate::sources::capture::frame::{DnsMessage, FrameDecoder, FrameOutcome, LinkType};
-use crate::sources::capture::prefilter::{Destinations, Early, Prefilter};
+use crate::sources::capture::prefilter::{self, Destinations, Early, Prefilter};
 use crate::sources::capture::syn::Syn;
 use crate::sources::inventory::Inventory;
 
@@ -495,11 +495,15 @@ impl MessageSink {
             }
             self.recorder.learn_dns_server(sender);
         }
+        // Duplicates, non-answers, lookups forwarded by a DNS server (CoreDNS, a node-local cache: not calls of
+        // their own) and other nodes' answers are decided from the header and the question, before the full parse;
+        // the inventory is read (once) only for messages that pass the first, message-only checks.
+        if let Err(early) = self.prefilter.check_message(message, at) {
+            return self.outcomes.early(early);
+        }
         let inventory = self.recorder.inventory.read().unwrap_or_else(PoisonError::into_inner);
         let destination = Destination { inventory: &inventory, config: &self.recorder.config, learned: &self.learned };
-        // Duplicates, non-answers, lookups forwarded by a DNS server (CoreDNS, a node-local cache: not calls of
-        // their own) and other nodes' answers are decided from the header and the question, before the full parse.
-        if let Err(early) = self.prefilter.check(message, at, &destination) {
+        if let Err(early) = prefilter::check_destination(message, at, &destination) {
             return self.outcomes.early(early);
         }
         match dns::parse_response(message.bytes) {

@@ -81,23 +81,35 @@ impl Prefilter {
         Prefilter { dedup: Deduplicator::new(window_micros, max_entries) }
     }
 
-    /// `Err` with the outcome of a message that cannot count, `Ok` when it must be parsed in full.
+    /// `Err` with the outcome of a message that cannot count, `Ok` when it must be parsed in full: steps 1–3
+    /// ([`Prefilter::check_message`]), then 4–5 ([`check_destination`]).
     pub fn check(&mut self, message: &DnsMessage<'_>, at: UnixMicros, dest: &impl Destinations) -> Result<(), Early> {
+        self.check_message(message, at)?;
+        check_destination(message, at, dest)
+    }
+
+    /// Steps 1–3, which need nothing but the message: a caller can leave the [`Destinations`] it must look up
+    /// (under a lock) for the messages that pass.
+    pub fn check_message(&mut self, message: &DnsMessage<'_>, at: UnixMicros) -> Result<(), Early> {
         let message_hash = dns::dedup_key_hash(message.bytes).ok_or(Early::Malformed)?;
-        let client = message.dst.ip();
-        let key = DedupKey { client, client_port: message.dst.port(), message_hash };
+        let key = DedupKey { client: message.dst.ip(), client_port: message.dst.port(), message_hash };
         if !self.dedup.first_sighting(key, at) {
             return Err(Early::Duplicate);
         }
-        header_verdict(message.bytes).map_err(Early::NotAnswer)?;
-        if dest.is_dns_server(client) {
-            return Err(Early::Forwarded);
-        }
-        if dest.on_other_node(client, at) {
-            return Err(Early::OtherNode);
-        }
-        Ok(())
+        header_verdict(message.bytes).map_err(Early::NotAnswer)
     }
+}
+
+/// Steps 4–5: a lookup forwarded by a DNS server, an answer to another node's pod.
+pub fn check_destination(message: &DnsMessage<'_>, at: UnixMicros, dest: &impl Destinations) -> Result<(), Early> {
+    let client = message.dst.ip();
+    if dest.is_dns_server(client) {
+        return Err(Early::Forwarded);
+    }
+    if dest.on_other_node(client, at) {
+        return Err(Early::OtherNode);
+    }
+    Ok(())
 }
 
 /// The header rules of [`dns::parse_response`], in its order, on the raw header. The caller has checked that
