@@ -173,14 +173,8 @@ impl Recorder {
         self
     }
 
-    /// A DNS answer to `client` for `question`.
-    pub fn dns_answer(&self, client: IpAddr, question: &str, addresses: &[IpAddr], at: UnixMicros) -> Resolved {
-        let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
-        self.dns_answer_in(&inventory, client, question, addresses, at)
-    }
-
-    /// [`Recorder::dns_answer`] against an inventory the caller has read already.
-    fn dns_answer_in(
+    /// A DNS answer to `client` for `question`, against the inventory the caller has read for the message.
+    fn dns_answer(
         &self,
         inventory: &Inventory,
         client: IpAddr,
@@ -511,7 +505,7 @@ impl MessageSink {
             DnsResponse::NotAnswer(_) => self.outcomes.not_answer.inc(),
             DnsResponse::Answer(answer) => {
                 let client = message.dst.ip();
-                let counted = self.recorder.dns_answer_in(&inventory, client, &answer.question, &answer.addresses, at);
+                let counted = self.recorder.dns_answer(&inventory, client, &answer.question, &answer.addresses, at);
                 self.outcomes.of(counted).inc()
             }
         };
