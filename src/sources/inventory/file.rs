@@ -64,21 +64,18 @@ enum JsonError {
 fn parse_json_document(text: &str) -> Result<Inventory, JsonError> {
     let mut inventory = Inventory::new();
     let place = "document 1";
-    let mut sink = Sink { inventory: &mut inventory, place, objects: 0, failure: None };
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let outcome = deserializer.deserialize_any(DocumentVisitor { sink: &mut sink }).and_then(|()| deserializer.end());
-    if let Some(message) = sink.failure {
-        return Err(JsonError::Invalid(message));
+    let objects = read_document(&mut deserializer, &mut inventory, place)
+        .and_then(|objects| deserializer.end().map(|()| objects).map_err(DocumentError::Syntax));
+    match objects {
+        Ok(0) => Err(JsonError::Invalid(NO_OBJECTS.into())),
+        Ok(_) => Ok(inventory),
+        Err(DocumentError::Invalid(message)) => Err(JsonError::Invalid(message)),
+        Err(DocumentError::Syntax(e)) if e.is_syntax() || e.is_eof() => Err(JsonError::NotJson),
+        Err(DocumentError::Syntax(e)) => {
+            Err(JsonError::Invalid(format!("{place}: not a Kubernetes List or object: {e}")))
+        }
     }
-    match outcome {
-        Err(e) if e.is_syntax() || e.is_eof() => return Err(JsonError::NotJson),
-        Err(e) => return Err(JsonError::Invalid(format!("{place}: not a Kubernetes List or object: {e}"))),
-        Ok(()) => {}
-    }
-    if sink.objects == 0 {
-        return Err(JsonError::Invalid(NO_OBJECTS.into()));
-    }
-    Ok(inventory)
 }
 
 /// The items of a single-document List as `kubectl get … -o yaml` writes it (`items:` at the start of a line,
@@ -130,24 +127,44 @@ fn parse_items(items: &[String]) -> Option<Inventory> {
     (objects > 0).then_some(inventory)
 }
 
-/// Parses every document of `text`, streaming a List's items through serde_yaml.
+/// Parses every document of `text`, a List's items deserialized one at a time through serde_yaml.
 fn parse_documents(text: &str) -> Result<Inventory, String> {
     let mut inventory = Inventory::new();
     let mut objects = 0usize;
     for (doc_index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let place = format!("document {}", doc_index + 1);
-        let mut sink = Sink { inventory: &mut inventory, place: &place, objects: 0, failure: None };
-        let outcome = document.deserialize_any(DocumentVisitor { sink: &mut sink });
-        if let Some(message) = sink.failure {
-            return Err(message);
-        }
-        outcome.map_err(|e| format!("{place}: not valid YAML or JSON: {e}"))?;
-        objects += sink.objects;
+        objects += read_document(document, &mut inventory, &place).map_err(|e| match e {
+            DocumentError::Invalid(message) => message,
+            DocumentError::Syntax(e) => format!("{place}: not valid YAML or JSON: {e}"),
+        })?;
     }
     if objects == 0 {
         return Err(NO_OBJECTS.into());
     }
     Ok(inventory)
+}
+
+/// Why a document could not be read.
+enum DocumentError<E> {
+    /// Well-formed, but not Kubernetes objects: the message names the item.
+    Invalid(String),
+    /// The deserializer's own error (bad syntax, a document cut short).
+    Syntax(E),
+}
+
+/// Indexes one document (a List whose items are deserialized one at a time, or a single object); returns how many
+/// objects it held.
+fn read_document<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    inventory: &mut Inventory,
+    place: &str,
+) -> Result<usize, DocumentError<D::Error>> {
+    let mut sink = Sink { inventory, place, objects: 0, failure: None };
+    let outcome = deserializer.deserialize_any(DocumentVisitor { sink: &mut sink });
+    if let Some(message) = sink.failure {
+        return Err(DocumentError::Invalid(message));
+    }
+    outcome.map(|()| sink.objects).map_err(DocumentError::Syntax)
 }
 
 /// Where the streamed objects go. An object that is valid YAML but not a valid Kubernetes object stops the
