@@ -84,33 +84,27 @@ pub enum Counted {
     Loopback,
 }
 
-impl From<Counted> for SocketOutcome {
-    fn from(counted: Counted) -> Self {
-        match counted {
-            Counted::Counted => SocketOutcome::Counted,
-            Counted::OtherNode => SocketOutcome::OtherNode,
-            Counted::Unresolved | Counted::Pending => SocketOutcome::Unresolved,
-            Counted::Refused => SocketOutcome::Refused,
-            Counted::Duplicate => SocketOutcome::Duplicate,
-            Counted::DnsLookup => SocketOutcome::DnsLookup,
-            Counted::Loopback => SocketOutcome::Loopback,
+/// The SYN and socket outcome labels share `Counted`'s variants; `Pending` is never counted as such (the outcome
+/// is counted once decided), and maps to `Unresolved` only to keep the match total.
+macro_rules! outcome_from_counted {
+    ($($outcome:ident),*) => {$(
+        impl From<Counted> for $outcome {
+            fn from(counted: Counted) -> Self {
+                match counted {
+                    Counted::Counted => $outcome::Counted,
+                    Counted::OtherNode => $outcome::OtherNode,
+                    Counted::Unresolved | Counted::Pending => $outcome::Unresolved,
+                    Counted::Refused => $outcome::Refused,
+                    Counted::Duplicate => $outcome::Duplicate,
+                    Counted::DnsLookup => $outcome::DnsLookup,
+                    Counted::Loopback => $outcome::Loopback,
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl From<Counted> for SynOutcome {
-    fn from(counted: Counted) -> Self {
-        match counted {
-            Counted::Counted => SynOutcome::Counted,
-            Counted::OtherNode => SynOutcome::OtherNode,
-            Counted::Unresolved | Counted::Pending => SynOutcome::Unresolved,
-            Counted::Refused => SynOutcome::Refused,
-            Counted::Duplicate => SynOutcome::Duplicate,
-            Counted::DnsLookup => SynOutcome::DnsLookup,
-            Counted::Loopback => SynOutcome::Loopback,
-        }
-    }
-}
+outcome_from_counted!(SocketOutcome, SynOutcome);
 
 /// Which source saw a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
