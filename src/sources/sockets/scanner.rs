@@ -267,7 +267,7 @@ impl Scanner {
         // tcp6 first: when it is missing and tcp then reads fine, IPv6 is simply off. A process that vanished
         // makes the tcp read fail too, so the two cases cannot be confused.
         let tcp6 = if v6 {
-            read_table(&pid_dir.join("net/tcp6"), &mut self.table)
+            read_whole(&pid_dir.join("net/tcp6"), &mut self.table)
         } else {
             Err(io::ErrorKind::NotFound.into())
         };
@@ -279,7 +279,7 @@ impl Scanner {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(err) => return Err(err),
         }
-        read_table(&pid_dir.join("net/tcp"), &mut self.table)?;
+        read_whole(&pid_dir.join("net/tcp"), &mut self.table)?;
         report.tables_read += 1;
         malformed += parse_into(&self.table, Family::V4, &mut self.rows, pid_dir);
         Ok(malformed)
@@ -322,21 +322,20 @@ impl Pass {
 /// `ActiveOpens` of a process's namespace; `None` when `net/snmp` cannot be read or parsed, so the namespace
 /// is read (a vanished process then fails the table read, which tells why).
 fn read_active_opens(pid_dir: &Path, buf: &mut Vec<u8>) -> Option<u64> {
-    buf.clear();
-    File::open(pid_dir.join("net/snmp")).and_then(|mut file| file.read_to_end(buf)).ok()?;
+    read_whole(&pid_dir.join("net/snmp"), buf).ok()?;
     gate::active_opens(buf)
 }
 
 /// TCP sockets of the IPv6 family in a process's namespace; `None` when `net/sockstat6` cannot be read or parsed
 /// (IPv6 off, a fake tree without it), so `tcp6` is read as before.
 fn read_tcp6_in_use(pid_dir: &Path, buf: &mut Vec<u8>) -> Option<u64> {
-    buf.clear();
-    File::open(pid_dir.join("net/sockstat6")).and_then(|mut file| file.read_to_end(buf)).ok()?;
+    read_whole(&pid_dir.join("net/sockstat6"), buf).ok()?;
     gate::tcp6_in_use(buf)
 }
 
-/// Reads a whole table into `buf` (reused, so its capacity fits the largest table after the first scan).
-fn read_table(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
+/// Reads a whole procfs file (a table, a counter file) into `buf` (reused, so its capacity fits the largest table
+/// after the first scan).
+fn read_whole(path: &Path, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
     // Reserve up front so procfs is read in large chunks: each read() of a seq file walks the kernel's tables.
     buf.reserve(64 * 1024);
