@@ -266,18 +266,15 @@ impl Scanner {
         let mut malformed = 0;
         // tcp6 first: when it is missing and tcp then reads fine, IPv6 is simply off. A process that vanished
         // makes the tcp read fail too, so the two cases cannot be confused.
-        let tcp6 = if v6 {
-            read_whole(&pid_dir.join("net/tcp6"), &mut self.table)
-        } else {
-            Err(io::ErrorKind::NotFound.into())
-        };
-        match tcp6 {
-            Ok(()) => {
-                report.tables_read += 1;
-                malformed += parse_into(&self.table, Family::V6, &mut self.rows, pid_dir);
+        if v6 {
+            match read_whole(&pid_dir.join("net/tcp6"), &mut self.table) {
+                Ok(()) => {
+                    report.tables_read += 1;
+                    malformed += parse_into(&self.table, Family::V6, &mut self.rows, pid_dir);
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
             }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(err),
         }
         read_whole(&pid_dir.join("net/tcp"), &mut self.table)?;
         report.tables_read += 1;
