@@ -135,3 +135,50 @@ fn unreadable_procfs_root_is_a_clear_start_up_error() {
     let err = stderr(&out);
     assert!(err.contains("/nonexistent/proc") && err.contains("--procfs-root"), "{err}");
 }
+
+/// The first lines the exporter logs, until one contains `wanted` (or it closes stderr, or 200 lines pass).
+fn log_lines_until(server: &mut Guarded, wanted: &str) -> Vec<String> {
+    use std::io::BufRead;
+    let stderr = std::io::BufReader::new(server.child.stderr.take().expect("stderr is piped"));
+    let mut lines = Vec::new();
+    for line in stderr.lines().take(200) {
+        let line = line.expect("read the exporter's stderr");
+        let done = line.contains(wanted);
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    lines
+}
+
+#[test]
+fn start_up_logs_whether_new_pods_get_a_tcp_hash_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("proc");
+    testkit::procfs::copy_tree(std::path::Path::new("tests/fixtures/proc"), &root).unwrap();
+    let ipv4 = root.join("sys/net/ipv4");
+    std::fs::create_dir_all(&ipv4).unwrap();
+    std::fs::write(ipv4.join("tcp_ehash_entries"), "262144\n").unwrap();
+    for (child, wanted) in
+        [("0", "share the node's TCP established hash"), ("16384", "get a TCP established hash of their own")]
+    {
+        std::fs::write(ipv4.join("tcp_child_ehash_entries"), child).unwrap();
+        let mut server = Guarded::spawn(
+            exporter()
+                .args(["--pcap-file", CAPTURE, "--inventory-file", INVENTORY, "--procfs-root"])
+                .arg(&root)
+                .env("NETMAP_LISTEN_ADDRESS", format!("127.0.0.1:{}", free_port()))
+                .env("RUST_LOG", "info")
+                .env("NO_COLOR", "1")
+                .stderr(Stdio::piped()),
+        )
+        .unwrap();
+        let lines = log_lines_until(&mut server, wanted);
+        let line = lines.last().filter(|line| line.contains(wanted));
+        assert!(line.is_some(), "tcp_child_ehash_entries = {child}: no line with {wanted:?} in {lines:#?}");
+        let buckets = if child == "0" { "host_buckets=262144" } else { "buckets=16384" };
+        assert!(line.unwrap().contains(buckets), "{lines:#?}");
+        server.terminate(Duration::from_secs(10)).expect("exit on SIGTERM");
+    }
+}

@@ -5,6 +5,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use network_mapper::sources::sockets::netns::PodHash;
 use network_mapper::sources::sockets::{Connection, Error, ProcRoot, ScanMode, ScanReport, Scanner, SocketOutcomes};
 use testkit::procfs::{ESTABLISHED, LISTEN, Row, SYN_SENT, copy_tree, snmp_text, table_text};
 
@@ -288,4 +289,17 @@ fn a_malformed_row_is_counted_and_the_rest_of_its_table_kept() {
     let report = scan(&mut scanner);
     assert_eq!(report.outcomes.malformed, 1);
     assert_eq!(report.new_connections, fixture_clients(dir.path()));
+}
+
+#[test]
+fn the_hash_that_new_namespaces_get_is_read_from_the_host_sysctls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipv4 = dir.path().join("sys/net/ipv4");
+    assert_eq!(PodHash::of_host(dir.path()), None, "a kernel without the setting (before 6.1)");
+    fs::create_dir_all(&ipv4).unwrap();
+    fs::write(ipv4.join("tcp_ehash_entries"), "262144\n").unwrap();
+    fs::write(ipv4.join("tcp_child_ehash_entries"), "0\n").unwrap();
+    assert_eq!(PodHash::of_host(dir.path()), Some(PodHash::Shared { host_buckets: 262144 }));
+    fs::write(ipv4.join("tcp_child_ehash_entries"), "16384\n").unwrap();
+    assert_eq!(PodHash::of_host(dir.path()), Some(PodHash::Own { buckets: 16384 }));
 }

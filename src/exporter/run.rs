@@ -27,6 +27,7 @@ use crate::resolve::ResolveConfig;
 use crate::sources::capture;
 use crate::sources::capture::source::{self, Next, PacketSource};
 use crate::sources::inventory::{self, Inventory};
+use crate::sources::sockets::netns::PodHash;
 use crate::sources::sockets::{self, ProcRoot, Scanner};
 
 /// Why the exporter could not start.
@@ -485,6 +486,18 @@ impl DropTracker {
 fn spawn_socket_scanner(sockets: SocketScan, core: &Core, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>, Error> {
     let SocketScan { mut scanner, interval } = sockets;
     tracing::info!(interval = ?interval, "scanning TCP sockets");
+    match PodHash::of_host(&scanner.root().0) {
+        Some(PodHash::Shared { host_buckets }) => tracing::info!(
+            host_buckets,
+            "new pod network namespaces share the node's TCP established hash (net.ipv4.tcp_child_ehash_entries \
+             = 0), so a pod's table read walks every established socket of the node; docs/performance.md \
+             \"Pods with a hash of their own\" shows the node setting that makes it cost what the pod holds"
+        ),
+        Some(PodHash::Own { buckets }) => {
+            tracing::info!(buckets, "new pod network namespaces get a TCP established hash of their own");
+        }
+        None => {}
+    }
     let (recorder, readiness) = (core.recorder.clone(), core.readiness.clone());
     let thread = std::thread::Builder::new().name("socket-scan".into()).spawn(move || {
         let _down_if_it_dies = DownOnPanic(recorder.metrics().clone(), SourceName::Sockets);

@@ -71,6 +71,32 @@ impl HostNetns {
     }
 }
 
+/// Where network namespaces created from now on keep their established TCP sockets, as the host's
+/// `net.ipv4.tcp_child_ehash_entries` (Linux ≥ 6.1) decides. It is what one table read costs: the kernel walks
+/// the whole hash the namespace's sockets are in, and keeps that namespace's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodHash {
+    /// The host-wide hash (the kernel's default), of `host_buckets` buckets.
+    Shared { host_buckets: u64 },
+    /// A hash of their own, of `buckets` (the kernel rounds it up to a power of two).
+    Own { buckets: u64 },
+}
+
+impl PodHash {
+    /// Reads the sysctls under the procfs root. They show the namespace of the process that reads them, so
+    /// this is the host's only when the exporter runs in it (hostNetwork). `None` on kernels without the
+    /// setting.
+    pub fn of_host(root: &Path) -> Option<PodHash> {
+        let sysctl = |name: &str| -> Option<i64> {
+            std::fs::read_to_string(root.join("sys/net/ipv4").join(name)).ok()?.trim().parse().ok()
+        };
+        match sysctl("tcp_child_ehash_entries")? {
+            0 => Some(PodHash::Shared { host_buckets: sysctl("tcp_ehash_entries")?.unsigned_abs() }),
+            buckets => Some(PodHash::Own { buckets: buckets.unsigned_abs() }),
+        }
+    }
+}
+
 /// Whether an I/O error means the process (or its namespace) went away while we looked: the directory is
 /// gone (ENOENT) or the task is dead (ESRCH, which `/proc/<pid>/...` returns for exiting tasks).
 pub fn vanished(err: &io::Error) -> bool {
