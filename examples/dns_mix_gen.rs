@@ -7,7 +7,10 @@
 //! - `OUT_DIR/inventory.yaml`: 2,000 pods of 200 Deployments in 10 namespaces, spread over 20 nodes
 //!   (`node-00`…`node-19`), their ReplicaSets, Services and EndpointSlices, and CoreDNS behind `kube-dns`;
 //! - `OUT_DIR/cluster.tsv`: the same cluster as flat lines for the Go comparison (`benches/gopacket/`);
-//! - `OUT_DIR/expected.txt`: the outcome counts every implementation must report, for all nodes and for `node-07`.
+//! - `OUT_DIR/expected.txt`: the outcome counts every implementation must report, for all nodes and for `node-07`
+//!   (`sample_…`). Every response is captured twice; non-answers, forwarded lookups and other nodes' answers are
+//!   decided before de-duplication, so both copies count under that outcome, and `duplicate` is the second copy
+//!   of each answer that goes on to count.
 //!
 //! The mix, per lookup of a client pod on any node (CoreDNS answers them all, from its pod on `node-00`):
 //! - 55%: a Service of its own namespace by short name: the A answer (the ClusterIP) and the empty AAAA answer;
@@ -127,7 +130,7 @@ fn cluster_tsv() -> String {
     out
 }
 
-/// Outcome counts of distinct responses (copies are `duplicate`).
+/// Outcome counts of distinct responses, each captured twice.
 #[derive(Default)]
 struct Expected {
     responses: u64,
@@ -293,13 +296,16 @@ fn main() -> std::io::Result<()> {
     let e = &w.expected;
     let mut out = BufWriter::new(File::create(dir.join("expected.txt"))?);
     writeln!(out, "responses {}", e.responses)?;
-    writeln!(out, "duplicate {}", e.responses)?;
-    writeln!(out, "not_answer {}", e.not_answer)?;
-    writeln!(out, "forwarded {}", e.forwarded)?;
+    writeln!(out, "frames {}", 2 * e.responses)?;
+    writeln!(out, "not_answer {}", 2 * e.not_answer)?;
+    writeln!(out, "forwarded {}", 2 * e.forwarded)?;
     writeln!(out, "counted {}", e.counted)?;
+    writeln!(out, "duplicate {}", e.counted)?;
+    writeln!(out, "other_node 0")?;
     writeln!(out, "sample_node {SAMPLE_NODE}")?;
     writeln!(out, "sample_counted {}", e.counted_on_sample)?;
-    writeln!(out, "sample_other_node {}", e.other_node_from_sample)?;
+    writeln!(out, "sample_duplicate {}", e.counted_on_sample)?;
+    writeln!(out, "sample_other_node {}", 2 * e.other_node_from_sample)?;
     out.flush()?;
     println!("{} responses of {n} lookups, {PODS} pods on {NODES} nodes in {}", e.responses, dir.display());
     Ok(())

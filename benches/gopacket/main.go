@@ -2,8 +2,8 @@
 // (Otterize's mapper decodes with gopacket.NewPacket, slower still). It does the same work on the same file as
 // `network-mapper --pcap-file … --no-syn-capture --print-metrics`: libpcap reads the file and applies the same
 // filter, the parser decodes Ethernet, IPv4/IPv6, UDP/TCP and the DNS message (a TCP segment's message after its
-// length prefix), then each response is de-duplicated (client, client port, id and question, 2 s), checked for an
-// answer, for a forwarded lookup (addressed to a DNS server) and, with -node, for a client on another node, and
+// length prefix), then each response is checked for an answer, for a forwarded lookup (addressed to a DNS server)
+// and, with -node, for a client on another node, de-duplicated (client, client port, id and question, 2 s), and
 // resolved: the client pod's workload, the Service a cluster name names, or the address an outside name
 // resolves to, else the outside name; the edge is counted in a map. It prints the outcome counts.
 //
@@ -173,6 +173,19 @@ func main() {
 			out["malformed"]++
 			continue
 		}
+		if !dns.QR || dns.OpCode != 0 || dns.ResponseCode != 0 || dns.ANCount == 0 {
+			out["not_answer"]++
+			continue
+		}
+		if c.dnsServers[dst] {
+			out["forwarded"]++
+			continue
+		}
+		client, ok := c.pods[dst]
+		if *node != "" && ok && client.node != *node {
+			out["other_node"]++
+			continue
+		}
 		q := dns.Questions[0]
 		h.Reset()
 		h.WriteByte(byte(dns.ID >> 8))
@@ -193,19 +206,6 @@ func main() {
 		}
 		firstSeen[key] = at
 		order = append(order, seen{at, key})
-		if !dns.QR || dns.OpCode != 0 || dns.ResponseCode != 0 || dns.ANCount == 0 {
-			out["not_answer"]++
-			continue
-		}
-		if c.dnsServers[dst] {
-			out["forwarded"]++
-			continue
-		}
-		client, ok := c.pods[dst]
-		if *node != "" && ok && client.node != *node {
-			out["other_node"]++
-			continue
-		}
 		if !ok {
 			out["unresolved"]++
 			continue

@@ -410,6 +410,8 @@ struct MessageSink {
     /// The addresses this capture has seen sending DNS answers: its own copy of what it taught the recorder (for
     /// the connection paths), so that a message costs no lock for it.
     learned: FxHashSet<IpAddr>,
+    /// The sender of the last answer: a node's answers come from a few DNS pods, so most need no set lookup.
+    last_sender: Option<IpAddr>,
 }
 
 /// Where client SYNs go; `None` with `--no-syn-capture` (a custom filter may still pass SYNs).
@@ -434,6 +436,7 @@ impl DnsPipeline {
                 recorder,
                 outcomes,
                 learned: FxHashSet::default(),
+                last_sender: None,
             },
             packets,
             frames,
@@ -477,21 +480,28 @@ impl MessageSink {
     fn on_message(&mut self, message: &DnsMessage<'_>, at: UnixMicros) {
         // The QR bit: whoever sends a response from port 53 is a DNS server.
         let sender = message.src.ip();
-        if message.bytes.get(2).is_some_and(|flags| flags & 0x80 != 0) && !self.learned.contains(&sender) {
+        if message.bytes.get(2).is_some_and(|flags| flags & 0x80 != 0)
+            && self.last_sender.replace(sender) != Some(sender)
+            && !self.learned.contains(&sender)
+        {
             if self.learned.len() < MAX_LEARNED_DNS_SERVERS {
                 self.learned.insert(sender);
             }
             self.recorder.learn_dns_server(sender);
         }
-        // Duplicates, non-answers, lookups forwarded by a DNS server (CoreDNS, a node-local cache: not calls of
-        // their own) and other nodes' answers are decided from the header and the question, before the full parse;
-        // the inventory is read (once) only for messages that pass the first, message-only checks.
-        if let Err(early) = self.prefilter.check_message(message, at) {
+        // Non-answers, lookups forwarded by a DNS server (CoreDNS, a node-local cache: not calls of their own),
+        // other nodes' answers and duplicates are decided from the header, the destination and the question, in
+        // that order, before the full parse (src/sources/capture/prefilter.rs); the inventory is read (once) only
+        // for messages whose header can be an answer.
+        if let Err(early) = prefilter::check_header(message) {
             return self.outcomes.early(early);
         }
         let inventory = self.recorder.inventory.read().unwrap_or_else(PoisonError::into_inner);
         let destination = Destination { inventory: &inventory, config: &self.recorder.config, learned: &self.learned };
         if let Err(early) = prefilter::check_destination(message, at, &destination) {
+            return self.outcomes.early(early);
+        }
+        if let Err(early) = self.prefilter.check_duplicate(message, at) {
             return self.outcomes.early(early);
         }
         match dns::parse_response(message.bytes) {

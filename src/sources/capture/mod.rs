@@ -10,8 +10,8 @@
 //!   the question and the destination, before the full parse.
 //! - [`syn`]: a client SYN (the frame walk hands TCP headers without port 53 to it) → [`syn::Syn`]. Pure.
 //!
-//! The expected per-packet flow is: `source.next()` → `FrameDecoder::decode` → `Prefilter::check` (duplicate key,
-//! header, destination) → `dns::parse_response` (the expensive step, done once per answer that can count).
+//! The expected per-packet flow is: `source.next()` → `FrameDecoder::decode` → `Prefilter::check` (header,
+//! destination, duplicate key) → `dns::parse_response` (the expensive step, done once per answer that can count).
 
 pub mod dedup;
 pub mod dns;

@@ -3,19 +3,21 @@
 //! the parser of record) runs only for answers that can count.
 //!
 //! A node that hosts a DNS server sees every answer of the cluster, yet counts only its own clients' ones
-//! (docs/design.md §2, §3); with 20 nodes that is one answer in twenty. The checks, in order:
-//! 1. header or question cut short → [`Early::Malformed`] (the duplicate key cannot be taken);
-//! 2. a copy of an answer seen within the window → [`Early::Duplicate`];
-//! 3. the header says it cannot be an answer (QR clear, not a standard query, NXDOMAIN or another error RCODE,
+//! (docs/design.md §2, §3); with 20 nodes that is one answer in twenty. The checks, cheapest and widest first,
+//! so that the question is read (hashed for de-duplication) only for answers this node may count:
+//! 1. header cut short → [`Early::Malformed`];
+//! 2. the header says it cannot be an answer (QR clear, not a standard query, NXDOMAIN or another error RCODE,
 //!    no question, no answer record) → [`Early::NotAnswer`];
-//! 4. the destination is a DNS server pod: a lookup it forwarded upstream → [`Early::Forwarded`];
-//! 5. the destination is a pod on another node → [`Early::OtherNode`] (that node counts it).
+//! 3. the destination is a DNS server pod: a lookup it forwarded upstream → [`Early::Forwarded`];
+//! 4. the destination is a pod on another node → [`Early::OtherNode`] (that node counts it);
+//! 5. question cut short → [`Early::Malformed`]; a copy of an answer seen within the window →
+//!    [`Early::Duplicate`].
 //!
-//! Steps 1–2 and the header rules of 3 are the ones the parse applied before, in the same order, so outcome
-//! counts do not change. The difference is in precedence for messages a node could never count: a message whose
-//! header passes but whose body `simple-dns` rejects, or whose answer records hold no address, used to count as
-//! `malformed` / `not_answer` and, when addressed to another node's pod, now counts as `other_node`; a header
-//! that rejects the message now wins over a damaged body (`not_answer` instead of `malformed`).
+//! Every copy of a message decided by steps 1–4 counts under that outcome (a capture on device `any` sees most
+//! answers twice: from the DNS pod, and from the Service address after NAT), so `duplicate` counts the copies of
+//! answers this node goes on to parse. The full parse keeps the last word: a message whose header passes but
+//! whose body `simple-dns` rejects, or whose answer records hold no address, counts as `malformed` /
+//! `not_answer`, unless an earlier step decided it (a damaged body to another node's pod is `other_node`).
 //!
 //! The node and DNS-server tests are the caller's ([`Destinations`]): this module knows no inventory.
 
@@ -81,26 +83,30 @@ impl Prefilter {
         Prefilter { dedup: Deduplicator::new(window_micros, max_entries) }
     }
 
-    /// `Err` with the outcome of a message that cannot count, `Ok` when it must be parsed in full: steps 1–3
-    /// ([`Prefilter::check_message`]), then 4–5 ([`check_destination`]).
+    /// `Err` with the outcome of a message that cannot count, `Ok` when it must be parsed in full: steps 1–5 in
+    /// order ([`check_header`], [`check_destination`], [`Prefilter::check_duplicate`]).
     pub fn check(&mut self, message: &DnsMessage<'_>, at: UnixMicros, dest: &impl Destinations) -> Result<(), Early> {
-        self.check_message(message, at)?;
-        check_destination(message, at, dest)
+        check_header(message)?;
+        check_destination(message, at, dest)?;
+        self.check_duplicate(message, at)
     }
 
-    /// Steps 1–3, which need nothing but the message: a caller can leave the [`Destinations`] it must look up
-    /// (under a lock) for the messages that pass.
-    pub fn check_message(&mut self, message: &DnsMessage<'_>, at: UnixMicros) -> Result<(), Early> {
+    /// Step 5: a copy of an answer seen within the window; a question cut short is malformed (its duplicate key
+    /// cannot be taken).
+    pub fn check_duplicate(&mut self, message: &DnsMessage<'_>, at: UnixMicros) -> Result<(), Early> {
         let message_hash = dns::dedup_key_hash(message.bytes).ok_or(Early::Malformed)?;
         let key = DedupKey { client: message.dst.ip(), client_port: message.dst.port(), message_hash };
-        if !self.dedup.first_sighting(key, at) {
-            return Err(Early::Duplicate);
-        }
-        header_verdict(message.bytes).map_err(Early::NotAnswer)
+        if self.dedup.first_sighting(key, at) { Ok(()) } else { Err(Early::Duplicate) }
     }
 }
 
-/// Steps 4–5: a lookup forwarded by a DNS server, an answer to another node's pod.
+/// Steps 1–2, which need the 12-byte header alone: cut short, or not an answer.
+pub fn check_header(message: &DnsMessage<'_>) -> Result<(), Early> {
+    let header = message.bytes.get(..12).ok_or(Early::Malformed)?;
+    header_verdict(header).map_err(Early::NotAnswer)
+}
+
+/// Steps 3–4: a lookup forwarded by a DNS server, an answer to another node's pod.
 pub fn check_destination(message: &DnsMessage<'_>, at: UnixMicros, dest: &impl Destinations) -> Result<(), Early> {
     let client = message.dst.ip();
     if dest.is_dns_server(client) {
@@ -182,7 +188,25 @@ mod tests {
         let nx = synth::nxdomain(2, "cart.shop.svc.cluster.local.shop.svc.cluster.local");
         let want = Err(Early::NotAnswer(NotAnswerReason::NxDomain));
         assert_eq!(filter.check(&message("10.0.2.10:1000", &nx), 40, &node), want, "before the node test");
+        assert_eq!(filter.check(&message("10.0.2.10:1000", &nx), 41, &node), want, "a copy too");
         assert_eq!(filter.check(&message("10.0.1.10:1", &answer[..20]), 50, &node), Err(Early::Malformed));
+        assert_eq!(filter.check(&message("10.0.1.10:1", &answer[..11]), 60, &node), Err(Early::Malformed));
+    }
+
+    #[test]
+    fn only_answers_this_node_may_count_are_hashed_so_only_their_copies_are_duplicates() {
+        let name = "cart.shop.svc.cluster.local";
+        let answer = synth::response(1, name, &[Record::A(name, "10.96.0.20".parse().unwrap())]);
+        let mut filter = Prefilter::new(2_000_000, 16);
+        let node = node();
+        for at in [0, 10] {
+            assert_eq!(filter.check(&message("10.0.2.10:1000", &answer), at, &node), Err(Early::OtherNode));
+            assert_eq!(filter.check(&message("10.0.0.53:1000", &answer), at, &node), Err(Early::Forwarded));
+        }
+        // A question cut short is never read for another node's answer: the destination decides first.
+        assert_eq!(filter.check(&message("10.0.2.10:1000", &answer[..20]), 20, &node), Err(Early::OtherNode));
+        assert_eq!(filter.check(&message("10.0.1.10:1000", &answer), 30, &node), Ok(()));
+        assert_eq!(filter.check(&message("10.0.1.10:1000", &answer), 40, &node), Err(Early::Duplicate));
     }
 
     #[test]

@@ -307,8 +307,9 @@ pub fn expected_connection_lines() -> Vec<String> {
 }
 
 /// DNS responses by outcome. Each response to a pod through kube-dns crosses two veths on device `any` (the DNS
-/// pod's, after NAT the client's) and is counted once; responses to the node itself cross one, and so do the
-/// NodeLocal DNSCache's answers to its pods (it is the node).
+/// pod's, after NAT the client's); responses to the node itself cross one, and so do the NodeLocal DNSCache's
+/// answers to its pods (it is the node). An answer that is parsed counts once and its other copy is `duplicate`;
+/// a non-answer, a forwarded lookup or another node's answer is decided before de-duplication, at every copy.
 /// - answers that count: frontend 3, checkout 2, cart 1, catalog 1, payments 3 + 2 (forwarded name),
 ///   email-reminder 2 (both over TCP), reviews 1, ratings 2 (NodeLocal, one copy each), plus the burst;
 /// - NXDOMAIN for search-list candidates: `payments.payments.shop.svc…` 1, `kubernetes.default.shop.svc…` 1,
@@ -320,15 +321,15 @@ pub fn expected_connection_lines() -> Vec<String> {
 ///   cache's answers from kube-dns, one per ratings lookup.
 pub fn expected_dns_outcomes() -> Vec<(&'static str, usize)> {
     let counted = 12 + 1 + UPSTREAM_LOOKUPS + NODE_LOCAL_LOOKUPS + BURST;
-    let not_answer = 2 + 3 * EXTERNAL_LOOKUPS + 3 * UPSTREAM_LOOKUPS + 1;
-    let duplicate = (counted - NODE_LOCAL_LOOKUPS) + (not_answer - 1) + 1 + UPSTREAM_LOOKUPS;
+    // Two copies of each but the node's own lookup's.
+    let not_answer = 2 * (2 + 3 * EXTERNAL_LOOKUPS + 3 * UPSTREAM_LOOKUPS) + 1;
     vec![
         ("counted", counted),
-        ("duplicate", duplicate),
-        ("forwarded", UPSTREAM_LOOKUPS),
+        ("duplicate", counted - NODE_LOCAL_LOOKUPS),
+        ("forwarded", 2 * UPSTREAM_LOOKUPS),
         ("malformed", 0),
         ("not_answer", not_answer),
-        ("other_node", 1),
+        ("other_node", 2),
         ("refused", 0),
         ("unresolved", 1 + NODE_LOCAL_LOOKUPS),
     ]
