@@ -180,15 +180,10 @@ impl Recorder {
         self.count(ObservationSource::Dns, resolution, None)
     }
 
-    /// Whether `ip` is a DNS server (docs/design.md §3): a backend or ClusterIP of a Service exposing port 53,
-    /// or an address the capture has seen sending DNS answers. A few hash probes.
+    /// Whether `ip` is a DNS server ([`is_dns_server`]). A few hash probes.
     pub fn is_dns_server(&self, ip: &IpAddr) -> bool {
         let learned = self.dns_senders.read().unwrap_or_else(PoisonError::into_inner);
-        if learned.contains(ip) {
-            return true;
-        }
-        drop(learned);
-        self.inventory.read().unwrap_or_else(PoisonError::into_inner).is_dns_server(ip)
+        is_dns_server(&learned, &self.inventory.read().unwrap_or_else(PoisonError::into_inner), ip)
     }
 
     /// Remembers that `ip` sent a DNS answer. Bounded; the check under the read lock keeps the common case
@@ -399,8 +394,14 @@ impl Destinations for Destination<'_> {
     }
 
     fn is_dns_server(&self, ip: IpAddr) -> bool {
-        self.learned.contains(&ip) || self.inventory.is_dns_server(&ip)
+        is_dns_server(self.learned, self.inventory, &ip)
     }
+}
+
+/// The DNS-server rule (docs/design.md §3), for the connection paths and the capture alike: an address seen
+/// sending DNS answers (`learned`), or a backend or ClusterIP of a Service exposing port 53.
+fn is_dns_server(learned: &FxHashSet<IpAddr>, inventory: &Inventory, ip: &IpAddr) -> bool {
+    learned.contains(ip) || inventory.is_dns_server(ip)
 }
 
 struct MessageSink {
