@@ -49,8 +49,12 @@ mkdir -p "$work"
 cargo build --release --locked --bin network-mapper --example dns_mix_gen >&2
 GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$work/gocache" go build -o "$work/dlp" benches/gopacket/main.go
 cc -O2 -o "$work/floor" benches/cfloor/floor.c -lpcap
-[ -f "$work/full/cluster.pcap" ] || target/release/examples/dns_mix_gen "$work/full" "$RESPONSES" >&2
-[ -f "$work/empty/cluster.pcap" ] || target/release/examples/dns_mix_gen "$work/empty" 0 >&2
+# A KEEP directory from before expected.txt had every key the checks read is generated again.
+for dir in full empty; do
+  n=$RESPONSES
+  [ $dir = empty ] && n=0
+  grep -qs '^sample_duplicate ' "$work/$dir/expected.txt" || target/release/examples/dns_mix_gen "$work/$dir" "$n" >&2
+done
 
 expected() { awk -v k="$1" '$1 == k { print $2 }' "$work/full/expected.txt"; }
 responses=$(expected responses)

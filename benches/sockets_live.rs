@@ -15,8 +15,8 @@
 //! It reports this thread's CPU (user + system, `CLOCK_THREAD_CPUTIME_ID`, so the kernel's hash walks count)
 //! per scan, per minute and as a share of one core at `--scan-interval` 5 s and 1 s, and exits non-zero when the
 //! gated scan misses its budget at 5 s: quiet ≤ 0.5% of a core in both labs; churn ≤ 2% with hashes of their
-//! own; with the shared hash, whose per-read cost the kernel sets, churn must read exactly one table per
-//! connecting namespace (the fewest that finds every connection).
+//! own; with the shared hash, whose per-read cost the kernel sets, churn must read a table of every connecting
+//! namespace (one each is the fewest that finds every connection; a process outside the lab may add one).
 //!
 //! Run: `sudo cargo bench --bench sockets_live` (namespaces are named `nmb<pid>-<lab>-<n>` and removed at exit,
 //! and the sysctl is put back). `SOCKETS_LIVE_NAMESPACES`, `SOCKETS_LIVE_SCANS` and `SOCKETS_LIVE_CHILD_EHASH`
@@ -108,21 +108,29 @@ print('ready', flush=True); time.sleep(1e6)\n";
 
 fn build(namespaces: usize, hash: Hash) -> Lab {
     let mut lab = Lab { names: Vec::new(), children: Vec::new() };
-    let mut sysctl = None;
+    let has_setting = std::path::Path::new(CHILD_EHASH).exists();
     for i in 0..namespaces {
         let name = format!("nmb{}-{}-{i}", std::process::id(), hash.label());
-        // The hash is chosen when the namespace is created, from the creator's namespace: set only meanwhile.
-        if let Hash::Own(entries) = hash {
-            sysctl.get_or_insert_with(|| ChildEhash::set(entries));
+        {
+            // The hash is chosen when the namespace is created, from the creator's namespace: set only meanwhile
+            // (to 0 for the shared lab, in case the host is tuned already).
+            let _sysctl = match hash {
+                Hash::Shared => has_setting.then(|| ChildEhash::set(0)),
+                Hash::Own(entries) => Some(ChildEhash::set(entries)),
+            };
+            run(&["ip", "netns", "add", &name]);
         }
-        run(&["ip", "netns", "add", &name]);
         lab.names.push(name.clone());
-        drop(sysctl.take());
-        let buckets = output(&["ip", "netns", "exec", &name, "cat", "/proc/sys/net/ipv4/tcp_ehash_entries"]);
-        // The kernel shows a shared hash as the negative of the host's size.
-        match hash {
-            Hash::Shared => assert!(buckets.starts_with('-'), "{name} should share the host's hash: {buckets}"),
-            Hash::Own(entries) => assert_eq!(buckets.parse::<u32>().ok(), Some(entries), "{name}'s own hash"),
+        if has_setting {
+            let buckets = output(&["ip", "netns", "exec", &name, "cat", "/proc/sys/net/ipv4/tcp_ehash_entries"]);
+            // The kernel shows a shared hash as the negative of the host's size, and rounds its own up to a power
+            // of two.
+            match hash {
+                Hash::Shared => assert!(buckets.starts_with('-'), "{name} should share the host's hash: {buckets}"),
+                Hash::Own(entries) => {
+                    assert_eq!(buckets.parse::<u32>().ok(), Some(entries.next_power_of_two()), "{name}'s own hash");
+                }
+            }
         }
         run(&["ip", "-n", &name, "link", "set", "lo", "up"]);
         let mut pool = Command::new("ip")
@@ -210,7 +218,7 @@ fn main() {
         let churning: Vec<String> = lab.names.iter().step_by(10).cloned().collect();
         let hash_label = match hash {
             Hash::Shared => "shared".to_string(),
-            Hash::Own(entries) => format!("own, {entries} buckets"),
+            Hash::Own(entries) => format!("own, {} buckets", entries.next_power_of_two()),
         };
         for (case, churning) in [("quiet", &[][..]), ("churn 10%", &churning[..])] {
             for mode in [ScanMode::Gated, ScanMode::EveryNamespace, ScanMode::EveryPid] {
@@ -225,15 +233,21 @@ fn main() {
                 if mode != ScanMode::Gated {
                     continue;
                 }
-                // Every connecting namespace's tcp table, and no other table (none of them has an IPv6 socket).
+                // Every connecting namespace's tcp table (none of them has an IPv6 socket). The scan covers the whole
+                // host, so a process outside the lab that connects meanwhile adds a read: more is noted, fewer fails.
                 let budget = match (hash, churning.is_empty()) {
                     (_, true) => Some(0.5),
                     (Hash::Own(_), false) => Some(2.0),
                     (Hash::Shared, false) => None,
                 };
-                if tables != churning.len() {
-                    eprintln!("gated scan, {hash_label}, {case}: read {tables} tables, {} expected", churning.len());
+                if tables < churning.len() {
+                    eprintln!("gated scan, {hash_label}, {case}: read {tables} tables, {} connected", churning.len());
                     failed = true;
+                } else if tables > churning.len() {
+                    eprintln!(
+                        "note: {hash_label}, {case}: {tables} tables read, {} in the lab (others connected)",
+                        churning.len()
+                    );
                 }
                 if let Some(budget) = budget.filter(|budget| pct5 > *budget) {
                     eprintln!(

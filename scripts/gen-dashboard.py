@@ -179,7 +179,7 @@ HEALTH = [
      'sum by (node, error) (rate(network_mapper_capture_errors_total{node=~"$node"}[$__rate_interval]))',
      "{{node}} {{error}}", "ops"),
     ("DNS responses by outcome", "counted: became an edge observation; duplicate: another copy of an answer this "
-     "node counts (another interface, NAT); other_node: the client is on another node (counted there); forwarded: "
+     "node parses (another interface, NAT); other_node: the client is on another node (counted there); forwarded: "
      "a DNS server's upstream lookup; unresolved / malformed / not_answer: not counted. Every copy of an other_node, "
      "forwarded or not_answer response counts under it.",
      'sum by (outcome) (rate(network_mapper_dns_responses_total{node=~"$node"}[$__rate_interval]))', "{{outcome}}",

@@ -41,7 +41,12 @@ registry_push() {
     docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
     pid=$!
     local ref="127.0.0.1:$port/platform/network-mapper:$version"
-    for _ in $(seq 50); do skopeo inspect --tls-verify=false "docker://127.0.0.1:$port/none:x" 2>&1 | grep -q "connection refused" || break; sleep 0.1; done
+    # Up to 60 s for the registry to answer its API root (a loaded machine starts it slowly), unless it exits.
+    for _ in $(seq 600); do
+        python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/v2/', timeout=1)" 2>/dev/null && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
     if skopeo copy --quiet --dest-tls-verify=false "oci-archive:$IMAGE_ARCHIVE" "docker://$ref" 2>"$dir/err"; then
         pushed=$(skopeo inspect --tls-verify=false --raw "docker://$ref" | sha256sum | cut -d' ' -f1)
         archived=$(skopeo inspect --raw "oci-archive:$IMAGE_ARCHIVE" | sha256sum | cut -d' ' -f1)

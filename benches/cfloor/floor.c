@@ -83,6 +83,7 @@ int main(int argc, char **argv) {
         const u_char *ip = data + at;
         uint32_t ihl = (ip[0] & 0x0F) * 4, proto = ip[9];
         at += ihl;
+        if (ihl < 20 || len < at + 4) continue;
         uint32_t client = (uint32_t)ip[16] << 24 | ip[17] << 16 | ip[18] << 8 | ip[19];
         uint16_t port = (uint16_t)(data[at + 2] << 8 | data[at + 3]);
         if (proto == 17) at += 8;

@@ -1,7 +1,7 @@
 //! The `network-mapper` runtime: wires the sources to the pure core and serves the result.
 //!
 //! - [`config`]: the command line (every flag with its `NETMAP_*` fallback).
-//! - [`pipeline`]: the per-observation path (decode → de-duplicate → parse → resolve → count).
+//! - [`pipeline`]: the per-observation path (decode → pre-filter and de-duplicate → parse → resolve → count).
 //! - [`connections`]: one connection counted once across SYN copies, retransmissions and the socket scan.
 //! - [`metrics`]: the edge counters with their cardinality caps, and the self-metrics. Only this layer knows them.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz` and `/` over hyper; [`web_config`] adds TLS and basic auth

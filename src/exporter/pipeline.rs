@@ -1,5 +1,5 @@
-//! The per-observation path from bytes to counters: frame → DNS message → de-duplication → DNS answer →
-//! resolution → edge counter; frame → client SYN → connection; and the same tail for socket connections.
+//! The per-observation path from bytes to counters: frame → DNS message → pre-filter (header, destination,
+//! de-duplication) → DNS answer → resolution → edge counter; frame → client SYN → connection; and the same tail for socket connections.
 //!
 //! It owns no thread and no clock: the capture adapter feeds it frames with their timestamps, the socket
 //! scanner feeds it connections, and both pass the current time to [`Recorder::retry_pending`]. The hot path
@@ -411,7 +411,7 @@ struct MessageSink {
     /// The addresses this capture has seen sending DNS answers: its own copy of what it taught the recorder (for
     /// the connection paths), so that a message costs no lock for it.
     learned: FxHashSet<IpAddr>,
-    /// The sender of the last answer: a node's answers come from a few DNS pods, so most need no set lookup.
+    /// The sender of the last response: a node's responses come from a few DNS pods, so most need no set lookup.
     last_sender: Option<IpAddr>,
 }
 

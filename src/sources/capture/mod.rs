@@ -6,12 +6,13 @@
 //! - [`frame`]: link layer → IP → UDP/TCP → whole DNS messages, including DNS-over-TCP reassembly. Pure.
 //! - [`dns`]: DNS message → [`dns::Answer`] or the reason it is not one; a cheap duplicate hash. Pure.
 //! - [`dedup`]: drops the copies of one answer seen on several interfaces. Pure, timestamps passed in.
-//! - [`prefilter`]: decides duplicates, non-answers, forwarded lookups and other nodes' answers from the header,
-//!   the question and the destination, before the full parse.
+//! - [`prefilter`]: decides non-answers, forwarded lookups, other nodes' answers and then duplicates from the
+//!   header, the destination and the question, before the full parse.
 //! - [`syn`]: a client SYN (the frame walk hands TCP headers without port 53 to it) → [`syn::Syn`]. Pure.
 //!
-//! The expected per-packet flow is: `source.next()` → `FrameDecoder::decode` → `Prefilter::check` (header,
-//! destination, duplicate key) → `dns::parse_response` (the expensive step, done once per answer that can count).
+//! The expected per-packet flow is: `source.next()` → `FrameDecoder::decode` → the pre-filter's checks (header,
+//! destination, duplicate key; `Prefilter::check` runs them in order) → `dns::parse_response` (the expensive step,
+//! done once per answer that can count).
 
 pub mod dedup;
 pub mod dns;
