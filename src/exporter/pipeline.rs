@@ -1,5 +1,6 @@
 //! The per-observation path from bytes to counters: frame → DNS message → pre-filter (header, destination,
-//! de-duplication) → DNS answer → resolution → edge counter; frame → client SYN → connection; and the same tail for socket connections.
+//! de-duplication) → DNS answer → resolution → edge counter; frame → client SYN → connection; and the same tail
+//! for socket connections.
 //!
 //! It owns no thread and no clock: the capture adapter feeds it frames with their timestamps, the socket
 //! scanner feeds it connections, and both pass the current time to [`Recorder::retry_pending`]. The hot path
