@@ -391,7 +391,7 @@ struct Destination<'a> {
 
 impl Destinations for Destination<'_> {
     fn on_other_node(&self, ip: IpAddr, at: UnixMicros) -> bool {
-        self.config.node_name.is_some() && Resolver::new(self.inventory, self.config).client_on_other_node(ip, at)
+        Resolver::new(self.inventory, self.config).client_on_other_node(ip, at)
     }
 
     fn is_dns_server(&self, ip: IpAddr) -> bool {

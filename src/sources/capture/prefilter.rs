@@ -175,12 +175,15 @@ mod tests {
         Node { other: "10.0.2.10".parse().unwrap(), dns_server: "10.0.0.53".parse().unwrap() }
     }
 
+    /// An answer for `cart`, and a fresh pre-filter.
+    fn cart_answer() -> (Vec<u8>, Prefilter) {
+        let name = "cart.shop.svc.cluster.local";
+        (synth::response(1, name, &[Record::A(name, "10.96.0.20".parse().unwrap())]), Prefilter::new(2_000_000, 16))
+    }
+
     #[test]
     fn each_early_outcome_in_order() {
-        let name = "cart.shop.svc.cluster.local";
-        let answer = synth::response(1, name, &[Record::A(name, "10.96.0.20".parse().unwrap())]);
-        let mut filter = Prefilter::new(2_000_000, 16);
-        let node = node();
+        let ((answer, mut filter), node) = (cart_answer(), node());
         assert_eq!(filter.check(&message("10.0.1.10:1000", &answer), 0, &node), Ok(()));
         assert_eq!(filter.check(&message("10.0.1.10:1000", &answer), 10, &node), Err(Early::Duplicate));
         assert_eq!(filter.check(&message("10.0.2.10:1000", &answer), 20, &node), Err(Early::OtherNode));
@@ -195,10 +198,7 @@ mod tests {
 
     #[test]
     fn only_answers_this_node_may_count_are_hashed_so_only_their_copies_are_duplicates() {
-        let name = "cart.shop.svc.cluster.local";
-        let answer = synth::response(1, name, &[Record::A(name, "10.96.0.20".parse().unwrap())]);
-        let mut filter = Prefilter::new(2_000_000, 16);
-        let node = node();
+        let ((answer, mut filter), node) = (cart_answer(), node());
         for at in [0, 10] {
             assert_eq!(filter.check(&message("10.0.2.10:1000", &answer), at, &node), Err(Early::OtherNode));
             assert_eq!(filter.check(&message("10.0.0.53:1000", &answer), at, &node), Err(Early::Forwarded));

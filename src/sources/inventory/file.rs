@@ -45,37 +45,20 @@ pub fn parse_inventory(text: &str) -> Result<Inventory, String> {
 }
 
 /// One JSON document (`kubectl get … -o json`), streamed by serde_json, which holds no more than the item it reads.
-/// `None` when the text is not JSON, for the YAML parser to read.
+/// `None` when the text is not JSON (a syntax error), for the YAML parser to read.
 fn parse_json(text: &str) -> Option<Result<Inventory, String>> {
-    match parse_json_document(text) {
-        Ok(inventory) => Some(Ok(inventory)),
-        Err(JsonError::Invalid(message)) => Some(Err(message)),
-        Err(JsonError::NotJson) => None,
-    }
-}
-
-enum JsonError {
-    /// Not JSON at all (a syntax error): maybe YAML.
-    NotJson,
-    /// JSON, but not an inventory: the message says why.
-    Invalid(String),
-}
-
-fn parse_json_document(text: &str) -> Result<Inventory, JsonError> {
     let mut inventory = Inventory::new();
     let place = "document 1";
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let objects = read_document(&mut deserializer, &mut inventory, place)
         .and_then(|objects| deserializer.end().map(|()| objects).map_err(DocumentError::Syntax));
-    match objects {
-        Ok(0) => Err(JsonError::Invalid(NO_OBJECTS.into())),
+    Some(match objects {
+        Ok(0) => Err(NO_OBJECTS.into()),
         Ok(_) => Ok(inventory),
-        Err(DocumentError::Invalid(message)) => Err(JsonError::Invalid(message)),
-        Err(DocumentError::Syntax(e)) if e.is_syntax() || e.is_eof() => Err(JsonError::NotJson),
-        Err(DocumentError::Syntax(e)) => {
-            Err(JsonError::Invalid(format!("{place}: not a Kubernetes List or object: {e}")))
-        }
-    }
+        Err(DocumentError::Invalid(message)) => Err(message),
+        Err(DocumentError::Syntax(e)) if e.is_syntax() || e.is_eof() => return None,
+        Err(DocumentError::Syntax(e)) => Err(format!("{place}: not a Kubernetes List or object: {e}")),
+    })
 }
 
 /// The items of a single-document List as `kubectl get … -o yaml` writes it (`items:` at the start of a line,

@@ -221,7 +221,7 @@ impl Scanner {
     /// tables, so a `connect()` racing with the read moves the counter past what is remembered.
     fn gated_read(&mut self, pid_dir: &Path, key: NetnsKey, tcp_file: u64, report: &mut ScanReport) -> io::Result<()> {
         let active_opens = match self.mode {
-            ScanMode::Gated => read_active_opens(pid_dir, &mut self.table),
+            ScanMode::Gated => read_counter(pid_dir, "net/snmp", gate::active_opens, &mut self.table),
             ScanMode::EveryNamespace | ScanMode::EveryPid => None,
         };
         if self.gate.decide(tcp_file, active_opens) == Decision::Unchanged {
@@ -232,7 +232,7 @@ impl Scanner {
         // After the counter, so that a socket created after this look has its connect() counted after the
         // counter's read, and the next scan reads the namespace again.
         let v6 = match self.mode {
-            ScanMode::Gated => read_tcp6_in_use(pid_dir, &mut self.table) != Some(0),
+            ScanMode::Gated => read_counter(pid_dir, "net/sockstat6", gate::tcp6_in_use, &mut self.table) != Some(0),
             ScanMode::EveryNamespace | ScanMode::EveryPid => true,
         };
         self.read_namespace(pid_dir, key, tcp_file, v6, report)?;
@@ -316,18 +316,13 @@ impl Pass {
     }
 }
 
-/// `ActiveOpens` of a process's namespace; `None` when `net/snmp` cannot be read or parsed, so the namespace
-/// is read (a vanished process then fails the table read, which tells why).
-fn read_active_opens(pid_dir: &Path, buf: &mut Vec<u8>) -> Option<u64> {
-    read_whole(&pid_dir.join("net/snmp"), buf).ok()?;
-    gate::active_opens(buf)
-}
-
-/// TCP sockets of the IPv6 family in a process's namespace; `None` when `net/sockstat6` cannot be read or parsed
-/// (IPv6 off, a fake tree without it), so `tcp6` is read as before.
-fn read_tcp6_in_use(pid_dir: &Path, buf: &mut Vec<u8>) -> Option<u64> {
-    read_whole(&pid_dir.join("net/sockstat6"), buf).ok()?;
-    gate::tcp6_in_use(buf)
+/// A counter of a process's namespace from one of its procfs files: `ActiveOpens` from `net/snmp`
+/// ([`gate::active_opens`]), IPv6 TCP sockets from `net/sockstat6` ([`gate::tcp6_in_use`]). `None` when the file
+/// cannot be read or parsed, so the namespace (or its `tcp6`) is read as if there were no counter; a vanished
+/// process then fails the table read, which tells why.
+fn read_counter(pid_dir: &Path, file: &str, parse: fn(&[u8]) -> Option<u64>, buf: &mut Vec<u8>) -> Option<u64> {
+    read_whole(&pid_dir.join(file), buf).ok()?;
+    parse(buf)
 }
 
 /// Reads a whole procfs file (a table, a counter file) into `buf` (reused, so its capacity fits the largest table
