@@ -22,13 +22,13 @@
 //! and the sysctl is put back). `SOCKETS_LIVE_NAMESPACES`, `SOCKETS_LIVE_SCANS` and `SOCKETS_LIVE_CHILD_EHASH`
 //! override 100, 10 and 16384 (the `own` hash's buckets; 0 skips that lab).
 
-use std::fs::File;
 use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use network_mapper::sources::sockets::{ProcRoot, ScanMode, Scanner};
+use testkit::cmd;
+use testkit::netns::in_netns;
 
 const CONNECTIONS: usize = 200;
 const EXTRA_PIDS: usize = 4;
@@ -88,15 +88,9 @@ impl Drop for Lab {
     }
 }
 
-fn run(args: &[&str]) {
-    let status = Command::new(args[0]).args(&args[1..]).status().expect("run a command");
-    assert!(status.success(), "{args:?} failed");
-}
-
-fn output(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output().expect("run a command");
-    assert!(out.status.success(), "{args:?} failed");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+/// Runs `ip ARGS`; a failure panics with the command line and its stderr.
+fn ip(args: &[&str]) -> String {
+    String::from_utf8_lossy(&cmd::ok(cmd::run("ip", args)).stdout).trim().to_string()
 }
 
 const POOL: &str = "import socket,sys,time\n\
@@ -118,11 +112,11 @@ fn build(namespaces: usize, hash: Hash) -> Lab {
                 Hash::Shared => has_setting.then(|| ChildEhash::set(0)),
                 Hash::Own(entries) => Some(ChildEhash::set(entries)),
             };
-            run(&["ip", "netns", "add", &name]);
+            ip(&["netns", "add", &name]);
         }
         lab.names.push(name.clone());
         if has_setting {
-            let buckets = output(&["ip", "netns", "exec", &name, "cat", "/proc/sys/net/ipv4/tcp_ehash_entries"]);
+            let buckets = ip(&["netns", "exec", &name, "cat", "/proc/sys/net/ipv4/tcp_ehash_entries"]);
             // The kernel shows a shared hash as the negative of the host's size, and rounds its own up to a power
             // of two.
             match hash {
@@ -132,7 +126,7 @@ fn build(namespaces: usize, hash: Hash) -> Lab {
                 }
             }
         }
-        run(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
         let mut pool = Command::new("ip")
             .args(["netns", "exec", &name, "python3", "-c", POOL, &CONNECTIONS.to_string()])
             .stdout(Stdio::piped())
@@ -150,19 +144,11 @@ fn build(namespaces: usize, hash: Hash) -> Lab {
     lab
 }
 
-/// One `connect()` in each of the given namespaces, from a helper thread that enters them.
+/// One `connect()` in each of the given namespaces, from a thread that enters it.
 fn churn(names: &[String]) {
-    let names = names.to_vec();
-    std::thread::spawn(move || {
-        for name in names {
-            let ns = File::open(format!("/run/netns/{name}")).expect("open the namespace");
-            // SAFETY: setns on a valid namespace fd; it changes only this helper thread's network namespace.
-            assert_eq!(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns {name}");
-            drop(TcpStream::connect(("127.0.0.1", PORT)).expect("connect"));
-        }
-    })
-    .join()
-    .unwrap();
+    for name in names {
+        cmd::ok(in_netns(name, || drop(TcpStream::connect(("127.0.0.1", PORT)).expect("connect"))));
+    }
 }
 
 fn thread_cpu() -> Duration {

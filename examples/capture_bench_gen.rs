@@ -12,15 +12,13 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 
 use simple_dns::TYPE;
 use testkit::capfile::Pcap;
-use testkit::packets::{self as synth, Record};
+use testkit::packets::{self as synth, Record, dlt};
 
 const PODS: u32 = 2_000;
 const DEFAULT_ANSWERS: u32 = 200_000;
-const DLT_EN10MB: u32 = 1;
 const DNS_SERVICE: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 const DNS_POD: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 53);
 /// 2026-03-01T00:00:00Z: after every pod's creation, so file replays resolve as live ones do.
@@ -67,24 +65,12 @@ fn frames(n: u32) -> [Vec<u8>; 4] {
 }
 
 fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let Some(dir) = args.next().map(PathBuf::from) else {
-        eprintln!("usage: capture_bench_gen OUT_DIR [ANSWERS]");
-        std::process::exit(2);
-    };
-    let answers: u32 = match args.next().map(|a| a.parse()) {
-        None => DEFAULT_ANSWERS,
-        Some(Ok(n)) => n,
-        Some(Err(e)) => {
-            eprintln!("ANSWERS must be a number: {e}");
-            std::process::exit(2);
-        }
-    };
+    let (dir, answers) = testkit::args::out_dir_and_count("capture_bench_gen", "ANSWERS", DEFAULT_ANSWERS);
     std::fs::create_dir_all(&dir)?;
     let mut yaml = BufWriter::new(File::create(dir.join("inventory.yaml"))?);
     inventory(&mut yaml)?;
     yaml.flush()?;
-    let mut pcap = Pcap::create(&dir.join("cluster.pcap"), DLT_EN10MB)?;
+    let mut pcap = Pcap::create(&dir.join("cluster.pcap"), dlt::EN10MB)?;
     for n in 0..answers {
         // 20 µs per answer in the file; tcpreplay --pps sets the live pace.
         let at = START_MICROS + i64::from(n) * 20;

@@ -27,12 +27,12 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 
+use serde_json::Value;
 use simple_dns::{RCODE, TYPE};
 use testkit::capfile::Pcap;
 use testkit::k8s::{self, Endpoint, Pod};
-use testkit::packets::{self as synth, Record};
+use testkit::packets::{self as synth, Record, dlt};
 
 const NODES: u32 = 20;
 const NAMESPACES: u32 = 10;
@@ -45,7 +45,6 @@ const SAMPLE_NODE: &str = "node-07";
 const DNS_SERVICE: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 const COREDNS: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 244, 0, 250), Ipv4Addr::new(10, 244, 1, 250)];
 const UPSTREAM: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
-const DLT_EN10MB: u32 = 1;
 /// 2026-03-01T00:00:00Z: after every object's creation.
 const START_MICROS: i64 = 1_772_323_200_000_000;
 
@@ -76,38 +75,42 @@ fn service_ip(deployment: u32) -> Ipv4Addr {
 fn inventory() -> String {
     let mut items = Vec::new();
     for d in 0..DEPLOYMENTS {
-        let (ns, name) = (namespace_of(d), format!("app-{d}"));
-        let rs = format!("{name}-7c9");
-        items.push(k8s::owned("ReplicaSet", &ns, &rs, "Deployment", &name));
-        let pods: Vec<(String, String, String)> = (0..PODS_PER_DEPLOYMENT)
-            .map(|k| {
-                let pod = d * PODS_PER_DEPLOYMENT + k;
-                (format!("{rs}-{k}"), pod_ip(pod).to_string(), node_name(node_of(pod)))
-            })
-            .collect();
-        for (pod, ip, node) in &pods {
-            items.push(Pod::new(&ns, pod, ip).owner("ReplicaSet", &rs).node(node).json());
-        }
-        items.push(k8s::service(&ns, &name, Some(&service_ip(d).to_string()), 80));
-        let endpoints: Vec<Endpoint<'_>> =
-            pods.iter().map(|(pod, ip, node)| Endpoint { ip, pod, node, hostname: None }).collect();
-        items.push(k8s::endpoint_slice(&ns, &name, &format!("{name}-x1"), 8080, &endpoints));
+        let name = format!("app-{d}");
+        let pods = (0..PODS_PER_DEPLOYMENT).map(|k| d * PODS_PER_DEPLOYMENT + k).map(|pod| (pod_ip(pod), node_of(pod)));
+        let service = Service { name: &name, ip: service_ip(d), port: 80, target_port: 8080 };
+        deployment(&mut items, &namespace_of(d), &name, &service, pods.collect());
     }
-    let ns = "kube-system";
-    items.push(k8s::owned("ReplicaSet", ns, "coredns-5d7", "Deployment", "coredns"));
-    let dns_pods: Vec<(String, String, String)> = COREDNS
-        .iter()
-        .enumerate()
-        .map(|(k, ip)| (format!("coredns-5d7-{k}"), ip.to_string(), node_name(k as u32)))
-        .collect();
-    for (pod, ip, node) in &dns_pods {
-        items.push(Pod::new(ns, pod, ip).owner("ReplicaSet", "coredns-5d7").node(node).json());
-    }
-    items.push(k8s::service(ns, "kube-dns", Some(&DNS_SERVICE.to_string()), 53));
-    let endpoints: Vec<Endpoint<'_>> =
-        dns_pods.iter().map(|(pod, ip, node)| Endpoint { ip, pod, node, hostname: None }).collect();
-    items.push(k8s::endpoint_slice(ns, "kube-dns", "kube-dns-x1", 53, &endpoints));
+    let coredns = COREDNS.iter().enumerate().map(|(k, ip)| (*ip, k as u32)).collect();
+    let kube_dns = Service { name: "kube-dns", ip: DNS_SERVICE, port: 53, target_port: 53 };
+    deployment(&mut items, "kube-system", "coredns", &kube_dns, coredns);
     k8s::list(items)
+}
+
+/// The Service in front of a [`deployment`].
+struct Service<'a> {
+    name: &'a str,
+    ip: Ipv4Addr,
+    port: u16,
+    target_port: u16,
+}
+
+/// A Deployment's ReplicaSet and pods (IP, node index), and its Service with the EndpointSlice of those pods.
+fn deployment(items: &mut Vec<Value>, ns: &str, name: &str, service: &Service<'_>, pods: Vec<(Ipv4Addr, u32)>) {
+    let rs = format!("{name}-7c9");
+    items.push(k8s::owned("ReplicaSet", ns, &rs, "Deployment", name));
+    let pods: Vec<(String, String, String)> = pods
+        .into_iter()
+        .enumerate()
+        .map(|(k, (ip, node))| (format!("{rs}-{k}"), ip.to_string(), node_name(node)))
+        .collect();
+    for (pod, ip, node) in &pods {
+        items.push(Pod::new(ns, pod, ip).owner("ReplicaSet", &rs).node(node).json());
+    }
+    items.push(k8s::service(ns, service.name, Some(&service.ip.to_string()), service.port));
+    let endpoints: Vec<Endpoint<'_>> =
+        pods.iter().map(|(pod, ip, node)| Endpoint { ip, pod, node, hostname: None }).collect();
+    let slice = format!("{}-x1", service.name);
+    items.push(k8s::endpoint_slice(ns, service.name, &slice, service.target_port, &endpoints));
 }
 
 /// The same cluster as flat lines: `pod IP NODE NAMESPACE WORKLOAD`, `service NAME NAMESPACE CLUSTER_IP WORKLOAD`,
@@ -269,23 +272,11 @@ impl Writer {
 }
 
 fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let Some(dir) = args.next().map(PathBuf::from) else {
-        eprintln!("usage: dns_mix_gen OUT_DIR [RESPONSES]");
-        std::process::exit(2);
-    };
-    let responses: u64 = match args.next().map(|a| a.parse()) {
-        None => 1_000_000,
-        Some(Ok(n)) => n,
-        Some(Err(e)) => {
-            eprintln!("RESPONSES must be a number: {e}");
-            std::process::exit(2);
-        }
-    };
+    let (dir, responses) = testkit::args::out_dir_and_count("dns_mix_gen", "RESPONSES", 1_000_000u64);
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("inventory.yaml"), inventory())?;
     std::fs::write(dir.join("cluster.tsv"), cluster_tsv())?;
-    let pcap = Pcap::create(&dir.join("cluster.pcap"), DLT_EN10MB)?;
+    let pcap = Pcap::create(&dir.join("cluster.pcap"), dlt::EN10MB)?;
     let mut w = Writer { pcap, at: START_MICROS, id: 0, expected: Expected::default() };
     let mut n = 0;
     while w.expected.responses < responses {

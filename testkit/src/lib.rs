@@ -14,7 +14,9 @@
 //! - [`procfs`]: `net/tcp` tables and fake `/proc` trees.
 //! - [`golden`]: golden files and their update switch (`UPDATE_GOLDEN=1`).
 //! - [`e2e`]: a Kubernetes node simulated with namespaces, running the shop, the exporter and Prometheus.
+//! - [`args`]: the command line of the generators under `examples/`.
 
+pub mod args;
 pub mod capfile;
 pub mod cmd;
 pub mod e2e;
