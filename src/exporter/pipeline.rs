@@ -27,9 +27,9 @@ use crate::sources::capture::syn::Syn;
 use crate::sources::inventory::Inventory;
 use crate::sources::inventory::{FetchQueue, Requested, Wanted};
 
-/// How long an observation waits: a connection whose client IP is not in the inventory yet (a pod's first SYN
-/// can precede its Pod object, with its IP, in the watch by a second or two), or an observation whose remote
-/// pod or owner is being fetched (docs/design.md §7).
+/// How long an observation waits, from its first retry: a connection whose client IP is not in the inventory yet
+/// (a pod's first SYN can precede its Pod object, with its IP, in the watch by a second or two), or an
+/// observation whose remote pod or owner is being fetched (docs/design.md §7).
 pub const RETRY_MICROS: i64 = 10_000_000;
 /// At most this many observations wait; beyond it they are counted unresolved at once (traffic from outside
 /// the cluster to a NodePort would otherwise fill any queue).
@@ -144,11 +144,13 @@ impl From<ConnectionSource> for ObservationSource {
     }
 }
 
-/// An observation waiting for its client pod or for an object being fetched, with its own time.
+/// An observation waiting for its client pod or for an object being fetched, with its own time and the time of
+/// the first retry, from which its wait is counted (a replayed capture's packets are older than the wait).
 #[derive(Clone, Debug)]
 struct Pending {
     observation: Waiting,
     at: UnixMicros,
+    since: Option<UnixMicros>,
 }
 
 #[derive(Clone, Debug)]
@@ -209,10 +211,23 @@ impl Recorder {
         addresses: &[IpAddr],
         at: UnixMicros,
     ) -> Resolved {
+        self.answer_waiting_since(inventory, client, question, addresses, at, None)
+    }
+
+    /// [`Recorder::dns_answer`] for an answer that has waited since `since` already.
+    fn answer_waiting_since(
+        &self,
+        inventory: &Inventory,
+        client: IpAddr,
+        question: &str,
+        addresses: &[IpAddr],
+        at: UnixMicros,
+        since: Option<UnixMicros>,
+    ) -> Resolved {
         let resolution = Resolver::new(inventory, &self.config).dns_answer(client, question, addresses, at);
         if let Resolution::Fetch(_, wanted) = &resolution {
             let answer = || Waiting::Answer { client, question: question.into(), addresses: addresses.into() };
-            if self.wait_for(Some(wanted), answer, at) {
+            if self.wait_for(Some(wanted), answer, (at, since)) {
                 return Resolved::Pending;
             }
         }
@@ -258,15 +273,16 @@ impl Recorder {
     /// (or all, with `give_up`) are counted as they resolve now.
     pub fn retry_pending(&self, now: UnixMicros, give_up: bool) {
         let waiting: Vec<Pending> = self.pending.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
-        for Pending { observation, at } in waiting {
-            let may_wait = !give_up && now.saturating_sub(at) < RETRY_MICROS;
+        for Pending { observation, at, since } in waiting {
+            let since = since.unwrap_or(now);
+            let may_wait = !give_up && now.saturating_sub(since) < RETRY_MICROS;
             match observation {
                 Waiting::Connection { source, client, server } => {
-                    let counted = self.resolve_connection(source, client, server, at, may_wait);
+                    let counted = self.resolve_connection(source, client, server, (at, Some(since)), may_wait);
                     self.count_connection_outcome(source, counted);
                 }
                 Waiting::Answer { client, question, addresses } => {
-                    let resolved = self.retry_answer(client, &question, &addresses, at, may_wait);
+                    let resolved = self.retry_answer(client, &question, &addresses, (at, since), may_wait);
                     if resolved != Resolved::Pending {
                         self.metrics.dns_responses.get_or_create(&Outcome(DnsOutcome::from(resolved))).inc();
                     }
@@ -281,12 +297,12 @@ impl Recorder {
         client: IpAddr,
         question: &str,
         addresses: &[IpAddr],
-        at: UnixMicros,
+        (at, since): (UnixMicros, UnixMicros),
         may_wait: bool,
     ) -> Resolved {
         let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
         if may_wait {
-            return self.dns_answer(&inventory, client, question, addresses, at);
+            return self.answer_waiting_since(&inventory, client, question, addresses, at, Some(since));
         }
         let resolution = Resolver::new(&inventory, &self.config).dns_answer(client, question, addresses, at);
         drop(inventory);
@@ -295,7 +311,12 @@ impl Recorder {
 
     /// Parks an observation until the next retry; with `wanted`, asks for it to be fetched meanwhile. False when
     /// it cannot wait (nothing fetches, the fetch queue or the waiting room is full): it is counted now.
-    fn wait_for(&self, wanted: Option<&Wanted>, observation: impl FnOnce() -> Waiting, at: UnixMicros) -> bool {
+    fn wait_for(
+        &self,
+        wanted: Option<&Wanted>,
+        observation: impl FnOnce() -> Waiting,
+        (at, since): (UnixMicros, Option<UnixMicros>),
+    ) -> bool {
         if let Some(wanted) = wanted {
             match self.fetches.as_ref().map(|queue| queue.request(wanted)) {
                 Some(Requested::Queued | Requested::Already) => {}
@@ -310,7 +331,7 @@ impl Recorder {
         if pending.len() >= MAX_PENDING {
             return false;
         }
-        pending.push_back(Pending { observation: observation(), at });
+        pending.push_back(Pending { observation: observation(), at, since });
         self.metrics.observations_pending.set(pending.len() as i64);
         true
     }
@@ -352,7 +373,7 @@ impl Recorder {
         } else if server.port() == DNS_PORT && self.is_dns_server(&server.ip()) {
             Counted::DnsLookup
         } else {
-            self.resolve_connection(source, client, server, at, true)
+            self.resolve_connection(source, client, server, (at, None), true)
         };
         self.count_connection_outcome(source, counted);
         counted
@@ -365,7 +386,7 @@ impl Recorder {
         source: ConnectionSource,
         client: SocketAddr,
         server: SocketAddr,
-        at: UnixMicros,
+        (at, since): (UnixMicros, Option<UnixMicros>),
         may_wait: bool,
     ) -> Counted {
         let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
@@ -380,7 +401,7 @@ impl Recorder {
         };
         if let Some(wanted) = wanted
             && may_wait
-            && self.wait_for(wanted, || Waiting::Connection { source, client, server }, at)
+            && self.wait_for(wanted, || Waiting::Connection { source, client, server }, (at, since))
         {
             return Counted::Pending;
         }
