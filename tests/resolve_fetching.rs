@@ -11,7 +11,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use network_mapper::IpNet;
-use network_mapper::resolve::{Reason, Resolution, ResolveConfig, Resolver, Side};
+use network_mapper::resolve::{Edge, Reason, Resolution, ResolveConfig, Resolver, Server, Side};
 use network_mapper::sources::inventory::{
     Fetching, Inventory, OwnerRecord, PodRecord, Unfetched, Wanted, parse_inventory,
 };
