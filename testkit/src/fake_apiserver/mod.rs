@@ -194,8 +194,9 @@ impl FakeApi {
         self.shared.lock().store.compact();
     }
 
-    /// Keeps at most `events` events per kind (50,000 unless set); older ones are compacted away, so a watch
-    /// from before them gets 410 Gone, as from a real watch cache's window.
+    /// Keeps at most `events` events per kind (10,000 unless set: about 100 MB of pod versions at most);
+    /// older ones are compacted away, so a watch from before them gets 410 Gone, as from a real watch cache's
+    /// window.
     pub fn set_history_limit(&self, events: usize) {
         self.shared.lock().store.set_history_limit(events);
     }

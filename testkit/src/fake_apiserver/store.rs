@@ -16,7 +16,7 @@ pub(super) type Key = (String, String);
 
 /// Events kept per kind unless [`Store::set_history_limit`] says otherwise. The real watch cache keeps a
 /// window of recent events too; a watch from before the window gets 410 Gone and relists.
-pub(super) const DEFAULT_HISTORY_LIMIT: usize = 50_000;
+pub(super) const DEFAULT_HISTORY_LIMIT: usize = 10_000;
 
 /// One version of an object, as served.
 #[derive(Debug)]

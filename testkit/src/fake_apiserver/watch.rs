@@ -48,7 +48,37 @@ pub(super) fn watch(
 
 /// Ends (`None`) when the client leaves, a fault ends the stream, or the timeout passes.
 async fn run(shared: &Shared, request: &WatchRequest, tx: &mpsc::Sender<io::Result<Chunk>>) -> Option<()> {
-    let (generation, mut sent, initial, interval) = {
+    let (generation, mut sent, interval) = send_state(shared, request, tx).await?;
+    let deadline = request.timeout.map(|t| Instant::now() + t);
+    let mut next_bookmark = next_bookmark_at(interval, deadline);
+    loop {
+        let notified = shared.notifies[request.index].notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        let step = next_step(&shared.lock(), request, generation, &mut sent);
+        send_step(tx, step).await?;
+        tokio::select! {
+            () = &mut notified => {}
+            // A client gone between changes ends the task now, not at the next change.
+            () = tx.closed() => return None,
+            () = sleep_until(next_bookmark), if request.bookmarks => {
+                send(tx, bookmark(request, sent, false)).await?;
+                next_bookmark = next_bookmark_at(interval, deadline);
+            }
+            () = sleep_until(deadline.unwrap_or(next_bookmark)), if deadline.is_some() => return None,
+        }
+    }
+}
+
+/// The opening: the current state when asked for (the snapshot and the version to go on from are taken under
+/// one lock, so no change falls between them), then a streaming list's end bookmark. Returns the fault
+/// generation, that version and the bookmark interval.
+async fn send_state(
+    shared: &Shared,
+    request: &WatchRequest,
+    tx: &mpsc::Sender<io::Result<Chunk>>,
+) -> Option<(u64, u64, Duration)> {
+    let (generation, sent, initial, interval) = {
         let state = shared.lock();
         let initial: Vec<Bytes> = match request.from {
             Some(_) => Vec::new(),
@@ -66,35 +96,22 @@ async fn run(shared: &Shared, request: &WatchRequest, tx: &mpsc::Sender<io::Resu
     if request.initial_events_end {
         send(tx, bookmark(request, sent, true)).await?;
     }
-    let deadline = request.timeout.map(|t| Instant::now() + t);
-    let mut next_bookmark = next_bookmark_at(interval, deadline);
-    loop {
-        let notified = shared.notifies[request.index].notified();
-        let mut notified = std::pin::pin!(notified);
-        notified.as_mut().enable();
-        let step = next_step(&shared.lock(), request, generation, &mut sent);
-        match step {
-            Step::Events(chunks) => {
-                for chunk in chunks {
-                    send(tx, chunk).await?;
-                }
-            }
-            Step::Expired(chunk) => {
+    Some((generation, sent, interval))
+}
+
+/// Sends what a step owes; `None` when the stream ends with it.
+async fn send_step(tx: &mpsc::Sender<io::Result<Chunk>>, step: Step) -> Option<()> {
+    match step {
+        Step::Events(chunks) => {
+            for chunk in chunks {
                 send(tx, chunk).await?;
-                return None;
             }
-            Step::Abort => {
-                let _ = tx.send(Err(io::Error::other("injected stream drop"))).await;
-                return None;
-            }
+            Some(())
         }
-        tokio::select! {
-            () = &mut notified => {}
-            () = sleep_until(next_bookmark), if request.bookmarks => {
-                send(tx, bookmark(request, sent, false)).await?;
-                next_bookmark = next_bookmark_at(interval, deadline);
-            }
-            () = sleep_until(deadline.unwrap_or(next_bookmark)), if deadline.is_some() => return None,
+        Step::Expired(chunk) => send(tx, chunk).await.and(None),
+        Step::Abort => {
+            let _ = tx.send(Err(io::Error::other("injected stream drop"))).await;
+            None
         }
     }
 }
