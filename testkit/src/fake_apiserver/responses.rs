@@ -120,32 +120,31 @@ pub(super) fn list_chunks(head: String, items: Vec<Bytes>) -> impl Iterator<Item
     })
 }
 
-/// Watch events as newline-delimited JSON, in pieces of about [`CHUNK_BYTES`]; `initial` marks the synthetic
-/// ADDED events of a state being sent.
+/// Watch events as newline-delimited JSON, in pieces of about [`CHUNK_BYTES`] built as they are asked for (a
+/// streaming list of 20,000 pods is never in memory twice); `initial` marks the synthetic ADDED events of a
+/// state being sent.
 pub(super) fn event_chunks<'a>(
-    events: impl IntoIterator<Item = (&'static str, &'a Bytes)>,
+    events: impl IntoIterator<Item = (&'static str, &'a Bytes)> + 'a,
     initial: bool,
-) -> Vec<Chunk> {
-    let mut chunks = Vec::new();
-    let mut buf = BytesMut::new();
-    let mut sent = Sent::default();
-    for (ty, object) in events {
-        buf.put_slice(b"{\"type\":\"");
-        buf.put_slice(ty.as_bytes());
-        buf.put_slice(b"\",\"object\":");
-        buf.put_slice(object);
-        buf.put_slice(b"}\n");
-        sent.objects += 1;
-        sent.watch_events += 1;
-        sent.initial_events += u64::from(initial);
-        if buf.len() >= CHUNK_BYTES {
-            chunks.push(Chunk { bytes: buf.split().freeze(), sent: std::mem::take(&mut sent), ends_list: false });
+) -> impl Iterator<Item = Chunk> + 'a {
+    let mut events = events.into_iter().peekable();
+    std::iter::from_fn(move || {
+        events.peek()?;
+        let mut buf = BytesMut::with_capacity(CHUNK_BYTES + 8 * 1024);
+        let mut sent = Sent::default();
+        while buf.len() < CHUNK_BYTES {
+            let Some((ty, object)) = events.next() else { break };
+            buf.put_slice(b"{\"type\":\"");
+            buf.put_slice(ty.as_bytes());
+            buf.put_slice(b"\",\"object\":");
+            buf.put_slice(object);
+            buf.put_slice(b"}\n");
+            sent.objects += 1;
+            sent.watch_events += 1;
+            sent.initial_events += u64::from(initial);
         }
-    }
-    if !buf.is_empty() {
-        chunks.push(Chunk { bytes: buf.freeze(), sent, ends_list: false });
-    }
-    chunks
+        Some(Chunk { bytes: buf.freeze(), sent, ends_list: false })
+    })
 }
 
 #[cfg(test)]

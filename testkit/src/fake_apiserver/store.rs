@@ -30,11 +30,13 @@ pub(super) struct Stored {
 impl Stored {
     fn new(kind: &str, mut object: Value, rv: u64) -> Stored {
         object["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let meta =
-            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": object["metadata"]});
+        let meta = format!(
+            "{{\"apiVersion\":\"meta.k8s.io/v1\",\"kind\":\"PartialObjectMetadata\",\"metadata\":{}}}",
+            object["metadata"]
+        );
         Stored {
             full: Bytes::from(object.to_string()),
-            meta: Bytes::from(meta.to_string()),
+            meta: Bytes::from(meta),
             fields: fields_of(kind, &object),
             labels: labels_of(&object),
         }

@@ -90,13 +90,18 @@ async fn send_state(
         };
         (state.fault_generation, request.from.unwrap_or(state.store.rv), initial, state.bookmark_interval)
     };
-    for chunk in event_chunks(initial.iter().map(|object| ("ADDED", object)), true) {
+    for chunk in event_chunks(initial.iter().map(added), true) {
         send(tx, chunk).await?;
     }
     if request.initial_events_end {
         send(tx, bookmark(request, sent, true)).await?;
     }
     Some((generation, sent, interval))
+}
+
+/// A synthetic ADDED event of the state (a fn, not a closure: the iterator lives across awaits).
+fn added(object: &Bytes) -> (&'static str, &Bytes) {
+    ("ADDED", object)
 }
 
 /// Sends what a step owes; `None` when the stream ends with it.
@@ -153,7 +158,7 @@ fn next_step(state: &State, request: &WatchRequest, generation: u64, sent: &mut 
     let lines: Vec<(&'static str, Bytes)> =
         events.filter_map(|event| as_seen(event, &request.filter, kind, request.metadata_only)).collect();
     *sent = state.store.rv;
-    Step::Events(event_chunks(lines.iter().map(|(ty, object)| (*ty, object)), false))
+    Step::Events(event_chunks(lines.iter().map(|(ty, object)| (*ty, object)), false).collect())
 }
 
 /// How a watch with `filter` sees `event`, like the watch cache: by whether the object matched before and after.

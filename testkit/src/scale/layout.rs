@@ -4,6 +4,9 @@
 //! and the Services that select them with their EndpointSlices.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde_json::Value;
 
 pub(super) use super::rng::Rng;
 use super::{MAX_PODS_PER_NODE, ScaleCluster, ScaleNode, ScalePod, ScaleSpec, Workload};
@@ -65,6 +68,8 @@ pub(super) struct WorkloadDef {
     /// The Otterize `intents.otterize.com/workload-name` annotation.
     pub workload_name: Option<String>,
     pub service: Option<usize>,
+    /// The `fieldsV1` of the pods' creator, made once (see `pods::creator_fields`).
+    pub creator_fields: OnceLock<Value>,
 }
 
 impl WorkloadDef {
@@ -305,6 +310,7 @@ impl ScaleCluster {
             port: plan.port,
             workload_name: plan.workload_name,
             service,
+            creator_fields: OnceLock::new(),
         });
         let pods: Vec<usize> =
             (0..plan.replicas).map(|ordinal| self.add_pod(def, ordinal, crate::k8s::LONG_AGO)).collect();

@@ -25,13 +25,8 @@ impl ScaleCluster {
         let spec = pod_spec(def, pod, stage);
         let status = self.pod_status(def, pod, stage);
         let mut metadata = pod_metadata(def, pod);
-        // The creator's fields: the template it stamped (admission's additions and the binding are not its).
-        let mut created = json!({"metadata": metadata.clone(), "spec": template_spec(def)});
-        created["metadata"]
-            .as_object_mut()
-            .unwrap()
-            .retain(|k, _| ["labels", "annotations", "generateName", "ownerReferences"].contains(&k.as_str()));
-        let mut managed = vec![managed_field(creator(def), "v1", &pod.created, None, fields_v1(&created))];
+        let creator_fields = def.creator_fields.get_or_init(|| creator_fields(def, &metadata));
+        let mut managed = vec![managed_field(creator(def), "v1", &pod.created, None, creator_fields.clone())];
         if stage >= Stage::Started {
             managed.push(managed_field(
                 "kubelet",
@@ -219,6 +214,15 @@ fn condition(ty: &str, status: bool, time: &str) -> Value {
         condition["message"] = json!("containers with unready status: [app]");
     }
     condition
+}
+
+/// The fields the creator set: the metadata it stamped and the template (admission's additions and the binding
+/// are not its). The same for every pod of a workload: the tree holds field names, not values.
+fn creator_fields(def: &WorkloadDef, metadata: &Value) -> Value {
+    let stamped = ["labels", "annotations", "generateName", "ownerReferences"];
+    let mut metadata = metadata.clone();
+    metadata.as_object_mut().unwrap().retain(|k, _| stamped.contains(&k.as_str()));
+    fields_v1(&json!({"metadata": metadata, "spec": template_spec(def)}))
 }
 
 /// Who created the pod: a controller, or a person with kubectl.
