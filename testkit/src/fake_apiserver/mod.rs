@@ -14,8 +14,8 @@
 //! inject faults: HTTP errors on the next requests (429 with `Retry-After`), refused field selectors or
 //! streaming lists, dropped watch streams, expired watches (410 Gone, history compacted so a re-watch must
 //! relist), and "down" (every connection closed unanswered). It runs on its own runtime thread, so sync and
-//! async tests use it alike. Modules: [`routes`] (paths, parameters, classification), [`selectors`],
-//! [`store`] (objects and events), [`watch`], [`responses`], [`accounting`], [`server`] (dispatch).
+//! async tests use it alike. Modules: `routes` (paths, parameters, classification), `selectors`,
+//! `store` (objects and events), `watch`, `responses`, `accounting`, `server` (dispatch).
 
 mod accounting;
 mod responses;

@@ -8,8 +8,8 @@
 //! workload identity the exporter must give it ([`ScalePod::workload`]). [`ScaleCluster::replace_pods`] churns
 //! pods the way the control plane does, so watch-event counts per kind are realistic.
 //!
-//! Modules: [`layout`] (what runs where), [`pods`] (pod objects through their lifecycle), [`objects`] (nodes,
-//! owners, Services, EndpointSlices), [`churn`], [`rng`].
+//! Modules: `layout` (what runs where), `pods` (pod objects through their lifecycle), `objects` (nodes,
+//! owners, Services, EndpointSlices), `churn`, `rng`.
 
 mod churn;
 mod layout;
