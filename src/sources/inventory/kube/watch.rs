@@ -20,9 +20,8 @@ use serde::de::DeserializeOwned;
 
 use super::pacing::{Backoff, Jitter};
 use super::{Kind, WatchStatus};
-use crate::IpNet;
 use crate::sources::inventory::Inventory;
-use crate::sources::inventory::objects::{OwnerRecord, PodRecord, ServiceRecord, SliceRecord};
+use crate::sources::inventory::objects::{NodeRecord, OwnerRecord, PodRecord, ServiceRecord, SliceRecord};
 
 /// A streaming list that has not delivered its end within this long is given up for a list: a server that
 /// ignored `sendInitialEvents` instead of refusing it would never send the end.
@@ -42,8 +41,8 @@ pub(super) enum Record {
     Service(ServiceRecord),
     Slice(SliceRecord),
     Owner(OwnerRecord),
-    /// This node's `spec.podCIDRs`.
-    Node(Vec<IpNet>),
+    /// The agent's Node.
+    Node(NodeRecord),
 }
 
 impl Record {
@@ -54,11 +53,7 @@ impl Record {
             Record::Service(r) => inventory.upsert_service(r),
             Record::Slice(r) => inventory.upsert_slice(r),
             Record::Owner(r) => inventory.upsert_owner(r),
-            Record::Node(cidrs) => {
-                let new = inventory.node_pod_cidrs().is_empty();
-                inventory.set_node_pod_cidrs(cidrs);
-                new
-            }
+            Record::Node(r) => inventory.upsert_node(r),
         }
     }
 }
@@ -155,8 +150,12 @@ impl WatchSpec {
     /// `resourceVersion=0`), or, where the server refuses those, a list from the watch cache
     /// (`resourceVersion=0`, NotOlderThan). Never a quorum read.
     fn config(&self, streaming: bool) -> watcher::Config {
-        let config = watcher::Config::default();
-        let config = if streaming { config.streaming_lists() } else { config.any_semantic() };
+        // kube-rs drops `resourceVersion=0` from a list that has a page size (the default 500), which makes it a
+        // quorum read; lists from the watch cache are not paged by the server anyway.
+        let config = match streaming {
+            true => watcher::Config::default().streaming_lists(),
+            false => watcher::Config { page_size: None, ..watcher::Config::default().any_semantic() },
+        };
         match &self.fields {
             Some(fields) => config.fields(fields),
             None => config,
@@ -197,9 +196,7 @@ pub(super) fn project_owner<K: Resource<DynamicType = ()>>(meta: &PartialObjectM
 }
 
 pub(super) fn project_node(node: &Node) -> Option<Record> {
-    let spec = node.spec.as_ref()?;
-    let cidrs = spec.pod_cidrs.clone().or_else(|| spec.pod_cidr.clone().map(|c| vec![c])).unwrap_or_default();
-    Some(Record::Node(cidrs.iter().filter_map(|c| c.parse().ok()).collect()))
+    NodeRecord::from_node(node).map(Record::Node)
 }
 
 /// Where a watch's events come from (an `Api<PartialObjectMeta<K>>` watches metadata only: owners).
