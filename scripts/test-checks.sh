@@ -31,6 +31,13 @@ case_() {
     local out rc
     out=$(cd "$tmp" && "scripts/$check" 2>&1)
     rc=$?
+    judge "$name" "$check" "$expected" "$rc" "$out"
+    rm -rf "$tmp"
+}
+
+# judge NAME CHECK EXPECTED-MESSAGE EXIT-STATUS OUTPUT: the check must have failed (1) with that message.
+judge() {
+    local name=$1 check=$2 expected=$3 rc=$4 out=$5
     if [[ $rc -eq 1 && $out == *"$expected"* ]]; then
         echo "ok   $name"
         passed=$((passed + 1))
@@ -39,7 +46,6 @@ case_() {
         echo "$out" | tail -5 | sed 's/^/     /'
         failed=$((failed + 1))
     fi
-    rm -rf "$tmp"
 }
 
 ds=deploy/base/daemonset.yaml
@@ -120,15 +126,7 @@ case_ "dashboard ConfigMap: chart copy stale" check-grafana.py "is not what scri
 broken=$(mktemp)
 sed 's/^  dnsutils  /  #dnsutils /' scripts/setup.sh >"$broken"
 out=$(python3 scripts/check-tools.py --setup "$broken" 2>&1)
-rc=$?
-if [[ $rc -eq 1 && $out == *"/usr/bin/dig"*"not installed by scripts/setup.sh"* ]]; then
-    echo "ok   set-up without dnsutils: check-tools.py names dig"
-    passed=$((passed + 1))
-else
-    echo "FAIL set-up without dnsutils: check-tools.py exited $rc without naming /usr/bin/dig"
-    echo "$out" | tail -5 | sed 's/^/     /'
-    failed=$((failed + 1))
-fi
+judge "set-up without dnsutils" check-tools.py "/usr/bin/dig (/usr/bin/dig: bind9-dnsutils) is not installed" $? "$out"
 rm -f "$broken"
 
 echo "$passed passed, $failed failed"
