@@ -116,8 +116,8 @@
   function bend(edge, pull) {
     var s = edge.source().position(), t = edge.target().position();
     var mx = (s.x + t.x) / 2, my = (s.y + t.y) / 2, dx = t.x - s.x, dy = t.y - s.y, len = Math.hypot(dx, dy) || 1;
-    var cx = mx * pull, cy = my * pull;                    // towards the centre (0, 0)
-    var d = ((cx - mx) * -dy + (cy - my) * dx) / len;      // its distance along the chord's left normal
+    var towardsX = mx * pull, towardsY = my * pull;        // towards the centre (0, 0)
+    var d = ((towardsX - mx) * -dy + (towardsY - my) * dx) / len;   // its distance along the chord's left normal
     edge.style({ "control-point-distances": d, "control-point-weights": 0.5 });
   }
 
@@ -340,6 +340,14 @@
       });
       hits.addClass("match");
       visible.nodes("node.workload, node.external").not(hits).addClass("faded");
+      // Grouped, a namespace is a match when one of its workloads is.
+      var holding = cy.nodes("node.nsnode").filter(function (n) {
+        return namespaces.info[n.data("namespace")].members.some(function (m) {
+          return (m.name + "." + (m.namespace || "")).toLowerCase().indexOf(q) >= 0;
+        });
+      });
+      holding.addClass("match");
+      cy.nodes("node.nsnode").not(holding).addClass("faded");
     }
     layout(visible.filter(function (e) { return !e.hasClass("hidden"); }));
     publish();
@@ -454,7 +462,9 @@
       hovered: state.hovered || null,
       visibleNodes: cy ? shown.map(nodeName).sort() : [],
       visibleEdges: cy ? cy.edges().filter(function (e) { return !e.hasClass("hidden"); }).length : 0,
-      matches: cy ? cy.nodes(".match").map(nodeName).sort() : [],
+      matches: state.search ? data.nodes.filter(function (n) {
+        return (n.name + "." + (n.namespace || "")).toLowerCase().indexOf(state.search.toLowerCase()) >= 0;
+      }).map(function (n) { return n.namespace ? n.name + "." + n.namespace : n.name; }).sort() : [],
       geometry: cy && state.ready ? geometry() : null,
       resources: performance.getEntriesByType("resource").map(function (r) { return r.name; })
     };
