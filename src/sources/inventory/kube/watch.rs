@@ -163,14 +163,21 @@ impl WatchSpec {
     }
 }
 
-/// Whether the server refused a streaming list (a server without the WatchList feature answers 422, or 400
-/// naming `sendInitialEvents`): the watch then lists from the watch cache instead.
-fn refuses_streaming(error: &watcher::Error) -> bool {
-    match error {
-        watcher::Error::WatchStartFailed(::kube::Error::Api(status)) => {
-            status.code == 422 || (status.code == 400 && status.message.contains("sendInitialEvents"))
+/// What the server refused, if the error says it refused something: a streaming list (a server without the
+/// WatchList feature answers 422, or 400 naming `sendInitialEvents`), or the field selector (400).
+fn refusal(error: &watcher::Error, streaming: bool) -> Option<Refusal> {
+    let status = match error {
+        watcher::Error::WatchStartFailed(::kube::Error::Api(status))
+        | watcher::Error::InitialListFailed(::kube::Error::Api(status)) => status,
+        _ => return None,
+    };
+    let streaming_refused = status.code == 422 || status.message.contains("sendInitialEvents");
+    match status.code {
+        400 | 422 if streaming && streaming_refused => Some(Refusal::Streaming),
+        400 if status.message.contains("field label") || status.message.contains("fieldSelector") => {
+            Some(Refusal::FieldSelector)
         }
-        _ => false,
+        _ => None,
     }
 }
 
@@ -214,10 +221,12 @@ where
 }
 
 /// Runs one kind's watch forever: events are projected, then applied in batches under the write lock. After a
-/// failure the watch waits its backoff before it asks again; a refused streaming list switches it to lists.
+/// failure the watch waits its backoff before it asks again. What the server refuses is given up for good: a
+/// streaming list for a list from the watch cache, a field selector for the whole kind (the agent then keeps
+/// what it needs of it, as with `--remote-pods=watch`).
 pub(super) async fn run<T: Resource + Send + 'static>(
     source: impl EventSource<T>,
-    spec: WatchSpec,
+    mut spec: WatchSpec,
     project: fn(&T) -> Option<Record>,
     inventory: Arc<RwLock<Inventory>>,
     status: WatchStatus,
@@ -231,11 +240,14 @@ pub(super) async fn run<T: Resource + Send + 'static>(
         while let Some(batch) = watch.next_batch(&mut events, deadline).await {
             match watch.handle(batch, project, &inventory, &status) {
                 Step::Go => {}
-                Step::Failed => {
+                Step::Failed(None) => {
                     tokio::time::sleep(watch.backoff.next_delay()).await;
                     deadline = Instant::now() + STREAMING_LIST_LIMIT;
                 }
-                Step::ListInstead => break,
+                Step::Failed(Some(refusal)) => {
+                    watch.give_up(refusal, &mut spec);
+                    break;
+                }
             }
         }
     }
@@ -252,10 +264,17 @@ struct Watch {
 /// What to do after a batch.
 enum Step {
     Go,
-    /// Something failed: back off before asking again.
-    Failed,
-    /// The server refused a streaming list: list instead.
-    ListInstead,
+    /// Something failed: back off before asking again, or ask differently if the server refused how.
+    Failed(Option<Refusal>),
+}
+
+/// What a server may refuse of a watch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// Streaming lists (a server without the WatchList feature answers 422).
+    Streaming,
+    /// The field selector (400, `field label not supported`).
+    FieldSelector,
 }
 
 impl Watch {
@@ -281,7 +300,7 @@ impl Watch {
         inventory: &RwLock<Inventory>,
         status: &WatchStatus,
     ) -> Step {
-        let (mut failed, mut refused, mut working) = (false, false, false);
+        let (mut failed, mut refused, mut working) = (false, None, false);
         let mut changes = Vec::with_capacity(batch.len());
         for item in batch {
             match item {
@@ -290,7 +309,7 @@ impl Watch {
                     changes.extend(to_change(event, project));
                 }
                 Err(e) => {
-                    refused |= self.streaming && refuses_streaming(&e);
+                    refused = refused.or(refusal(&e, self.streaming));
                     failed = true;
                     status.error(self.index.kind, &e);
                 }
@@ -300,15 +319,26 @@ impl Watch {
         if working {
             self.backoff.reset();
         }
-        if refused {
-            tracing::info!(
-                kind = self.index.kind.name(),
-                "the API server refuses streaming lists; listing from its watch cache"
-            );
-            self.streaming = false;
-            return Step::ListInstead;
+        if failed { Step::Failed(refused) } else { Step::Go }
+    }
+
+    /// Asks differently from now on.
+    fn give_up(&mut self, refusal: Refusal, spec: &mut WatchSpec) {
+        let kind = self.index.kind.name();
+        match refusal {
+            Refusal::Streaming => {
+                tracing::info!(kind, "the API server refuses streaming lists; listing from its watch cache");
+                self.streaming = false;
+            }
+            Refusal::FieldSelector => {
+                let fields = spec.fields.take();
+                tracing::warn!(
+                    kind,
+                    ?fields,
+                    "the API server refuses the field selector; watching every object of the kind"
+                );
+            }
         }
-        if failed { Step::Failed } else { Step::Go }
     }
 }
 
