@@ -166,10 +166,10 @@ impl WatchSpec {
 /// What the server refused, if the error says it refused something: a streaming list (a server without the
 /// WatchList feature answers 422, or 400 naming `sendInitialEvents`), or the field selector (400).
 fn refusal(error: &watcher::Error, streaming: bool) -> Option<Refusal> {
-    let status = match error {
-        watcher::Error::WatchStartFailed(::kube::Error::Api(status))
-        | watcher::Error::InitialListFailed(::kube::Error::Api(status)) => status,
-        _ => return None,
+    let (watcher::Error::WatchStartFailed(::kube::Error::Api(status))
+    | watcher::Error::InitialListFailed(::kube::Error::Api(status))) = error
+    else {
+        return None;
     };
     let streaming_refused = status.code == 422 || status.message.contains("sendInitialEvents");
     match status.code {
