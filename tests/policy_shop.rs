@@ -318,7 +318,8 @@ fn nca_names(pods_yaml: &str) -> BTreeMap<String, String> {
 /// What the map says must be allowed with `--policy-direction both --node-local-dns`: every observed edge
 /// between pods on its observed ports (an edge seen only through DNS on its Service's target port), the API
 /// server by address, DNS from every pod of the client namespaces (to the DNS pods and the node-local cache),
-/// DNS into the DNS pods from everywhere, and the DNS pods' own traffic out (kube-system gets no default-deny).
+/// DNS into the DNS pods from everywhere, the DNS pods' own traffic out (kube-system gets no default-deny), and
+/// open egress for a client that calls names outside the cluster.
 fn expected_connectivity() -> Allowed {
     let cluster = cluster();
     let mut expected = Allowed::new();
@@ -357,8 +358,20 @@ fn expected_connectivity() -> Allowed {
     // would scope it), and kube-system no default-deny: it stays open. One that is gets DNS from everywhere.
     let dns_server_in_map = shop::expected_edges().iter().any(|e| e.2 == "coredns");
     let into_dns = if dns_server_in_map { dns } else { vec![ALL] };
-    add("0.0.0.0-255.255.255.255".to_owned(), "kube-system/coredns".to_owned(), into_dns);
+    add("0.0.0.0-255.255.255.255".to_owned(), "kube-system/coredns".to_owned(), into_dns.clone());
     add("kube-system/coredns".to_owned(), "0.0.0.0-255.255.255.255".to_owned(), vec![ALL]);
+    // A client that calls a name outside the cluster keeps its egress open (a NetworkPolicy cannot name it):
+    // every address, and every pod whose ingress is not isolated (the DNS pods here).
+    let outside: BTreeSet<String> =
+        shop::expected_edges().iter().filter(|e| e.3.is_none()).map(|e| format!("{}/{}", e.1, e.0)).collect();
+    for client in outside {
+        expected.remove(&(client.clone(), NODE_LOCAL_DNS.to_owned()));
+        expected.insert((client.clone(), "0.0.0.0-255.255.255.255".to_owned()), [(ALL.0.to_owned(), ALL.1)].into());
+        expected.insert(
+            (client, "kube-system/coredns".to_owned()),
+            into_dns.iter().map(|(p, n)| (p.to_string(), *n)).collect(),
+        );
+    }
     expected
 }
 

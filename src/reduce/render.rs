@@ -57,10 +57,21 @@ struct JsonEdge<'a> {
     first_seen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_seen: Option<String>,
+    /// TCP connections per server port (what NetworkPolicies need); absent for edges seen only through DNS.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ports: Vec<JsonPort>,
+}
+
+/// Connections of an edge to one server port, as `network_mapper_edge_connections_total` counts them.
+#[derive(Debug, Serialize)]
+struct JsonPort {
+    port: u16,
+    #[serde(serialize_with = "serialize_count")]
+    connections: f64,
 }
 
 /// Counts are whole numbers unless they came from `increase()`-style queries; write `17`, not `17.0`.
-fn serialize_count<S: serde::Serializer>(count: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_count<S: serde::Serializer>(count: &f64, serializer: S) -> Result<S::Ok, S::Error> {
     if count.fract() == 0.0 && *count >= 0.0 && *count < 9_007_199_254_740_992.0 {
         serializer.serialize_u64(*count as u64)
     } else {
@@ -69,7 +80,7 @@ fn serialize_count<S: serde::Serializer>(count: &f64, serializer: S) -> Result<S
 }
 
 /// A JSON array of edges, pretty-printed, in the map's order (`[]` for an empty map); `netmap-reduce` reads it
-/// back as input.
+/// back as input, with everything the other formats and policies need (kinds, first/last seen, ports).
 pub fn render_json(map: &ServiceMap) -> String {
     let edges: Vec<JsonEdge<'_>> = map
         .clients
@@ -85,6 +96,7 @@ pub fn render_json(map: &ServiceMap) -> String {
                 count: call.count,
                 first_seen: call.seen.map(|s| format_time(s.first)),
                 last_seen: call.seen.map(|s| format_time(s.last)),
+                ports: call.ports.iter().map(|(&port, &connections)| JsonPort { port, connections }).collect(),
             })
         })
         .collect();

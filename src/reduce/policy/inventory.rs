@@ -49,6 +49,19 @@ pub struct Workload {
     pub host_network: bool,
     /// Labels of its pods (of the pod template when no pod is listed).
     pod_labels: Vec<BTreeMap<String, String>>,
+    /// Named container ports of its pods (or pod template): name → (number, protocol), for policies that name
+    /// a port.
+    pub named_ports: NamedPorts,
+}
+
+/// Container port names → (number, protocol) of one workload's pods.
+pub type NamedPorts = BTreeMap<String, BTreeSet<(u16, String)>>;
+
+impl Workload {
+    /// The label sets of its pods (of its pod template when no pod is listed).
+    pub fn pod_labels(&self) -> &[BTreeMap<String, String>] {
+        &self.pod_labels
+    }
 }
 
 /// A Service, as far as ports and backends go.
@@ -71,6 +84,9 @@ pub struct ClusterInfo {
     pub api_server_ports: BTreeSet<u16>,
     /// Problems found while reading: selectors that also select other workloads' pods.
     pub warnings: Vec<String>,
+    /// Labels of the Namespace objects read (`kubectl get namespaces`), by name; a namespace not listed has only
+    /// the `kubernetes.io/metadata.name` label as far as anyone here knows.
+    pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// One object, reduced to the fields used here.
@@ -85,6 +101,7 @@ struct Object {
     selector: Option<LabelSelector>,
     template_labels: BTreeMap<String, String>,
     host_network: bool,
+    named_ports: NamedPorts,
     spec: Value,
 }
 
@@ -127,12 +144,14 @@ impl ClusterInfo {
     /// Builds the view from objects (each with `kind` and `metadata`).
     pub fn from_objects(values: Vec<Value>) -> Result<ClusterInfo, String> {
         let mut objects = Vec::with_capacity(values.len());
+        let mut namespaces = BTreeMap::new();
         for (index, value) in values.into_iter().enumerate() {
-            if let Some(object) = Object::parse(value).map_err(|e| format!("item {}: {e}", index + 1))? {
-                objects.push(object);
-            }
+            let parsed = Object::parse(value, &mut namespaces).map_err(|e| format!("item {}: {e}", index + 1))?;
+            objects.extend(parsed);
         }
-        Ok(build(objects))
+        let mut info = build(objects);
+        info.namespaces = namespaces;
+        Ok(info)
     }
 
     /// The workload, by namespace and name as the edges name it.
@@ -152,6 +171,16 @@ impl ClusterInfo {
     /// Services that expose port 53: the cluster's DNS (`docs/design.md` §3; nothing is keyed on a name).
     pub fn dns_services(&self) -> impl Iterator<Item = &Service> {
         self.services.iter().filter(|s| !s.selector.is_empty() && s.ports.iter().any(|(port, _)| *port == 53))
+    }
+
+    /// Every workload, by namespace and name.
+    pub fn workloads(&self) -> impl Iterator<Item = &Workload> {
+        self.workloads.values()
+    }
+
+    /// The labels of a namespace, when its Namespace object was read.
+    pub fn namespace_labels(&self, namespace: &str) -> Option<&BTreeMap<String, String>> {
+        self.namespaces.get(namespace)
     }
 
     /// Whether `workload` backs a DNS Service.
@@ -175,12 +204,20 @@ fn flatten(value: Value, out: &mut Vec<Value>) {
 }
 
 impl Object {
-    /// `None` for cluster-scoped objects (Nodes, Namespaces), which select no pods.
-    fn parse(value: Value) -> Result<Option<Object>, String> {
+    /// `None` for cluster-scoped objects (Nodes, Namespaces), which select no pods; Namespaces' labels go to
+    /// `namespaces`.
+    fn parse(
+        value: Value,
+        namespaces: &mut BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<Option<Object>, String> {
         let kind = value.get("kind").and_then(Value::as_str).ok_or("object has no `kind`")?.to_owned();
         let meta: Meta = serde_json::from_value(value.get("metadata").cloned().unwrap_or(Value::Null))
             .map_err(|e| format!("{kind}: invalid metadata: {e}"))?;
         let Some(name) = meta.name else { return Err(format!("{kind}: metadata.name is missing")) };
+        if kind == "Namespace" {
+            namespaces.insert(name, meta.labels);
+            return Ok(None);
+        }
         let Some(namespace) = meta.namespace.filter(|ns| !ns.is_empty()) else { return Ok(None) };
         let owner = meta
             .owner_references
@@ -216,6 +253,7 @@ impl Object {
             .unwrap_or_default();
         let pod_spec = if kind == "Pod" { Some(&spec) } else { template.and_then(|t| t.get("spec")) };
         let host_network = pod_spec.and_then(|s| s.get("hostNetwork")).and_then(Value::as_bool).unwrap_or(false);
+        let named_ports = pod_spec.map(container_ports).unwrap_or_default();
         Ok(Some(Object {
             kind,
             namespace,
@@ -226,6 +264,7 @@ impl Object {
             selector,
             template_labels,
             host_network,
+            named_ports,
             spec,
         }))
     }
@@ -318,12 +357,34 @@ fn workload(namespace: String, name: String, root: Option<&Object>, pods: &[Obje
         Some(root) if pods.is_empty() => root.host_network,
         _ => !pods.is_empty() && pods.iter().all(|p| p.host_network),
     };
-    let pod_labels = if pods.is_empty() {
-        root.map(|r| vec![r.template_labels.clone()]).unwrap_or_default()
+    let (pod_labels, named_ports) = if pods.is_empty() {
+        let labels = root.map(|r| vec![r.template_labels.clone()]).unwrap_or_default();
+        (labels, root.map(|r| r.named_ports.clone()).unwrap_or_default())
     } else {
-        pod_label_sets
+        let mut ports = NamedPorts::new();
+        for pod in pods {
+            for (name, numbers) in &pod.named_ports {
+                ports.entry(name.clone()).or_default().extend(numbers.iter().cloned());
+            }
+        }
+        (pod_label_sets, ports)
     };
-    Workload { namespace, name, kind, selector, selector_source: source, host_network, pod_labels }
+    Workload { namespace, name, kind, selector, selector_source: source, host_network, pod_labels, named_ports }
+}
+
+/// The named ports of a pod spec's containers (`spec.containers[].ports[]` with a `name`).
+fn container_ports(pod_spec: &Value) -> NamedPorts {
+    let mut ports = NamedPorts::new();
+    let containers = pod_spec.get("containers").and_then(Value::as_array).into_iter().flatten();
+    for port in containers.flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten()) {
+        let name = port.get("name").and_then(Value::as_str);
+        let number = port.get("containerPort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok());
+        if let (Some(name), Some(number)) = (name, number) {
+            let protocol = port.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_owned();
+            ports.entry(name.to_owned()).or_default().insert((number, protocol));
+        }
+    }
+    ports
 }
 
 /// A selector that also matches another workload's pods would let traffic through that was never seen.
