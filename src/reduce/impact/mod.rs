@@ -82,3 +82,6 @@ pub fn run(request: &ImpactRequest, out: &mut dyn Write) -> Result<ImpactOutcome
     ));
     Ok(ImpactOutcome { summary, notes })
 }
+
+#[cfg(test)]
+mod tests;
