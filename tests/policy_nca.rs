@@ -18,16 +18,8 @@ use std::process::Command;
 use network_mapper::reduce::impact::evaluate::{Endpoint, Evaluator, Pod, Reach};
 use network_mapper::reduce::impact::load::policies_from_text;
 use network_mapper::reduce::impact::ports::PortSet;
-use policy_support::nca::{Allowed, parse_connectivity};
+use policy_support::nca::{Allowed, analyzer, parse_connectivity};
 use policy_support::random::{ADDRESSES, Case, PodSpec, generate, shapes};
-
-fn nca() -> String {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/nca-venv.sh");
-    let install = Command::new(&venv).output().expect("scripts/nca-venv.sh runs");
-    let why = String::from_utf8_lossy(&install.stderr);
-    assert!(install.status.success(), "this live test cannot run here: installing the analyzer failed: {why}");
-    String::from_utf8(install.stdout).unwrap().trim().to_owned()
-}
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -54,7 +46,7 @@ fn run_analyzer(cases: &[Case], dir: &Path) -> Vec<Allowed> {
     }
     let scheme = format!("networkConfigList:\n{}queries:\n{}", configs.concat(), queries.concat());
     std::fs::write(dir.join("scheme.yaml"), scheme).unwrap();
-    let output = Command::new(nca()).arg("--scheme").arg("scheme.yaml").current_dir(dir).output().unwrap();
+    let output = Command::new(analyzer()).arg("--scheme").arg("scheme.yaml").current_dir(dir).output().unwrap();
     let log = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
     (0..cases.len())
         .map(|index| {

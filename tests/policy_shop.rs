@@ -27,9 +27,10 @@ const API_SERVER: &str = "192.168.10.1";
 const API_PORT: u16 = 6443;
 const NODE_LOCAL_DNS: &str = "169.254.20.10";
 
-fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy/shop")
-}
+mod policy_support;
+
+use policy_support::nca::analyzer;
+use policy_support::{reduce, shop as path, shop_dir as dir};
 
 /// Compares `actual` with a golden file of this scenario, or rewrites it under `UPDATE_GOLDEN=1`.
 fn golden(name: &str, actual: &str) {
@@ -109,14 +110,6 @@ fn fixtures_match_the_shop_scenario() {
     golden("input.prom", &snapshot());
     golden("pods.yaml", &pods);
     golden("namespaces.yaml", &namespaces);
-}
-
-fn reduce(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_netmap-reduce")).args(args).output().expect("netmap-reduce runs")
-}
-
-fn path(name: &str) -> String {
-    dir().join(name).display().to_string()
 }
 
 /// The golden cases: output file → extra arguments.
@@ -378,12 +371,7 @@ fn expected_connectivity() -> Allowed {
 #[test]
 #[ignore = "live: installs np-guard's analyzer from PyPI into target/nca-venv (run by `make test`)"]
 fn the_analyzer_allows_exactly_the_observed_edges_plus_dns() {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/nca-venv.sh");
-    let install = Command::new(&venv).output().expect("scripts/nca-venv.sh runs");
-    let why = String::from_utf8_lossy(&install.stderr);
-    assert!(install.status.success(), "this live test cannot run here: installing the analyzer failed: {why}");
-    let nca = String::from_utf8(install.stdout).unwrap().trim().to_owned();
-    let output = Command::new(&nca)
+    let output = Command::new(analyzer())
         .args(["--connectivity", &path("networkpolicy-both.yaml"), "--pod_list", &path("pods.yaml")])
         .args(["--ns_list", &path("namespaces.yaml"), "--output_format", "txt_no_fw_rules"])
         .output()

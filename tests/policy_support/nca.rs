@@ -6,8 +6,20 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
 
 use network_mapper::reduce::impact::ports::PortSet;
+
+/// Installs the analyzer (`scripts/nca-venv.sh`, reused when present) and returns its `nca` command; fails the
+/// test, saying why, when it cannot.
+pub fn analyzer() -> String {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/nca-venv.sh");
+    let install = Command::new(&venv).output().expect("scripts/nca-venv.sh runs");
+    let why = String::from_utf8_lossy(&install.stderr);
+    assert!(install.status.success(), "this live test cannot run here: installing the analyzer failed: {why}");
+    String::from_utf8(install.stdout).unwrap().trim().to_owned()
+}
 
 /// The analyzer's allowed connections: (source, destination) → TCP ports.
 #[derive(Debug, Default)]

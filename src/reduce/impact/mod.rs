@@ -73,12 +73,13 @@ pub fn run(request: &ImpactRequest, out: &mut dyn Write) -> Result<ImpactOutcome
     let summary = Summary::of(&checked);
     notes.push(format!(
         "{} of {} observed edge(s) would be denied ({} edge port(s)); {} edge port(s) cannot be told; {} \
-         polic(ies) read.",
+         {} read.",
         summary.denied_edges,
         summary.edges,
         summary.denied,
         summary.unknown,
-        loaded.policies.len()
+        loaded.policies.len(),
+        if loaded.policies.len() == 1 { "policy" } else { "policies" }
     ));
     Ok(ImpactOutcome { summary, notes })
 }

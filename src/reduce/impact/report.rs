@@ -87,7 +87,7 @@ fn seen(item: &Checked<'_>) -> String {
     let count = item.call.count;
     let last =
         item.call.seen.map_or_else(|| "last seen unknown".to_owned(), |s| format!("last seen {}", format_time(s.last)));
-    format!("seen {count} time(s), {last}")
+    format!("{count} observation(s), {last}")
 }
 
 fn edge(item: &Checked<'_>) -> Edge {

@@ -131,11 +131,14 @@ pub fn run(request: &PolicyRequest, out: &mut dyn Write, warn: &mut dyn FnMut(&s
     let cluster = load_cluster(&request.cluster)?;
     check_inventory(&map, &cluster, &request.cluster)?;
     let mut plan = plan_policies(&map, &ports, &cluster, request);
-    let documents = render_documents(&plan, request.format, &request.window);
-    let checked = safety::SelfCheck { map: &map, unfiltered: &unfiltered, ports: &ports, cluster: &cluster };
-    plan.left_out.extend(checked.run(&documents, &request.filter)?);
     for note in &plan.left_out {
         warn(note);
+    }
+    let documents = render_documents(&plan, request.format, &request.window);
+    let checked = safety::SelfCheck { map: &map, unfiltered: &unfiltered, ports: &ports, cluster: &cluster };
+    for note in checked.run(&documents, &request.filter)? {
+        warn(&note);
+        plan.left_out.push(note);
     }
     let header = header(&plan, request);
     match &request.output_dir {

@@ -80,8 +80,10 @@ impl SelfCheck<'_> {
         if !denied.is_empty() {
             return Err(ReduceError::SelfCheck(format!(
                 "self-check failed: the generated policies would deny {} observed edge port(s), so nothing was \
-                 written:\n{}This is a bug of netmap-reduce: please report it with the map and the inventory \
-                 (`netmap-reduce impact` explains any policy set the same way).",
+                 written:\n{}The notes above say what the inventory made hard to express (a selector that also \
+                 selects another workload's pods, a workload without a stable selector): give those pods labels of \
+                 their own. If none applies, please report it with the map and the inventory; `netmap-reduce \
+                 impact` explains any policy set the same way.",
                 denied.len(),
                 render_text(&denied)
             )));
