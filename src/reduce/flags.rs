@@ -3,17 +3,14 @@
 //! writes `--focus cart --format networkpolicy` or `--window 1d` with a file must learn that it did nothing.
 //! The binary gives the flags set on the command line or in the environment; this module holds the table.
 
+use super::OutputFormat;
 use super::error::{ReduceError, Result};
 
 /// What a run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    List,
-    Intents,
-    Json,
-    Dot,
-    Mermaid,
-    Html,
+    /// The map in one of the renderings.
+    Render(OutputFormat),
     NetworkPolicy,
     /// `--declared`: the declared edges that were not seen.
     Declared,
@@ -50,23 +47,31 @@ const LIVE: &[&str] = &[
 ];
 
 const FLAGS: &[Applies] = &[
-    Applies { flags: &["--intents-version"], when: |r| r.mode == Mode::Intents, goes_with: "--format intents" },
+    Applies {
+        flags: &["--intents-version"],
+        when: |r| r.mode == Mode::Render(OutputFormat::Intents),
+        goes_with: "--format intents",
+    },
     Applies {
         flags: &["--output-dir", "--prune", "--allow-empty"],
-        when: |r| matches!(r.mode, Mode::Intents | Mode::NetworkPolicy),
+        when: |r| matches!(r.mode, Mode::Render(OutputFormat::Intents) | Mode::NetworkPolicy),
         goes_with: "--format intents or --format networkpolicy",
     },
     Applies {
         flags: &["--focus", "--depth"],
-        when: |r| matches!(r.mode, Mode::List | Mode::Intents | Mode::Json | Mode::Dot | Mode::Mermaid | Mode::Html),
+        when: |r| matches!(r.mode, Mode::Render(_)),
         goes_with: "--format list, intents, json, dot, mermaid or html",
     },
     Applies {
         flags: &["--group-by"],
-        when: |r| matches!(r.mode, Mode::Dot | Mode::Mermaid | Mode::Html),
+        when: |r| matches!(r.mode, Mode::Render(OutputFormat::Dot | OutputFormat::Mermaid | OutputFormat::Html)),
         goes_with: "--format dot, mermaid or html",
     },
-    Applies { flags: &["--show-seen"], when: |r| r.mode == Mode::List, goes_with: "--format list" },
+    Applies {
+        flags: &["--show-seen"],
+        when: |r| r.mode == Mode::Render(OutputFormat::List),
+        goes_with: "--format list",
+    },
     Applies { flags: &["--declared"], when: |r| r.mode == Mode::Declared, goes_with: "--format list" },
     Applies {
         flags: &["--policy-format", "--policy-direction", "--node-local-dns", "--allow-from-cidr", "--no-default-deny"],
@@ -105,12 +110,12 @@ pub fn check_flags(given: &[String], run: &Run) -> Result<()> {
 
 fn describe(run: &Run) -> String {
     let what = match run.mode {
-        Mode::List => "--format list",
-        Mode::Intents => "--format intents",
-        Mode::Json => "--format json",
-        Mode::Dot => "--format dot",
-        Mode::Mermaid => "--format mermaid",
-        Mode::Html => "--format html",
+        Mode::Render(OutputFormat::List) => "--format list",
+        Mode::Render(OutputFormat::Intents) => "--format intents",
+        Mode::Render(OutputFormat::Json) => "--format json",
+        Mode::Render(OutputFormat::Dot) => "--format dot",
+        Mode::Render(OutputFormat::Mermaid) => "--format mermaid",
+        Mode::Render(OutputFormat::Html) => "--format html",
         Mode::NetworkPolicy => "--format networkpolicy",
         Mode::Declared => "--declared",
         Mode::DeclaredRules => "--declared-rules-from",
@@ -131,16 +136,21 @@ mod tests {
 
     #[test]
     fn flags_apply_only_where_they_do_something() {
-        assert!(check("--focus", Mode::Dot, false).is_ok());
+        assert!(check("--focus", Mode::Render(OutputFormat::Dot), false).is_ok());
         let err = check("--focus", Mode::NetworkPolicy, false).unwrap_err();
         assert!(err.contains("--focus does not apply to --format networkpolicy with snapshot files"), "{err}");
-        assert!(check("--window", Mode::List, false).unwrap_err().contains("goes with --prometheus"));
+        assert!(
+            check("--window", Mode::Render(OutputFormat::List), false).unwrap_err().contains("goes with --prometheus")
+        );
         assert!(check("--window", Mode::Impact, true).is_ok());
         assert!(check("--offset", Mode::Diff, true).is_ok());
         assert!(check("--offset", Mode::Diff, false).is_err());
         assert!(check("--kubeconfig", Mode::Impact, false).is_ok());
-        assert!(check("--kubeconfig", Mode::Intents, false).is_err());
+        assert!(check("--kubeconfig", Mode::Render(OutputFormat::Intents), false).is_err());
         assert!(check("--namespace", Mode::DeclaredRules, false).is_err());
-        assert!(check("--prometheus", Mode::List, true).is_ok(), "flags not in the table always apply");
+        assert!(
+            check("--prometheus", Mode::Render(OutputFormat::List), true).is_ok(),
+            "flags not in the table always apply"
+        );
     }
 }

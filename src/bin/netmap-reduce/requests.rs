@@ -27,16 +27,24 @@ pub fn run_of(args: &Args) -> flags::Run {
 }
 
 fn map_mode(args: &Args) -> Mode {
-    match args.format {
-        Format::List if !args.views.declared.is_empty() => Mode::Declared,
-        Format::List => Mode::List,
-        Format::Intents => Mode::Intents,
-        Format::Json => Mode::Json,
-        Format::Dot => Mode::Dot,
-        Format::Mermaid => Mode::Mermaid,
-        Format::Html => Mode::Html,
-        Format::Networkpolicy => Mode::NetworkPolicy,
+    match output_format(args.format) {
+        None => Mode::NetworkPolicy,
+        Some(OutputFormat::List) if !args.views.declared.is_empty() => Mode::Declared,
+        Some(format) => Mode::Render(format),
     }
+}
+
+/// The rendering of `--format`; `None` for `networkpolicy`, which is not a rendering of the map.
+fn output_format(format: Format) -> Option<OutputFormat> {
+    Some(match format {
+        Format::List => OutputFormat::List,
+        Format::Intents => OutputFormat::Intents,
+        Format::Json => OutputFormat::Json,
+        Format::Dot => OutputFormat::Dot,
+        Format::Mermaid => OutputFormat::Mermaid,
+        Format::Html => OutputFormat::Html,
+        Format::Networkpolicy => return None,
+    })
 }
 
 pub fn prometheus_source(live: &LiveArgs, offset: Duration) -> Option<PrometheusSource> {
@@ -151,15 +159,8 @@ pub fn request_from(args: Args) -> Result<ReduceRequest, ReduceError> {
     Ok(ReduceRequest {
         source,
         filter: filter_from(&args.filters),
-        format: match args.format {
-            Format::List => OutputFormat::List,
-            Format::Intents => OutputFormat::Intents,
-            Format::Json => OutputFormat::Json,
-            Format::Dot => OutputFormat::Dot,
-            Format::Mermaid => OutputFormat::Mermaid,
-            Format::Html => OutputFormat::Html,
-            Format::Networkpolicy => unreachable!("run_map sends --format networkpolicy to policy::run"),
-        },
+        format: output_format(args.format)
+            .ok_or_else(|| ReduceError::Usage("--format networkpolicy is not a rendering of the map".to_owned()))?,
         intents_version: match args.intents_version {
             Version::V2beta1 => IntentsVersion::V2beta1,
             Version::V1alpha3 => IntentsVersion::V1alpha3,

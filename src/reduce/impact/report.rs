@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::check::{Checked, DeniedSide, Verdict};
 use crate::reduce::declared::describe_edge;
 use crate::reduce::model::Edge;
-use crate::reduce::render::serialize_count;
+use crate::reduce::render::Observed;
 use crate::reduce::time::format_time;
 
 /// Counts for the summary line and the exit code.
@@ -116,12 +116,8 @@ struct JsonItem<'a> {
     /// `null` when the port is not known.
     port: Option<u16>,
     protocol: &'static str,
-    #[serde(serialize_with = "serialize_count")]
-    count: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    first_seen: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_seen: Option<String>,
+    #[serde(flatten)]
+    observed: Observed,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     denied_at: Vec<JsonSide<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,9 +151,7 @@ fn json_item<'a>(item: &'a Checked<'a>) -> JsonItem<'a> {
         server_namespace: item.call.namespace.as_deref(),
         port: item.port,
         protocol: "TCP",
-        count: item.call.count,
-        first_seen: item.call.seen.map(|s| format_time(s.first)),
-        last_seen: item.call.seen.map(|s| format_time(s.last)),
+        observed: Observed::of(item.call),
         denied_at,
         reason,
     }
