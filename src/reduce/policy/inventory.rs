@@ -15,24 +15,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::labels::{common_labels, describe, matches, selector_of, stable_labels, stable_selector};
+pub use super::services::{NamedPorts, PortRef, Service, TargetPort};
+use super::services::{api_server_endpoints, container_ports, parse_service};
 use crate::sources::inventory::{SERVICE_NAME_ANNOTATION, WORKLOAD_NAME_ANNOTATION};
 
 /// Longest owner chain followed (real ones have two or three links; the bound stops reference cycles).
 const MAX_OWNER_HOPS: usize = 10;
-
-/// A port a Service forwards to: a number or a container port's name, with its protocol.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TargetPort {
-    pub port: PortRef,
-    pub protocol: String,
-}
-
-/// A port number or a named container port.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PortRef {
-    Number(u16),
-    Name(String),
-}
 
 /// A workload as policies see it.
 #[derive(Debug, Clone)]
@@ -54,24 +42,11 @@ pub struct Workload {
     pub named_ports: NamedPorts,
 }
 
-/// Container port names → (number, protocol) of one workload's pods.
-pub type NamedPorts = BTreeMap<String, BTreeSet<(u16, String)>>;
-
 impl Workload {
     /// The label sets of its pods (of its pod template when no pod is listed).
     pub fn pod_labels(&self) -> &[BTreeMap<String, String>] {
         &self.pod_labels
     }
-}
-
-/// A Service, as far as ports and backends go.
-#[derive(Debug, Clone)]
-pub struct Service {
-    pub namespace: String,
-    pub name: String,
-    pub selector: BTreeMap<String, String>,
-    /// (port, target port) pairs.
-    pub ports: Vec<(u16, TargetPort)>,
 }
 
 /// Everything the policy planner reads about the cluster.
@@ -284,8 +259,8 @@ fn build(objects: Vec<Object>) -> ClusterInfo {
     for object in objects {
         match object.kind.as_str() {
             "Pod" => pods.push(object),
-            "Service" => info.services.extend(parse_service(&object)),
-            "EndpointSlice" | "Endpoints" => read_api_server(&object, &mut info),
+            "Service" => info.services.extend(parse_service(&object.namespace, &object.name, &object.spec)),
+            "EndpointSlice" | "Endpoints" => add_api_server(&mut info, &object),
             _ => {
                 owners.insert((object.namespace.clone(), object.kind.clone(), object.name.clone()), object);
             }
@@ -310,6 +285,17 @@ fn build(objects: Vec<Object>) -> ClusterInfo {
     }
     info.warnings = overlapping_selectors(&info);
     info
+}
+
+/// The API server's addresses and ports, when `object` holds `default/kubernetes`'s endpoints.
+fn add_api_server(info: &mut ClusterInfo, object: &Object) {
+    let (kind, name, namespace) = (&object.kind, &object.name, &object.namespace);
+    if let Some((addresses, ports)) = api_server_endpoints(kind, name, namespace, &object.labels, &object.spec) {
+        info.api_server.extend(addresses);
+        info.api_server.sort();
+        info.api_server.dedup();
+        info.api_server_ports.extend(ports);
+    }
 }
 
 /// The exporter's identity of a pod, and the root owner's key when the chain is followed.
@@ -372,21 +358,6 @@ fn workload(namespace: String, name: String, root: Option<&Object>, pods: &[Obje
     Workload { namespace, name, kind, selector, selector_source: source, host_network, pod_labels, named_ports }
 }
 
-/// The named ports of a pod spec's containers (`spec.containers[].ports[]` with a `name`).
-fn container_ports(pod_spec: &Value) -> NamedPorts {
-    let mut ports = NamedPorts::new();
-    let containers = pod_spec.get("containers").and_then(Value::as_array).into_iter().flatten();
-    for port in containers.flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten()) {
-        let name = port.get("name").and_then(Value::as_str);
-        let number = port.get("containerPort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok());
-        if let (Some(name), Some(number)) = (name, number) {
-            let protocol = port.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_owned();
-            ports.entry(name.to_owned()).or_default().insert((number, protocol));
-        }
-    }
-    ports
-}
-
 /// A selector that also matches another workload's pods would let traffic through that was never seen.
 fn overlapping_selectors(info: &ClusterInfo) -> Vec<String> {
     let mut warnings = Vec::new();
@@ -405,63 +376,4 @@ fn overlapping_selectors(info: &ClusterInfo) -> Vec<String> {
         }
     }
     warnings
-}
-
-fn parse_service(object: &Object) -> Option<Service> {
-    let spec = &object.spec;
-    if spec.get("type").and_then(Value::as_str) == Some("ExternalName") {
-        return None;
-    }
-    let selector = spec.get("selector").and_then(|s| serde_json::from_value(s.clone()).ok()).unwrap_or_default();
-    let ports = spec
-        .get("ports")
-        .and_then(Value::as_array)
-        .map(|ports| ports.iter().filter_map(service_port).collect())
-        .unwrap_or_default();
-    Some(Service { namespace: object.namespace.clone(), name: object.name.clone(), selector, ports })
-}
-
-fn service_port(port: &Value) -> Option<(u16, TargetPort)> {
-    let number = u16::try_from(port.get("port")?.as_u64()?).ok()?;
-    let protocol = port.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_owned();
-    let target = match port.get("targetPort") {
-        Some(Value::Number(n)) => PortRef::Number(u16::try_from(n.as_u64()?).ok()?),
-        Some(Value::String(s)) => match s.parse() {
-            Ok(n) => PortRef::Number(n),
-            Err(_) => PortRef::Name(s.clone()),
-        },
-        _ => PortRef::Number(number),
-    };
-    Some((number, TargetPort { port: target, protocol }))
-}
-
-/// The API server is no pod: policies reach it by address, read from `default/kubernetes` endpoints.
-fn read_api_server(object: &Object, info: &mut ClusterInfo) {
-    let service = object.labels.get("kubernetes.io/service-name").map(String::as_str);
-    let is_api = object.namespace == "default"
-        && (service == Some("kubernetes") || (object.kind == "Endpoints" && object.name == "kubernetes"));
-    if !is_api {
-        return;
-    }
-    let value = &object.spec;
-    let addresses: Vec<&Value> = match object.kind.as_str() {
-        "EndpointSlice" => value.get("endpoints").and_then(Value::as_array).into_iter().flatten().collect(),
-        _ => value.get("subsets").and_then(Value::as_array).into_iter().flatten().collect(),
-    };
-    for entry in addresses {
-        for address in entry.get("addresses").and_then(Value::as_array).into_iter().flatten() {
-            let ip = address.as_str().or_else(|| address.get("ip").and_then(Value::as_str));
-            info.api_server.extend(ip.and_then(|ip| ip.parse::<IpAddr>().ok()));
-        }
-        for port in entry.get("ports").and_then(Value::as_array).into_iter().flatten() {
-            info.api_server_ports.extend(port.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()));
-        }
-    }
-    if object.kind == "EndpointSlice" {
-        for port in value.get("ports").and_then(Value::as_array).into_iter().flatten() {
-            info.api_server_ports.extend(port.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()));
-        }
-    }
-    info.api_server.sort();
-    info.api_server.dedup();
 }

@@ -1,7 +1,7 @@
 //! `--format networkpolicy`: least-privilege network policies from the observed map (`docs/policies.md`).
 //!
 //! - [`inventory`]: the cluster view (selectors, Services, DNS, API server) from a `kubectl get -o yaml` file
-//!   or from the API ([`api`]); [`labels`] keeps volatile labels out of selectors;
+//!   or from the API ([`api`]); [`labels`] keeps volatile labels out of selectors; [`services`] reads ports;
 //! - [`plan`]: map + ports + cluster view → policies in the abstract, with what could not be expressed;
 //! - [`kubernetes`] and [`cilium`]: the plan as `networking.k8s.io/v1` NetworkPolicies or `cilium.io/v2`
 //!   CiliumNetworkPolicies;
@@ -17,6 +17,7 @@ pub mod kubernetes;
 pub mod labels;
 pub mod plan;
 pub mod safety;
+pub mod services;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -141,6 +142,16 @@ pub fn run(request: &PolicyRequest, out: &mut dyn Write, warn: &mut dyn FnMut(&s
         plan.left_out.push(note);
     }
     let header = header(&plan, request);
+    write_policies(request, header, &documents, out)
+}
+
+/// The stream to `out`, or one marked file per policy and `NOTES.txt` in `--output-dir`.
+fn write_policies(
+    request: &PolicyRequest,
+    header: String,
+    documents: &[Document],
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     match &request.output_dir {
         Some(dir) => {
             let mut files: Vec<MarkedFile> = documents
@@ -153,7 +164,7 @@ pub fn run(request: &PolicyRequest, out: &mut dyn Write, warn: &mut dyn FnMut(&s
         }
         None => {
             let mut text = header;
-            for document in &documents {
+            for document in documents {
                 text.push_str("---\n");
                 text.push_str(&document.yaml);
             }
