@@ -36,6 +36,15 @@ fn a_flag_that_does_not_apply_is_a_usage_error_naming_it() {
         (&["--no-default-deny"], "--no-default-deny does not apply"),
         (&["--allow-from-cidr", "10.0.0.0/8"], "--allow-from-cidr does not apply"),
         (&["--node-local-dns", "169.254.20.10"], "--node-local-dns does not apply"),
+        (
+            &["--format", "networkpolicy", "--node-local-dns", "169.254.20.10"],
+            "--node-local-dns does not apply to --format networkpolicy with snapshot files: it goes with --format \
+             networkpolicy --policy-direction egress or both",
+        ),
+        (
+            &["--format", "networkpolicy", "--policy-direction", "egress", "--allow-from-cidr", "10.0.0.0/8"],
+            "--allow-from-cidr does not apply",
+        ),
         (&["--inventory-file", "x.yaml"], "--inventory-file does not apply to --format list"),
         (&["--format", "dot", "--kubeconfig", "k"], "--kubeconfig does not apply to --format dot"),
         (&["--output-dir", "out"], "--output-dir does not apply to --format list"),

@@ -26,6 +26,16 @@ pub struct Run {
     pub mode: Mode,
     /// `--prometheus` is given.
     pub live: bool,
+    /// With `--format networkpolicy`: policies are written for ingress, for egress (`--policy-direction`).
+    pub ingress: bool,
+    pub egress: bool,
+}
+
+impl Run {
+    /// A run of `mode`; policies, if any, in both directions.
+    pub fn new(mode: Mode, live: bool) -> Run {
+        Run { mode, live, ingress: true, egress: true }
+    }
 }
 
 /// A flag, when it applies, and what to tell the user it goes with.
@@ -74,9 +84,20 @@ const FLAGS: &[Applies] = &[
     },
     Applies { flags: &["--declared"], when: |r| r.mode == Mode::Declared, goes_with: "--format list" },
     Applies {
-        flags: &["--policy-format", "--policy-direction", "--node-local-dns", "--allow-from-cidr", "--no-default-deny"],
+        flags: &["--policy-format", "--policy-direction", "--no-default-deny"],
         when: |r| r.mode == Mode::NetworkPolicy,
         goes_with: "--format networkpolicy",
+    },
+    // The node-local cache is a DNS destination (egress rules); the CIDRs are sources (ingress rules).
+    Applies {
+        flags: &["--node-local-dns"],
+        when: |r| r.mode == Mode::NetworkPolicy && r.egress,
+        goes_with: "--format networkpolicy --policy-direction egress or both",
+    },
+    Applies {
+        flags: &["--allow-from-cidr"],
+        when: |r| r.mode == Mode::NetworkPolicy && r.ingress,
+        goes_with: "--format networkpolicy --policy-direction ingress or both",
     },
     Applies {
         flags: &["--inventory-file", "--kubeconfig"],
@@ -131,7 +152,7 @@ mod tests {
     use super::*;
 
     fn check(flag: &str, mode: Mode, live: bool) -> std::result::Result<(), String> {
-        check_flags(&[flag.to_owned()], &Run { mode, live }).map_err(|e| e.to_string())
+        check_flags(&[flag.to_owned()], &Run::new(mode, live)).map_err(|e| e.to_string())
     }
 
     #[test]

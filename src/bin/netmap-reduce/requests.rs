@@ -23,7 +23,10 @@ pub fn run_of(args: &Args) -> flags::Run {
         None if !args.declared_rules_from.is_empty() => (Mode::DeclaredRules, false),
         None => (map_mode(args), args.live.prometheus.is_some()),
     };
-    flags::Run { mode, live }
+    let direction = args.policy.policy_direction;
+    let ingress = !matches!(direction, PolicyDirection::Egress);
+    let egress = !matches!(direction, PolicyDirection::Ingress);
+    flags::Run { mode, live, ingress, egress }
 }
 
 fn map_mode(args: &Args) -> Mode {

@@ -206,6 +206,9 @@ fn unknown_facts(
                 .to_owned(),
         ),
         None => facts.push(format!("the addresses of {} are not known here", edge.server)),
+        Some(ns) if call.is_service() && !call.is_api_server() => {
+            facts.push(format!("{ns}/{} is a Service the exporter found no backing pods for", edge.server));
+        }
         Some(ns) if server.is_none() && !call.is_api_server() => {
             facts.push(format!("the inventory has no workload {ns}/{}", edge.server));
         }
