@@ -159,3 +159,23 @@ fn a_wrong_inventory_or_an_unreachable_source_is_trouble_not_a_finding() {
     let args = ["impact", "--policies", &policies, "--prometheus", &url, "--inventory-file", &shop("inventory.yaml")];
     assert_exit(&reduce(&args), 2, &[&url, "cannot query Prometheus"]);
 }
+
+#[test]
+fn what_the_inventory_cannot_decide_is_listed_as_unknown_not_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    // The shop's inventory has no Namespace objects: a selector on a namespace label cannot be decided.
+    let by_team = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: cart, namespace: shop}\n\
+                   spec:\n  podSelector: {matchLabels: {app.kubernetes.io/name: cart}}\n  \
+                   ingress: [{from: [{namespaceSelector: {matchLabels: {team: shop}}}]}]\n";
+    let output = impact(&write(dir.path(), "by-team.yaml", by_team), &[]);
+    assert_exit(&output, 0, &["0 of 17 observed edge(s) would be denied", "3 edge port(s) cannot be told"]);
+    let (stdout, _) = texts(&output);
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(
+        stdout.starts_with(
+            "unknown: catalog in namespace shop calls cart on TCP 8070: cannot tell: the labels of namespace shop \
+             are not in the inventory (add `namespaces` to the kubectl get)"
+        ),
+        "{stdout}"
+    );
+}
