@@ -86,6 +86,23 @@ fn a_client_missing_from_the_inventory_is_allowed_as_any_source_on_its_ports() {
 }
 
 #[test]
+fn edges_a_filter_leaves_out_are_listed_as_denied_by_that_choice() {
+    let (policies, stderr) = generate_with(&shop("inventory.yaml"), &["--min-count", "2"]);
+    let denied: Vec<&str> = stderr.lines().filter(|l| l.contains("left out by --min-count 2, so denied: ")).collect();
+    assert_eq!(denied.len(), 5, "the five edges seen once:\n{stderr}");
+    assert!(
+        denied[0].ends_with(
+            "cart in namespace shop calls payments in namespace payments on TCP 50051: ingress \
+         of payments/payments is isolated by payments/default-deny, payments/payments-ingress and no rule allows it; \
+         1 observation(s), last seen unknown"
+        ),
+        "{}",
+        denied[0]
+    );
+    assert!(policies.contains("#   - left out by --min-count 2, so denied: "), "the header says it too");
+}
+
+#[test]
 fn an_inventory_of_another_cluster_is_exit_2_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let other = write(dir.path(), "other.yaml", "apiVersion: v1\nkind: List\nitems: []\n");

@@ -9,6 +9,7 @@ use super::inventory::ClusterInfo;
 use super::{ClusterSource, Document};
 use crate::reduce::error::{ReduceError, Result};
 use crate::reduce::impact::report::render_text;
+use crate::reduce::impact::set::Policy;
 use crate::reduce::impact::{Checked, Verdict, check_map, load};
 use crate::reduce::model::{Client, EdgePorts, Filter, FilterReport, ServiceMap, Snapshot};
 
@@ -57,6 +58,9 @@ pub fn check_inventory(map: &ServiceMap, cluster: &ClusterInfo, source: &Cluster
     ))
 }
 
+/// How many edges denied because a filter left them out are named one by one; the rest are counted.
+const FILTERED_OUT_SHOWN: usize = 20;
+
 /// The maps and the cluster view the generated policies are checked against.
 pub struct SelfCheck<'a> {
     /// The map the policies are meant to allow.
@@ -94,7 +98,7 @@ impl SelfCheck<'_> {
         Ok(notes)
     }
 
-    fn filtered_out_denied(&self, policies: &[crate::reduce::impact::set::Policy], filter: &Filter) -> Vec<String> {
+    fn filtered_out_denied(&self, policies: &[Policy], filter: &Filter) -> Vec<String> {
         let left_out = minus(self.unfiltered, self.map);
         let checked = check_map(&left_out, self.ports, self.cluster, policies);
         let denied: Vec<Checked<'_>> =
@@ -104,10 +108,19 @@ impl SelfCheck<'_> {
         }
         let flags = describe_filter(filter);
         let lines = render_text(&denied);
-        lines
+        let mut notes: Vec<String> = lines
             .lines()
+            .take(FILTERED_OUT_SHOWN)
             .map(|line| format!("left out by {flags}, so denied: {}", line.trim_start_matches("deny: ")))
-            .collect()
+            .collect();
+        if denied.len() > FILTERED_OUT_SHOWN {
+            notes.push(format!(
+                "left out by {flags}, so denied: {} more edge port(s) (`netmap-reduce impact` without the filters \
+                 lists them all)",
+                denied.len() - FILTERED_OUT_SHOWN
+            ));
+        }
+        notes
     }
 }
 
