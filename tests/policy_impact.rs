@@ -2,7 +2,9 @@
 //! nothing the map holds (NetworkPolicy and Cilium, every direction); a set missing a policy lists each edge it
 //! would deny with port, count and last seen (golden text and JSON) and exits 1; the same set as a file, a
 //! `kubectl get -o yaml` List or a directory, and the inventory from a file or the API, give the same answer;
-//! bad policy files, a wrong inventory and an unreachable Prometheus exit 2 naming what is wrong.
+//! bad policy files, a wrong inventory and an unreachable Prometheus exit 2 naming what is wrong; what the
+//! inventory cannot decide is unknown, not denied; and the NetworkPolicy and Cilium renderings of one plan let
+//! the same traffic between pods through (the Cilium reader checked against the analyzer-checked one).
 
 mod policy_support;
 
@@ -178,4 +180,45 @@ fn what_the_inventory_cannot_decide_is_listed_as_unknown_not_denied() {
         ),
         "{stdout}"
     );
+}
+
+/// The two renderings of one plan, read back by their two translators, must let the same traffic between the
+/// shop's pods through, pair by pair and port by port: a differential check of the Cilium reader against the
+/// NetworkPolicy reader (which the analyzer checks). The one planned difference is left out: a client that calls
+/// names outside the cluster has open egress in NetworkPolicy and `toFQDNs` in Cilium.
+#[test]
+fn the_kubernetes_and_cilium_renderings_let_the_same_pod_traffic_through() {
+    use network_mapper::reduce::impact::evaluate::{Endpoint, Evaluator, Pod};
+    use network_mapper::reduce::impact::load::policies_from_text;
+    use network_mapper::reduce::policy::ClusterInfo;
+
+    let both = ["--policy-direction", "both"];
+    let kubernetes = policies_from_text("k8s", &generate(&both)).unwrap();
+    let cilium =
+        policies_from_text("cilium", &generate(&[&both[..], &["--policy-format", "cilium"]].concat())).unwrap();
+    let cluster = ClusterInfo::from_yaml(&std::fs::read_to_string(shop("inventory.yaml")).unwrap()).unwrap();
+    let pods: Vec<Pod<'_>> = cluster
+        .workloads()
+        .filter(|w| !w.host_network)
+        .flat_map(|w| {
+            w.pod_labels().iter().map(move |labels| Pod {
+                namespace: &w.namespace,
+                labels: Some(labels),
+                named_ports: Some(&w.named_ports),
+            })
+        })
+        .collect();
+    let (k8s, cil) = (
+        Evaluator { policies: &kubernetes, namespaces: &cluster.namespaces },
+        Evaluator { policies: &cilium, namespaces: &cluster.namespaces },
+    );
+    let mut compared = 0;
+    for client in pods.iter().filter(|p| p.namespace != "payments") {
+        for server in &pods {
+            let (a, b) = (k8s.reach(*client, Endpoint::Pod(*server)), cil.reach(*client, Endpoint::Pod(*server)));
+            assert_eq!((a.sure(), a.possible()), (b.sure(), b.possible()), "{client:?} => {server:?}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 100, "{compared} pairs");
 }
