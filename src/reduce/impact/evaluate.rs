@@ -60,6 +60,14 @@ impl Match {
         }
     }
 
+    fn or(self, other: Match) -> Match {
+        match (self, other) {
+            (Match::Yes, _) | (_, Match::Yes) => Match::Yes,
+            (Match::Maybe, _) | (_, Match::Maybe) => Match::Maybe,
+            _ => Match::No,
+        }
+    }
+
     fn of(yes: bool) -> Match {
         if yes { Match::Yes } else { Match::No }
     }
@@ -153,11 +161,7 @@ impl Evaluator<'_> {
     fn rule_ports(&self, rule: &Allow, peer: Endpoint<'_>, server: Endpoint<'_>) -> (PortSet, PortSet) {
         let matched = match &rule.peers {
             None => Match::Yes,
-            Some(peers) => peers.iter().map(|p| self.peer_match(p, peer)).fold(Match::No, |acc, m| match (acc, m) {
-                (Match::Yes, _) | (_, Match::Yes) => Match::Yes,
-                (Match::Maybe, _) | (_, Match::Maybe) => Match::Maybe,
-                _ => Match::No,
-            }),
+            Some(peers) => peers.iter().map(|p| self.peer_match(p, peer)).fold(Match::No, Match::or),
         };
         if matched == Match::No {
             return (PortSet::none(), PortSet::none());
@@ -194,30 +198,29 @@ impl Evaluator<'_> {
 
     /// Whether `pods` holds `pod`: its namespace's labels (the name label always known), its own labels.
     pub fn pods_match(&self, pods: &Pods, pod: Pod<'_>) -> Match {
-        let own = selector_match(&pods.pods, pod.labels, &|_| true);
-        let name_only = BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), pod.namespace.to_owned())]);
-        let namespace = match self.namespaces.get(pod.namespace) {
-            Some(labels) => {
-                let mut labels = labels.clone();
-                labels.extend(name_only);
-                selector_match(&pods.namespaces, Some(&labels), &|_| true)
-            }
-            None => selector_match(&pods.namespaces, Some(&name_only), &|key| key == NAMESPACE_NAME_LABEL),
-        };
+        let own = selector_match(&pods.pods, &|key| pod.labels.map(|l| l.get(key).map(String::as_str)));
+        let known = self.namespaces.get(pod.namespace);
+        let namespace = selector_match(&pods.namespaces, &|key| match key {
+            // The API server gives every namespace this label, read or not.
+            NAMESPACE_NAME_LABEL => Some(Some(pod.namespace)),
+            _ => known.map(|labels| labels.get(key).map(String::as_str)),
+        });
         own.and(namespace)
     }
 }
 
-/// Kubernetes label selector semantics, three-valued: a requirement on a key `known` does not vouch for (or on
-/// labels that are unknown altogether) is [`Match::Maybe`].
-fn selector_match(selector: &LabelSelector, labels: Option<&Labels>, known: &dyn Fn(&str) -> bool) -> Match {
+/// A label's value: `None` when it is not known, `Some(None)` when the object does not have it.
+type LabelLookup<'l> = dyn Fn(&str) -> Option<Option<&'l str>> + 'l;
+
+/// Kubernetes label selector semantics, three-valued: a requirement on a label whose value is not known is
+/// [`Match::Maybe`].
+fn selector_match<'l>(selector: &LabelSelector, value_of: &LabelLookup<'l>) -> Match {
     let mut result = Match::Yes;
-    let value_of = |key: &str| labels.filter(|_| known(key)).map(|l| l.get(key));
     for (key, wanted) in selector.match_labels.iter().flatten() {
-        result = result.and(value_of(key).map_or(Match::Maybe, |v| Match::of(v == Some(wanted))));
+        result = result.and(value_of(key).map_or(Match::Maybe, |v| Match::of(v == Some(wanted.as_str()))));
     }
     for requirement in selector.match_expressions.iter().flatten() {
-        let listed = |v: &String| requirement.values.iter().flatten().any(|x| x == v);
+        let listed = |v: &str| requirement.values.iter().flatten().any(|x| x == v);
         let holds = value_of(&requirement.key).map(|value| match requirement.operator.as_str() {
             "In" => value.is_some_and(listed),
             "NotIn" => !value.is_some_and(listed),
