@@ -16,9 +16,12 @@
 //! - [`reduce`]: the `netmap-reduce` CLI core: snapshot → listing, ClientIntents, graphs, policies.
 
 pub mod exporter;
+mod ipnet;
 pub mod reduce;
 pub mod resolve;
 pub mod sources;
+
+pub use ipnet::{IpNet, PRIVATE_NETWORKS, ParseIpNetError};
 
 /// Wall-clock time of an observation, in microseconds since the Unix epoch. Sources stamp observations (pcap
 /// gives each packet a timestamp); the pure core never reads a clock itself.
