@@ -222,3 +222,22 @@ fn the_kubernetes_and_cilium_renderings_let_the_same_pod_traffic_through() {
     }
     assert!(compared > 100, "{compared} pairs");
 }
+
+#[test]
+fn a_changed_policy_replaces_the_clusters_version_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let current = write(dir.path(), "current.yaml", &generate(&[]));
+    let changed = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: cart-ingress, namespace: shop}\n\
+                   spec: {podSelector: {matchLabels: {app.kubernetes.io/name: cart}}, policyTypes: [Ingress], ingress: []}\n";
+    let changed = write(dir.path(), "cart-ingress.yaml", changed);
+    assert_exit(&impact(&current, &[]), 0, &[]);
+    let output = impact(&current, &["--policies", &changed]);
+    assert_exit(&output, 1, &["1 policy(ies) given more than once: the last version counts", "3 of 17"]);
+    // The same three edges as without cart-ingress, now isolated by the changed version of it too.
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy/impact/denied.txt");
+    let expected = std::fs::read_to_string(golden)
+        .unwrap()
+        .replace("last seen 2026-01-02T04:05:06Z", "last seen unknown")
+        .replace("isolated by shop/default-deny", "isolated by shop/cart-ingress, shop/default-deny");
+    assert_eq!(texts(&output).0, expected);
+}

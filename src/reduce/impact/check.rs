@@ -162,7 +162,12 @@ fn verdict(reach: &Reach, port: Option<u16>, evaluator: &Evaluator<'_>, edge: &E
 
 fn denied_sides(reach: &Reach, port: Option<u16>, evaluator: &Evaluator<'_>, edge: &Edge) -> Vec<DeniedSide> {
     let denies = |possible: &PortSet| port.map_or(possible.is_empty(), |p| !possible.contains(p));
-    let names = |indexes: &[usize]| indexes.iter().map(|&i| evaluator.policies[i].origin.to_string()).collect();
+    let names = |indexes: &[usize]| {
+        let mut names: Vec<String> = indexes.iter().map(|&i| evaluator.policies[i].origin.to_string()).collect();
+        names.sort();
+        names.dedup();
+        names
+    };
     let mut sides = Vec::new();
     if denies(&reach.egress.possible) {
         let workload = format!("{}/{}", edge.namespace, edge.client);

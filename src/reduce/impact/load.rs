@@ -1,7 +1,10 @@
 //! Policy files: NetworkPolicies, CiliumNetworkPolicies and CiliumClusterwideNetworkPolicies from files or
 //! directories, as written by hand, by the generator (its stream or `--output-dir`) or by `kubectl get
 //! networkpolicy -A -o yaml` (a `List`). Other kinds in the same manifests are skipped and counted; policy kinds
-//! that would change the answer but are not evaluated (Calico's, AdminNetworkPolicy) are refused.
+//! that would change the answer but are not evaluated (Calico's, AdminNetworkPolicy) are refused. A policy given
+//! twice (same kind, namespace and name) counts once, as its last version, as `kubectl apply` of the files in
+//! that order would leave it: so the cluster's policies followed by a pull request's changed ones are previewed
+//! as the cluster would hold them.
 
 use std::path::PathBuf;
 
@@ -10,11 +13,28 @@ use super::{cilium, networkpolicy};
 use crate::reduce::error::{ReduceError, Result};
 use crate::reduce::manifests;
 
-/// The policies read, and how many other objects were skipped.
+/// The policies read, how many other objects were skipped, and how many policies a later version replaced.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub policies: Vec<Policy>,
     pub skipped: usize,
+    pub replaced: usize,
+}
+
+impl Loaded {
+    /// Adds the policies of one object, replacing those of an earlier object of the same kind and name.
+    fn put(&mut self, policies: Vec<Policy>) {
+        let Some(origin) = policies.first().map(|p| p.origin.clone()) else { return };
+        let same = |p: &Policy| {
+            (&p.origin.kind, &p.origin.namespace, &p.origin.name) == (&origin.kind, &origin.namespace, &origin.name)
+        };
+        let before = self.policies.len();
+        self.policies.retain(|p| !same(p));
+        if self.policies.len() < before {
+            self.replaced += 1;
+        }
+        self.policies.extend(policies);
+    }
 }
 
 /// Reads every policy under `paths`; finding none is bad input (most likely the wrong path).
@@ -47,9 +67,9 @@ fn add(file: &str, object: &serde_yaml::Value, loaded: &mut Loaded) -> std::resu
     let (kind, api_version) = (text("kind"), text("apiVersion"));
     let json = || serde_json::to_value(object).map_err(|e| format!("{kind}: {e}"));
     match (kind.as_str(), api_version.split('/').next().unwrap_or_default()) {
-        ("NetworkPolicy", "networking.k8s.io") => loaded.policies.push(networkpolicy::translate(json()?, file)?),
+        ("NetworkPolicy", "networking.k8s.io") => loaded.put(vec![networkpolicy::translate(json()?, file)?]),
         ("CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy", "cilium.io") => {
-            loaded.policies.extend(cilium::translate(&json()?, file)?);
+            loaded.put(cilium::translate(&json()?, file)?);
         }
         ("NetworkPolicy" | "GlobalNetworkPolicy" | "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy", _) => {
             return Err(format!(

@@ -56,6 +56,9 @@ pub fn run(request: &ImpactRequest, out: &mut dyn Write) -> Result<ImpactOutcome
     if loaded.skipped > 0 {
         notes.push(format!("skipped {} object(s) that are not policies", loaded.skipped));
     }
+    if loaded.replaced > 0 {
+        notes.push(format!("{} policy(ies) given more than once: the last version counts", loaded.replaced));
+    }
     let mut snapshot = load_snapshot_with(&request.source, request.skip_renamed, true, true)?;
     let ports = snapshot.take_ports();
     let renamed_skipped = snapshot.stats.renamed_skipped;
