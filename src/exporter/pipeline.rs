@@ -412,6 +412,9 @@ impl Recorder {
         {
             return Counted::Pending;
         }
+        if let Resolution::Unresolved(side, reason) = &resolution {
+            tracing::debug!(%client, %server, ?source, ?side, ?reason, "connection unresolved");
+        }
         self.count(source.into(), resolution, Some(port)).into()
     }
 
