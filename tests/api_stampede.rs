@@ -1,6 +1,6 @@
 //! A DaemonSet restarted at once (docs/design.md §7): 50 node agents, this tree's binary with its default
-//! start-up jitter, started within a second against one fake API server that answers the first requests with 429
-//! (`Retry-After: 1`). Every agent turns ready, no request is a quorum read or a cluster-wide Pod list, each
+//! start-up jitter, started within a second against one fake API server that sheds load for the first seconds
+//! (every request answered 429 with `Retry-After: 1`). Every agent turns ready, no request is a quorum read or a cluster-wide Pod list, each
 //! agent lists only its own node's pods, and the agents do not retry in step. `benches/api_load.sh` runs the same
 //! against the previous release at 20,000 pods, side by side.
 
@@ -9,28 +9,13 @@ use std::time::{Duration, Instant};
 
 use testkit::agents::{self, Agent, AgentSpec};
 use testkit::capfile::Pcap;
-use testkit::fake_apiserver::{FakeApi, RequestRecord};
+use testkit::fake_apiserver::FakeApi;
 use testkit::packets::dlt;
 use testkit::scale::{ScaleCluster, ScaleSpec};
 
 const AGENTS: usize = 50;
-const STORM: usize = 150;
-
-/// When an agent asked again for a kind the server had refused with 429.
-fn retries(requests: &[RequestRecord]) -> Vec<Duration> {
-    let mut refused = Vec::new();
-    let mut times = Vec::new();
-    for request in requests {
-        if let Some(at) = refused.iter().position(|k| *k == request.kind) {
-            refused.swap_remove(at);
-            times.push(request.at);
-        }
-        if request.status == 429 {
-            refused.push(request.kind);
-        }
-    }
-    times
-}
+/// Longer than the start-up jitter's window (5 s), so every agent's first requests are refused.
+const SHEDDING: Duration = Duration::from_secs(8);
 
 #[test]
 fn fifty_agents_restarted_at_once_all_get_ready_without_stampeding() {
@@ -46,14 +31,17 @@ fn fifty_agents_restarted_at_once_all_get_ready_without_stampeding() {
         start_jitter: None,
         extra_args: Vec::new(),
     };
-    api.fail_next_requests_retry_after(STORM, 429, Some(1));
-    let started = Instant::now();
-    let running: Vec<Agent> = cluster.nodes()[..AGENTS]
+    let prepared: Vec<_> = cluster.nodes()[..AGENTS]
         .iter()
         .enumerate()
-        .map(|(i, node)| Agent::start(&spec, &api, dir.path(), &format!("agent-{i}"), &node.name).unwrap())
+        .map(|(i, node)| Agent::prepare(&spec, &api, dir.path(), &format!("agent-{i}"), &node.name))
         .collect();
-    assert!(started.elapsed() < Duration::from_secs(1), "started within a second: {:?}", started.elapsed());
+    api.fail_requests_for(SHEDDING, 429, Some(1));
+    let started = Instant::now();
+    let running: Vec<Agent> = prepared.into_iter().map(|agent| agent.start().unwrap()).collect();
+    let spread = started.elapsed();
+    // Within a second on an idle machine (about 0.3 s here); a loaded CI machine gets some slack.
+    assert!(spread < Duration::from_secs(3), "started within {spread:?}");
     for agent in &running {
         agent.wait_ready(Duration::from_secs(90)).unwrap();
     }
@@ -66,15 +54,19 @@ fn fifty_agents_restarted_at_once_all_get_ready_without_stampeding() {
         let own = format!("spec.nodeName={}", agent.node);
         let pods = requests.iter().filter(|r| r.kind == "Pod");
         assert!(pods.clone().all(|r| r.field_selector.as_deref() == Some(&own)), "{}: {requests:#?}", agent.name);
-        retried.insert(agent.name.clone(), retries(requests));
+        let retry = agents::first_retry(requests, "Service").expect("the agent retried its refused list");
+        retried.insert(agent.name.clone(), vec![retry]);
     }
-    let refused: usize = stats.clients.values().flat_map(|c| &c.requests).filter(|r| r.status == 429).count();
-    assert_eq!(refused, STORM, "the storm reached the agents");
+    for agent in &running {
+        let refused = stats.client(&agent.name).requests.iter().any(|r| r.status == 429);
+        assert!(refused, "{}: the shedding reached every agent", agent.name);
+    }
     let in_step = agents::largest_share_in_step(&retried, Duration::from_millis(100));
-    assert!(in_step <= 0.25, "{:.0}% of the agents retried within one 100 ms window", 100.0 * in_step);
+
+    assert!(in_step <= 0.2, "{:.0}% of the agents retried within one 100 ms window", 100.0 * in_step);
     eprintln!(
-        "api_stampede: {AGENTS} agents ready after {:.1} s; peak concurrent lists {}, {:.1} MiB sent, at most {:.0}% \
-         retrying within one 100 ms window",
+        "api_stampede: {AGENTS} agents started within {spread:?}, ready after {:.1} s; peak concurrent lists {}, \
+         {:.1} MiB sent, at most {:.0}% of the agents' first retries within one 100 ms window",
         started.elapsed().as_secs_f64(),
         stats.peak_concurrent_lists,
         stats.total.bytes as f64 / (1 << 20) as f64,

@@ -8,9 +8,9 @@
 //! 2. Steady state: 1% of the cluster's pods replaced per minute for a minute, as the control plane does; the
 //!    watch events each agent receives, against a reference client that watches Services, EndpointSlices and
 //!    the node's own pods.
-//! 3. A stampede: 50 agents started within a second while the server answers its first requests with 429
-//!    (`Retry-After: 1`): time until all are ready, peak concurrent lists, bytes, and how many agents retry in
-//!    step (the largest share of them sending a retry within one 100 ms window).
+//! 3. A stampede: 50 agents started within a second while the server sheds load for 8 s (every request answered
+//!    429, `Retry-After: 1`): time until all are ready, peak concurrent lists, bytes, and how many agents retry in
+//!    step (the largest share of their first retries within one 100 ms window).
 //!
 //! Exits non-zero when over budget (the issue's): this tree's start-up bytes over 25% of the previous
 //! release's, any cluster-wide full-Pod request or quorum read, peak RSS over 40 MiB, churn events over the

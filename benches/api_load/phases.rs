@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use testkit::agents::{self, Agent, AgentSpec};
-use testkit::fake_apiserver::{FakeApi, RequestRecord, Sent};
+use testkit::fake_apiserver::{FakeApi, Sent};
 use testkit::scale::ScaleCluster;
 
 use crate::traffic::{self, Expected};
@@ -17,8 +17,9 @@ const CHURN_STEPS: usize = 20;
 const CHURN_PER_STEP: usize = 10;
 const CHURN_STEP: Duration = Duration::from_secs(3);
 const STAMPEDE_AGENTS: usize = 50;
-/// Requests the server answers with 429 at the start of the stampede: two or more per agent.
-const STAMPEDE_STORM: usize = 150;
+/// How long the server sheds load (429, `Retry-After: 1`) from the stampede's start: past the start-up jitter's
+/// window, so every agent's first requests are refused.
+const SHEDDING: Duration = Duration::from_secs(8);
 
 /// One agent, from start to its mapped capture.
 pub struct OneAgent {
@@ -171,13 +172,14 @@ pub struct Stampede {
 
 pub fn stampede(api: &FakeApi, cluster: &ScaleCluster, spec: &AgentSpec, dir: &Path) -> Stampede {
     api.reset_stats();
-    api.fail_next_requests_retry_after(STAMPEDE_STORM, 429, Some(1));
-    let started = Instant::now();
-    let agents: Vec<Agent> = cluster.nodes()[..STAMPEDE_AGENTS]
+    let prepared: Vec<_> = cluster.nodes()[..STAMPEDE_AGENTS]
         .iter()
         .enumerate()
-        .map(|(i, node)| Agent::start(spec, api, dir, &format!("s{i}"), &node.name).expect("start an agent"))
+        .map(|(i, node)| Agent::prepare(spec, api, dir, &format!("s{i}"), &node.name))
         .collect();
+    api.fail_requests_for(SHEDDING, 429, Some(1));
+    let started = Instant::now();
+    let agents: Vec<Agent> = prepared.into_iter().map(|a| a.start().expect("start an agent")).collect();
     let mut ready = vec![false; agents.len()];
     while started.elapsed() < READY_WITHIN && ready.iter().any(|r| !r) {
         for (agent, ready) in agents.iter().zip(ready.iter_mut()).filter(|(_, r)| !**r) {
@@ -187,8 +189,11 @@ pub fn stampede(api: &FakeApi, cluster: &ScaleCluster, spec: &AgentSpec, dir: &P
     }
     let all_ready = started.elapsed();
     let stats = api.stats();
-    let retries: BTreeMap<String, Vec<Duration>> =
-        stats.clients.iter().map(|(name, client)| (name.clone(), retry_times(&client.requests))).collect();
+    let retries: BTreeMap<String, Vec<Duration>> = stats
+        .clients
+        .iter()
+        .filter_map(|(name, client)| Some((name.clone(), vec![agents::first_retry(&client.requests, "Service")?])))
+        .collect();
     Stampede {
         agents: agents.len(),
         ready: ready.iter().filter(|r| **r).count(),
@@ -198,21 +203,6 @@ pub fn stampede(api: &FakeApi, cluster: &ScaleCluster, spec: &AgentSpec, dir: &P
         quorum_reads: stats.quorum_reads(),
         in_step: agents::largest_share_in_step(&retries, Duration::from_millis(100)),
     }
-}
-
-/// When an agent asked again for what the server had refused with 429.
-fn retry_times(requests: &[RequestRecord]) -> Vec<Duration> {
-    let mut refused: BTreeSet<&str> = BTreeSet::new();
-    let mut retries = Vec::new();
-    for request in requests {
-        if refused.remove(request.kind) {
-            retries.push(request.at);
-        }
-        if request.status == 429 {
-            refused.insert(request.kind);
-        }
-    }
-    retries
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -250,10 +240,11 @@ pub fn report(agents: &[(&str, OneAgent)], churn: &[(&str, Churned)], stampede: 
         println!("| {label} | {} | {} | {} |", c.replaced, c.agent_events, c.reference_events);
     }
     println!(
-        "\nStampede: {STAMPEDE_AGENTS} agents started within a second, the first {STAMPEDE_STORM} requests refused with 429\n"
+        "\nStampede: {STAMPEDE_AGENTS} agents started within a second, the server shedding load (429) for the first {} s\n",
+        SHEDDING.as_secs()
     );
     println!(
-        "| agents | ready | all ready after | peak concurrent lists | bytes sent | quorum reads | largest share retrying in one 100 ms window |"
+        "| agents | ready | all ready after | peak concurrent lists | bytes sent | quorum reads | largest share of first retries in one 100 ms window |"
     );
     println!("|---|---|---|---|---|---|---|");
     for (label, s) in stampede {

@@ -95,9 +95,12 @@ fn servers(cluster: &ScaleCluster) -> Vec<Server> {
     servers
 }
 
-/// (namespace, Service) → its endpoints' (pod name, hostname), from the EndpointSlices the cluster serves.
-fn slices_by_service(cluster: &ScaleCluster) -> BTreeMap<(String, String), Vec<(String, Option<String>)>> {
-    let mut by_service: BTreeMap<(String, String), Vec<(String, Option<String>)>> = BTreeMap::new();
+/// A Service's endpoints: (pod name, hostname), by (namespace, Service).
+type Endpoints = BTreeMap<(String, String), Vec<(String, Option<String>)>>;
+
+/// Every Service's endpoints, from the EndpointSlices the cluster serves.
+fn slices_by_service(cluster: &ScaleCluster) -> Endpoints {
+    let mut by_service = Endpoints::new();
     for slice in cluster.objects().into_iter().filter(|o| o["kind"] == "EndpointSlice") {
         let ns = slice["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
         let service = slice["metadata"]["labels"]["kubernetes.io/service-name"].as_str().unwrap_or_default();

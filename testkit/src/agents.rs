@@ -33,9 +33,29 @@ pub struct AgentSpec {
     pub extra_args: Vec<String>,
 }
 
+/// An agent ready to start: its command line built, its kubeconfig written, so that many start within moments.
+pub struct Prepared {
+    name: String,
+    node: String,
+    port: u16,
+    command: Command,
+}
+
+impl Prepared {
+    pub fn start(mut self) -> std::io::Result<Agent> {
+        let process = Guarded::spawn(&mut self.command)?;
+        Ok(Agent { name: self.name, node: self.node, process, port: self.port, started: Instant::now() })
+    }
+}
+
 impl Agent {
     /// Starts `node`'s agent as client `name` of `api`, its kubeconfig written into `dir`.
     pub fn start(spec: &AgentSpec, api: &FakeApi, dir: &Path, name: &str, node: &str) -> std::io::Result<Agent> {
+        Agent::prepare(spec, api, dir, name, node).start()
+    }
+
+    /// [`Agent::start`] in two steps.
+    pub fn prepare(spec: &AgentSpec, api: &FakeApi, dir: &Path, name: &str, node: &str) -> Prepared {
         let kubeconfig = api.write_kubeconfig_as(dir, name);
         let port = http::free_port();
         let mut command = Command::new(&spec.binary);
@@ -54,8 +74,7 @@ impl Agent {
         if let Some(jitter) = spec.start_jitter {
             command.env("NETMAP_START_JITTER", format!("{}ms", jitter.as_millis()));
         }
-        let process = Guarded::spawn(&mut command)?;
-        Ok(Agent { name: name.to_owned(), node: node.to_owned(), process, port, started: Instant::now() })
+        Prepared { name: name.to_owned(), node: node.to_owned(), port, command }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -116,8 +135,16 @@ pub fn requests_by_kind(requests: &[RequestRecord]) -> BTreeMap<String, usize> {
     counts
 }
 
+/// When the agent first asked again for `kind` after the server had refused it (429 or another error).
+pub fn first_retry(requests: &[RequestRecord], kind: &str) -> Option<Duration> {
+    let mut of_kind = requests.iter().filter(|r| r.kind == kind);
+    of_kind.find(|r| r.status >= 400)?;
+    of_kind.next().map(|r| r.at)
+}
+
 /// Lock-step: the largest share of `agents` that sent a request in one window of `window`, counting each
-/// agent once per window, among the request times given per agent.
+/// agent once per window, among the request times given per agent. Given each agent's first retry, agents that
+/// retry on their own clocks spread out, and agents in step share a window.
 pub fn largest_share_in_step(times: &BTreeMap<String, Vec<Duration>>, window: Duration) -> f64 {
     let agents = times.len().max(1);
     let mut all: Vec<(Duration, &str)> =
