@@ -8,16 +8,17 @@
 # tcpreplay from one network namespace onto a veth whose peer each exporter captures in another (release builds,
 # --interface, --inventory-file, --node-name node-00, --no-socket-scan) at RATE responses/s: first the previous
 # release (benches/baseline.sh), then this tree. CPU is the exporter's utime + stime from ready until 1 s after the
-# replay, per second of that time; peak RSS is VmHWM.
+# replay, per second of that time (clock ticks of 10 ms: a million responses keep the error within a few percent);
+# peak RSS is VmHWM.
 #
-# Run as root: benches/capture_node.sh   (env: RESPONSES=300000 RATE=25000 BASELINE_REF=8bea47d)
+# Run as root: benches/capture_node.sh   (env: RESPONSES=1000000 RATE=25000 BASELINE_REF=8bea47d)
 # Exits non-zero when over budget: this tree's CPU per second above 1/5 of the previous release's, or either
 # exporter missing a count (node-00's answers counted exactly, the upstream answers to CoreDNS forwarded) or
 # dropping a frame in the kernel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RESPONSES=${RESPONSES:-300000}
+RESPONSES=${RESPONSES:-1000000}
 RATE=${RATE:-25000}
 NODE=node-00
 
