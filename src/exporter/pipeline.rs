@@ -18,6 +18,7 @@ use crate::exporter::connections::{self, ConnectionMemory};
 use crate::exporter::metrics::{
     DnsOutcome, EdgeOutcome, Metrics, ObservationSource, Outcome, SocketOutcome, SynOutcome,
 };
+use crate::mesh::{self, Sighting};
 use crate::resolve::{Reason, Resolution, ResolveConfig, Resolver, Side};
 use crate::sources::capture::dedup::{DEFAULT_MAX_ENTRIES, DEFAULT_WINDOW_MICROS};
 use crate::sources::capture::dns::{self, DnsResponse};
@@ -83,6 +84,9 @@ pub enum Counted {
     Pending,
     /// A connection over loopback: inside one pod (or the node), not an edge.
     Loopback,
+    /// A mesh proxy's connection (a relay's upstream, a tunnel, a scrape of the proxy): the application's own
+    /// connection is what counts ([`mesh::is_application_call`]).
+    MeshProxy,
 }
 
 /// The SYN and socket outcome labels share `Counted`'s variants; `Pending` is never counted as such (the outcome
@@ -99,6 +103,7 @@ macro_rules! outcome_from_counted {
                     Counted::Duplicate => $outcome::Duplicate,
                     Counted::DnsLookup => $outcome::DnsLookup,
                     Counted::Loopback => $outcome::Loopback,
+                    Counted::MeshProxy => $outcome::MeshProxy,
                 }
             }
         }
@@ -131,6 +136,7 @@ struct PendingConnection {
     source: ConnectionSource,
     client: SocketAddr,
     server: SocketAddr,
+    sighting: Sighting,
     at: UnixMicros,
 }
 
@@ -207,13 +213,15 @@ impl Recorder {
             return Counted::Loopback;
         }
         let first = self.memory().syn(syn.client, syn.server, syn.isn, at);
-        self.connection_outcome(ConnectionSource::Syn, first, syn.client, syn.server, at)
+        let connection = (syn.client, syn.server, Sighting::Plain);
+        self.connection_outcome(ConnectionSource::Syn, first, connection, at)
     }
 
-    /// A client-side socket the socket scan reports for the first time.
-    pub fn socket(&self, local: SocketAddr, remote: SocketAddr, at: UnixMicros) -> Counted {
+    /// A client-side socket the socket scan reports for the first time, as the scan saw it with respect to a mesh
+    /// proxy in its namespace.
+    pub fn socket(&self, local: SocketAddr, remote: SocketAddr, sighting: Sighting, at: UnixMicros) -> Counted {
         let first = self.memory().socket(local, remote, at);
-        self.connection_outcome(ConnectionSource::Socket, first, local, remote, at)
+        self.connection_outcome(ConnectionSource::Socket, first, (local, remote, sighting), at)
     }
 
     /// Retries the connections waiting for their client pod; those past [`RETRY_MICROS`] (or all, with
@@ -223,7 +231,7 @@ impl Recorder {
             self.pending.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
         for p in waiting {
             let last_try = give_up || now.saturating_sub(p.at) >= RETRY_MICROS;
-            let counted = self.resolve_connection(p.source, p.client, p.server, p.at, !last_try);
+            let counted = self.resolve_connection(p.source, (p.client, p.server, p.sighting), p.at, !last_try);
             self.count_connection_outcome(p.source, counted);
         }
         self.metrics.connections_pending.set(self.pending.lock().unwrap_or_else(PoisonError::into_inner).len() as i64);
@@ -247,16 +255,16 @@ impl Recorder {
         &self,
         source: ConnectionSource,
         first: bool,
-        client: SocketAddr,
-        server: SocketAddr,
+        connection: Sighted,
         at: UnixMicros,
     ) -> Counted {
+        let server = connection.1;
         let counted = if !first {
             Counted::Duplicate
         } else if server.port() == DNS_PORT && self.is_dns_server(&server.ip()) {
             Counted::DnsLookup
         } else {
-            self.resolve_connection(source, client, server, at, true)
+            self.resolve_connection(source, connection, at, true)
         };
         self.count_connection_outcome(source, counted);
         counted
@@ -266,22 +274,26 @@ impl Recorder {
     fn resolve_connection(
         &self,
         source: ConnectionSource,
-        client: SocketAddr,
-        server: SocketAddr,
+        connection: Sighted,
         at: UnixMicros,
         may_wait: bool,
     ) -> Counted {
+        let (client, server, sighting) = connection;
         let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
         let resolver = Resolver::new(&inventory, &self.config);
         let resolution = resolver.connection(client.ip(), server.ip(), at);
         let port = resolver.server_port(server);
+        let relay = is_mesh_relay(&resolver, &resolution, connection, at);
         drop(inventory);
+        if relay {
+            return Counted::MeshProxy;
+        }
         let waits =
             matches!(resolution, Resolution::Unresolved(Side::Client, Reason::UnknownIp | Reason::OwnerPending));
         if waits && may_wait {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             if pending.len() < MAX_PENDING {
-                pending.push_back(PendingConnection { source, client, server, at });
+                pending.push_back(PendingConnection { source, client, server, sighting, at });
                 self.metrics.connections_pending.set(pending.len() as i64);
                 return Counted::Pending;
             }
@@ -321,6 +333,23 @@ impl Recorder {
             }
         }
     }
+}
+
+/// A connection as a source saw it: client end, server end as dialled, and how a mesh proxy was involved.
+type Sighted = (SocketAddr, SocketAddr, Sighting);
+
+/// Whether a connection whose client is this node's pod is a mesh proxy's rather than an application call
+/// (docs/counting.md, "Service meshes"). A plain sighting (a SYN, a socket where the scan saw no proxy) asks the
+/// client pod's mesh, which its annotation gives; the second lookup of the client's address finds it in cache.
+fn is_mesh_relay(resolver: &Resolver<'_>, resolution: &Resolution, connection: Sighted, at: UnixMicros) -> bool {
+    let (client, server, sighting) = connection;
+    if matches!(resolution, Resolution::OtherNode | Resolution::Unresolved(Side::Client, _)) {
+        return false;
+    }
+    let port = server.port();
+    let needs_mesh = sighting == Sighting::Plain && !mesh::is_proxy_port(port) && !mesh::is_control_plane_port(port);
+    let client_mesh = if needs_mesh { resolver.mesh_of(client.ip(), at) } else { None };
+    !mesh::is_application_call(sighting, client_mesh, port)
 }
 
 /// Per-outcome counter handles, created once so the hot path skips the family's label hashing.

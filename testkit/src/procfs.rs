@@ -20,11 +20,19 @@ pub struct Row {
     pub remote: SocketAddr,
     pub state: u8,
     pub inode: u64,
+    /// The socket's owner; 1000 unless set with [`Row::uid`].
+    pub uid: u32,
 }
 
 impl Row {
     pub fn new(local: &str, remote: &str, state: u8, inode: u64) -> Row {
-        Row { local: local.parse().expect("test address"), remote: remote.parse().expect("test address"), state, inode }
+        let (local, remote) = (local.parse().expect("test address"), remote.parse().expect("test address"));
+        Row { local, remote, state, inode, uid: 1000 }
+    }
+
+    /// Owned by `uid` (a mesh proxy's 1337, ztunnel's 0, ...).
+    pub fn uid(self, uid: u32) -> Row {
+        Row { uid, ..self }
     }
 }
 
@@ -41,10 +49,11 @@ pub fn table_text(v6: bool, rows: &[Row]) -> String {
     };
     for (slot, row) in rows.iter().enumerate() {
         let line = format!(
-            "{slot:4}: {} {} {:02X} 00000000:00000000 00:00000000 00000000  1000        0 {} 1 0000000000000000 100 0 0 10 0",
+            "{slot:4}: {} {} {:02X} 00000000:00000000 00:00000000 00000000 {:5}        0 {} 1 0000000000000000 100 0 0 10 0",
             endpoint(row.local, v6),
             endpoint(row.remote, v6),
             row.state,
+            row.uid,
             row.inode
         );
         if v6 {
@@ -87,6 +96,47 @@ RetransSegs InErrs OutRsts InCsumErrors\nTcp: 1 200 120000 -1 {active_opens} 2 6
 Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors InCsumErrors IgnoredMulti MemErrors\n\
 Udp: 199 0 0 200 0 0 0 0 0\n"
     )
+}
+
+/// One connection tracking entry: the original direction (`client` → `dialled`), who answers (`reply_from`:
+/// `127.0.0.1:15001` for a connection redirected to a proxy on loopback, `dialled` itself when nothing was
+/// translated) and the TCP state.
+#[derive(Debug, Clone, Copy)]
+pub struct Tracked {
+    pub client: SocketAddr,
+    pub dialled: SocketAddr,
+    pub reply_from: SocketAddr,
+    pub state: &'static str,
+}
+
+impl Tracked {
+    pub fn new(client: &str, dialled: &str, reply_from: &str, state: &'static str) -> Tracked {
+        let parse = |a: &str| a.parse().expect("test address");
+        Tracked { client: parse(client), dialled: parse(dialled), reply_from: parse(reply_from), state }
+    }
+}
+
+/// A `net/nf_conntrack` file as `nf_conntrack_standalone.c` prints TCP entries (IPv4 only here).
+pub fn conntrack_text(entries: &[Tracked]) -> String {
+    let mut text = String::new();
+    for e in entries {
+        writeln!(
+            text,
+            "ipv4     2 tcp      6 117 {} src={} dst={} sport={} dport={} src={} dst={} sport={} dport={} [ASSURED] \
+             mark=0 zone=0 use=2",
+            e.state,
+            e.client.ip(),
+            e.dialled.ip(),
+            e.client.port(),
+            e.dialled.port(),
+            e.reply_from.ip(),
+            e.client.ip(),
+            e.reply_from.port(),
+            e.client.port()
+        )
+        .unwrap();
+    }
+    text
 }
 
 /// Copies a tree, recreating symlinks as symlinks (the fixture's pids share namespaces through them).

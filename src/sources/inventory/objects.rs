@@ -10,6 +10,8 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
+use crate::mesh::Mesh;
+
 /// The Otterize annotation that overrides a pod's workload name.
 pub const WORKLOAD_NAME_ANNOTATION: &str = "intents.otterize.com/workload-name";
 /// The deprecated Otterize annotation, used when the current one is absent.
@@ -41,6 +43,9 @@ pub struct PodRecord {
     pub terminating: bool,
     /// `status.phase` is `Succeeded` or `Failed`: the pod no longer holds its IP.
     pub finished: bool,
+    /// The service mesh whose proxy runs in the pod, from its mesh's annotation (docs/counting.md, "Service
+    /// meshes"): its connections on the wire are the proxy's.
+    pub mesh: Option<Mesh>,
     /// `metadata.creationTimestamp`, in seconds since the epoch.
     pub created_unix: Option<i64>,
     /// `spec.nodeName`, once scheduled.
@@ -156,6 +161,7 @@ impl PodRecord {
             host_network: false,
             terminating: false,
             finished: false,
+            mesh: None,
             created_unix: None,
             workload_override: None,
             owner: None,
@@ -190,6 +196,7 @@ impl PodRecord {
             host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
             terminating: meta.deletion_timestamp.is_some(),
             finished: matches!(phase, Some("Succeeded" | "Failed")),
+            mesh: Mesh::from_annotations(|key| annotations.and_then(|a| a.get(key)).map(String::as_str)),
             created_unix: meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
             workload_override,
             owner: owner_of(meta),
