@@ -29,8 +29,8 @@ fn sidecar_rows() -> Vec<Row> {
     ]
 }
 
-/// What the sidecar pod's kernel tracks: the held intercepted connection, a short one closed since (its
-/// application socket is in TIME_WAIT above, but that says nothing of a proxy), Envoy's upstream (not
+/// What the sidecar pod's kernel tracks: the held intercepted connection, a short one closed before the first
+/// scan (its application socket is in TIME_WAIT above, which says nothing of a proxy), Envoy's upstream (not
 /// translated), an inbound connection redirected to 15006 (answered from the pod's own address).
 fn sidecar_conntrack(more: &[Tracked]) -> String {
     let mut entries = vec![
@@ -115,13 +115,14 @@ fn each_client_socket_of_a_meshed_pod_is_told_whose_it_is_and_closed_intercepted
             ("10.244.0.30:40002", "10.244.0.13:8070", Proxy, 22),
             ("10.244.0.30:40010", "10.96.9.1:15012", Proxy, 23),
             ("10.244.0.30:40020", "10.244.0.50:5432", Bypass, 24),
-            ("10.244.0.30:40030", "10.96.1.12:7070", Intercepted, 0),
             ("10.244.0.30:41002", "10.244.0.40:8080", Proxy, 34),
             ("10.244.0.50:42000", "10.96.1.12:7070", Plain, 40),
         ])
     );
-    assert_eq!((report.conntrack_read, report.closed_intercepted), (2, 1), "sidecar and ambient; plain not read");
-    assert_eq!(report.outcomes.client, 6, "the closed connection is no socket");
+    // 40030 closed before the first scan (before the exporter started): remembered, not reported, as a closed
+    // connection without a mesh would not be seen either.
+    assert_eq!((report.conntrack_read, report.closed_intercepted), (2, 0), "sidecar and ambient; plain not read");
+    assert_eq!(report.outcomes.client, 6);
     assert_eq!(report.outcomes.loopback, 1, "Envoy's accepted end");
 }
 

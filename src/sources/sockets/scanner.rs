@@ -114,6 +114,9 @@ pub struct Scanner {
     rows: Vec<SocketRow>,
     listeners: Listeners,
     intercepted: Intercepted,
+    /// Whether a scan has completed: until then, intercepted connections that had closed before the exporter
+    /// started are remembered, not reported (as a closed connection without a mesh would not be seen either).
+    scanned_once: bool,
 }
 
 /// Bookkeeping for one scan: which namespaces are settled, under either identity.
@@ -143,6 +146,7 @@ impl Scanner {
             rows: Vec::new(),
             listeners: Listeners::default(),
             intercepted: Intercepted::default(),
+            scanned_once: false,
         })
     }
 
@@ -190,6 +194,7 @@ impl Scanner {
         }
         self.seen.finish_scan();
         self.gate.finish_scan();
+        self.scanned_once = true;
         Ok(pass.report)
     }
 
@@ -284,7 +289,7 @@ impl Scanner {
         }
         report.conntrack_read += 1;
         for entry in conntrack::intercepted(&self.table) {
-            if self.seen.observe(tcp_file, SocketKey::Tuple(entry.client, entry.dialled)) {
+            if self.seen.observe(tcp_file, SocketKey::Tuple(entry.client, entry.dialled)) && self.scanned_once {
                 report.closed_intercepted += 1;
                 report.new_connections.push(Connection {
                     local: entry.client,
