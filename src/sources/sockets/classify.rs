@@ -4,6 +4,8 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 
+use rustc_hash::FxHashSet;
+
 use super::table::{SocketRow, state};
 use crate::mesh::{self, Sighting};
 
@@ -81,7 +83,7 @@ impl Listeners {
 /// address it dialled. Only namespaces with a mesh proxy fill it.
 #[derive(Debug, Default)]
 pub struct Intercepted {
-    client_ends: HashSet<SocketAddr>,
+    client_ends: FxHashSet<SocketAddr>,
 }
 
 impl Intercepted {

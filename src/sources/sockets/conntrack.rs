@@ -22,61 +22,47 @@ pub struct InterceptedEntry {
     pub dialled: SocketAddr,
 }
 
-/// The TCP entries of `table` that a REDIRECT in the namespace's OUTPUT chain sent to a proxy on loopback: the
-/// reply comes from `127.0.0.1` (`::1`) while the application dialled an address that is not loopback. An
-/// inbound REDIRECT (PREROUTING) answers from the pod's own address instead, and a proxy's own connections are not
-/// translated, so neither is taken. Lines that do not parse are skipped.
+/// The TCP entries of `table` that a REDIRECT in the namespace's OUTPUT chain sent to a proxy on loopback and
+/// that are no longer ESTABLISHED: the reply comes from `127.0.0.1` (`::1`) while the application dialled an
+/// address that is not loopback. An inbound REDIRECT (PREROUTING) answers from the pod's own address instead, and
+/// a proxy's own connections are not translated, so neither is taken. An ESTABLISHED entry is left out: its
+/// application socket is in the TCP table, which the scan reads first (a connection established between the two
+/// reads moved `ActiveOpens`, so the next scan reads the namespace again). Lines that do not parse are skipped.
 pub fn intercepted(table: &[u8]) -> impl Iterator<Item = InterceptedEntry> + '_ {
     table.split(|&b| b == b'\n').filter_map(parse_line)
 }
 
+/// Most lines are decided by the protocol, the state and the reply's source, compared as bytes; only the rest are
+/// parsed (a pod's table is read whenever it connects, so its open connections must cost little).
 fn parse_line(line: &[u8]) -> Option<InterceptedEntry> {
-    let line = std::str::from_utf8(line).ok()?;
-    let mut fields = line.split_ascii_whitespace();
-    if fields.nth(2)? != "tcp" {
+    let mut fields = line.split(|&b| b == b' ').filter(|field| !field.is_empty());
+    if fields.nth(2)? != b"tcp" || fields.nth(2)? == b"ESTABLISHED" {
         return None;
     }
-    let mut tuples = [Tuple::default(), Tuple::default()];
-    let mut filled = 0;
-    for (key, value) in fields.filter_map(|field| field.split_once('=')) {
-        let tuple = tuples.get_mut(filled)?;
-        match key {
-            "src" => tuple.src = Some(value.parse().ok()?),
-            "dst" => tuple.dst = Some(value.parse().ok()?),
-            "sport" => tuple.sport = Some(value.parse().ok()?),
-            "dport" => {
-                tuple.dport = Some(value.parse().ok()?);
-                filled += 1;
-                if filled == tuples.len() {
-                    break;
-                }
-            }
-            _ => {}
-        }
+    // src, dst, sport, dport of the original direction, then the reply's src; `[UNREPLIED]` may come between.
+    let mut values = fields.filter_map(|field| field.iter().position(|&b| b == b'=').map(|at| &field[at + 1..]));
+    let (src, dst, sport, dport, answered_by) =
+        (values.next()?, values.next()?, values.next()?, values.next()?, values.next()?);
+    if !is_loopback(answered_by) {
+        return None;
     }
-    let [original, reply] = tuples;
-    let (client, dialled, answered_by) = (original.source()?, original.destination()?, reply.source()?);
-    let intercepted = answered_by.ip().is_loopback() && !dialled.ip().is_loopback() && !client.ip().is_loopback();
-    intercepted.then_some(InterceptedEntry { client, dialled })
+    let client = SocketAddr::new(address(src)?, number(sport)?);
+    let dialled = SocketAddr::new(address(dst)?, number(dport)?);
+    let loopback = client.ip().is_loopback() || dialled.ip().is_loopback();
+    (!loopback).then_some(InterceptedEntry { client, dialled })
 }
 
-/// One direction of an entry.
-#[derive(Default)]
-struct Tuple {
-    src: Option<IpAddr>,
-    dst: Option<IpAddr>,
-    sport: Option<u16>,
-    dport: Option<u16>,
+/// `127.x.x.x`, or `::1` as the kernel prints it in full.
+fn is_loopback(address: &[u8]) -> bool {
+    address.starts_with(b"127.") || address == b"0000:0000:0000:0000:0000:0000:0000:0001"
 }
 
-impl Tuple {
-    fn source(&self) -> Option<SocketAddr> {
-        Some(SocketAddr::new(self.src?.to_canonical(), self.sport?))
-    }
+fn address(text: &[u8]) -> Option<IpAddr> {
+    std::str::from_utf8(text).ok()?.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+}
 
-    fn destination(&self) -> Option<SocketAddr> {
-        Some(SocketAddr::new(self.dst?.to_canonical(), self.dport?))
-    }
+fn number(text: &[u8]) -> Option<u16> {
+    std::str::from_utf8(text).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -99,7 +85,7 @@ mod tests {
     fn unreplied_and_ipv6_entries_parse() {
         let text = "ipv4     2 tcp      6 9 CLOSE src=10.0.0.5 dst=10.0.0.6 sport=40000 dport=8080 [UNREPLIED] \
                     src=127.0.0.1 dst=10.0.0.5 sport=4140 dport=40000 mark=0 zone=0 use=2\n\
-                    ipv6     10 tcp      6 431999 ESTABLISHED src=fd00:0000:0000:0000:0000:0000:0000:0005 \
+                    ipv6     10 tcp      6 100 TIME_WAIT src=fd00:0000:0000:0000:0000:0000:0000:0005 \
                     dst=fd00:0000:0000:0000:0000:0000:0000:0006 sport=40001 dport=80 \
                     src=0000:0000:0000:0000:0000:0000:0000:0001 dst=fd00:0000:0000:0000:0000:0000:0000:0005 \
                     sport=15001 dport=40001 [ASSURED] mark=0 zone=0 use=2\n";
@@ -113,10 +99,11 @@ mod tests {
     }
 
     #[test]
-    fn inbound_redirects_untranslated_connections_udp_and_garbage_are_not_taken() {
+    fn open_connections_inbound_redirects_untranslated_connections_udp_and_garbage_are_not_taken() {
         let text = "\
-ipv4 2 tcp 6 431999 ESTABLISHED src=10.0.0.7 dst=10.0.0.5 sport=39000 dport=8080 src=10.0.0.5 dst=10.0.0.7 sport=15006 dport=39000 [ASSURED] mark=0 use=2
-ipv4 2 tcp 6 431999 ESTABLISHED src=10.0.0.5 dst=10.0.0.6 sport=40002 dport=8080 src=10.0.0.6 dst=10.0.0.5 sport=8080 dport=40002 [ASSURED] mark=0 use=2
+ipv4 2 tcp 6 431999 ESTABLISHED src=10.0.0.5 dst=10.96.1.12 sport=40009 dport=80 src=127.0.0.1 dst=10.0.0.5 sport=15001 dport=40009 [ASSURED] mark=0 use=2
+ipv4 2 tcp 6 100 TIME_WAIT src=10.0.0.7 dst=10.0.0.5 sport=39000 dport=8080 src=10.0.0.5 dst=10.0.0.7 sport=15006 dport=39000 [ASSURED] mark=0 use=2
+ipv4 2 tcp 6 100 TIME_WAIT src=10.0.0.5 dst=10.0.0.6 sport=40002 dport=8080 src=10.0.0.6 dst=10.0.0.5 sport=8080 dport=40002 [ASSURED] mark=0 use=2
 ipv4 2 udp 17 29 src=10.0.0.5 dst=10.96.0.10 sport=5353 dport=53 src=127.0.0.1 dst=10.0.0.5 sport=15053 dport=5353 mark=0 use=2
 ipv4 2 tcp 6 10 CLOSE src=10.0.0.5 dst=127.0.0.1 sport=40003 dport=9000 src=127.0.0.1 dst=10.0.0.5 sport=9000 dport=40003 mark=0 use=2
 ipv4 2 tcp 6 10 CLOSE src=10.0.0.5 dst=10.0.0.6 sport=x dport=80 src=127.0.0.1 dst=10.0.0.5 sport=15001 dport=1 use=2
