@@ -21,7 +21,8 @@ NAMESPACE = "network-mapper"
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
 READ_VERBS = {"get", "list", "watch"}
 # Exactly what the inventory reads (docs/design.md §4, the inventory issue).
-RBAC = {("", "pods"), ("", "services"), ("discovery.k8s.io", "endpointslices"), ("apps", "replicasets"), ("batch", "jobs")}
+RBAC = {("", "pods"), ("", "services"), ("", "nodes"), ("discovery.k8s.io", "endpointslices"), ("apps", "replicasets"),
+        ("batch", "jobs")}
 CAPABILITIES = ["NET_RAW"]
 # The image `make image` builds and tags (scripts/build-image.sh); overlays may point elsewhere.
 VERSION = re.search(r'^version = "(.+)"$', (ROOT / "Cargo.toml").read_text(), re.M).group(1)

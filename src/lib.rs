@@ -18,10 +18,13 @@
 //!   the application-call rule); every layer may use it.
 
 pub mod exporter;
+mod ipnet;
 pub mod mesh;
 pub mod reduce;
 pub mod resolve;
 pub mod sources;
+
+pub use ipnet::{IpNet, PRIVATE_NETWORKS, ParseIpNetError};
 
 /// Wall-clock time of an observation, in microseconds since the Unix epoch. Sources stamp observations (pcap
 /// gives each packet a timestamp); the pure core never reads a clock itself.

@@ -9,7 +9,9 @@ use std::sync::{Arc, LazyLock};
 
 use crate::UnixMicros;
 use crate::mesh::Mesh;
-use crate::sources::inventory::{Inventory, OwnerRef, PodEntry, PodRecord, ServiceEntry, ServiceRecord};
+use crate::sources::inventory::{
+    Inventory, OwnerRef, PodEntry, PodRecord, ServiceEntry, ServiceRecord, Unfetched, Wanted,
+};
 
 static KIND_POD: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("Pod"));
 static KIND_SERVICE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("Service"));
@@ -80,14 +82,17 @@ pub enum Reason {
     BeforeCreation,
     /// An in-cluster service name whose Service is not in the inventory.
     UnknownService,
-    /// The pod's owner chain stops at a ReplicaSet or Job that the live inventory watches but has not received
-    /// yet; it resolves once that owner arrives.
+    /// The pod's owner chain stops at a ReplicaSet or Job that the live inventory watches or fetches but has not
+    /// received yet; it resolves once that owner arrives.
     OwnerPending,
+    /// The pod behind this address or Service is fetched on request (docs/design.md §7), and that fetch failed
+    /// or was held back by the fetch rate limit. Never a guessed name.
+    FetchFailed,
 }
 
 impl Reason {
     /// Every reason, for pre-creating metric series.
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::UnknownIp,
         Reason::Finished,
         Reason::HostNetwork,
@@ -96,6 +101,7 @@ impl Reason {
         Reason::BeforeCreation,
         Reason::UnknownService,
         Reason::OwnerPending,
+        Reason::FetchFailed,
     ];
 
     /// A short stable label for metrics.
@@ -109,6 +115,7 @@ impl Reason {
             Reason::BeforeCreation => "before_creation",
             Reason::UnknownService => "unknown_service",
             Reason::OwnerPending => "owner_pending",
+            Reason::FetchFailed => "fetch_failed",
         }
     }
 }
@@ -135,6 +142,31 @@ pub enum Resolution {
     OtherNode,
     /// One side did not resolve.
     Unresolved(Side, Reason),
+    /// One side needs an object that the inventory's source fetches on request: resolve the observation again
+    /// once it has arrived, or its fetch has failed.
+    Fetch(Side, Wanted),
+}
+
+/// Why a side has no workload yet: a reason, or an object to fetch first.
+#[derive(Debug)]
+enum Miss {
+    Reason(Reason),
+    Fetch(Wanted),
+}
+
+impl From<Reason> for Miss {
+    fn from(reason: Reason) -> Miss {
+        Miss::Reason(reason)
+    }
+}
+
+impl Miss {
+    fn resolution(self, side: Side) -> Resolution {
+        match self {
+            Miss::Reason(reason) => Resolution::Unresolved(side, reason),
+            Miss::Fetch(wanted) => Resolution::Fetch(side, wanted),
+        }
+    }
 }
 
 /// How an in-cluster DNS name is read (docs/design.md §4.2).
@@ -215,10 +247,10 @@ impl<'a> Resolver<'a> {
             ClusterName::Service { namespace, service: name, host } => {
                 self.service_server(namespace, name, service, host, at)
             }
-            ClusterName::Pod { ip, .. } => self.pod_for_ip(&ip, at).map(Target::Pod),
-            ClusterName::Outside => Ok(self.outside_server(name, addresses, at)),
+            ClusterName::Pod { ip, .. } => self.server_pod_for_ip(&ip, at).map(Target::Pod),
+            ClusterName::Outside => self.outside_server(name, addresses, at),
         };
-        self.complete(client, server)
+        self.complete(client, server, at)
     }
 
     /// A client-side TCP connection from `local` to `remote`, seen at `at`.
@@ -229,7 +261,7 @@ impl<'a> Resolver<'a> {
             Ok(client) => client,
             Err(resolution) => return resolution,
         };
-        self.complete(client, self.address_server(&remote, service, at))
+        self.complete(client, self.address_server(&remote, service, at), at)
     }
 
     /// The port a connection to `remote` reaches on the server pod (docs/design.md §2): for a Service ClusterIP,
@@ -248,30 +280,53 @@ impl<'a> Resolver<'a> {
         self.pod_for_ip(&ip, at).ok()?.record().mesh
     }
 
-    /// The edge, unless a pod's owner chain is still waiting for a watched owner (see [`Reason::OwnerPending`]).
-    fn complete(&self, client: &'a PodEntry, server: Result<Target<'a>, Reason>) -> Resolution {
-        if self.owner_pending(client) {
-            return Resolution::Unresolved(Side::Client, Reason::OwnerPending);
+    /// The edge, unless a pod's owner chain is still waiting for a watched or fetched owner (see
+    /// [`Reason::OwnerPending`]), or a side is unresolved.
+    fn complete(&self, client: &'a PodEntry, server: Result<Target<'a>, Miss>, at: UnixMicros) -> Resolution {
+        if let Some(miss) = self.owner_wait(client, at) {
+            return miss.resolution(Side::Client);
         }
-        if let Ok(Target::Pod(pod)) = &server
-            && self.owner_pending(pod)
+        let server = match server {
+            Ok(server) => server,
+            Err(miss) => return miss.resolution(Side::Server),
+        };
+        if let Target::Pod(pod) = &server
+            && let Some(miss) = self.owner_wait(pod, at)
         {
-            return Resolution::Unresolved(Side::Server, Reason::OwnerPending);
+            return miss.resolution(Side::Server);
         }
         finish(client, server)
     }
 
-    /// Whether the pod's chain stops at an owner of a kind the inventory watches but does not hold yet: the
-    /// watches of different kinds catch up independently, and naming the workload after that ReplicaSet or Job
-    /// would leave a wrong edge behind for good. Only roots of a watched kind pay for the extra lookup.
-    /// An annotated pod's name is final whatever its chain, so it never waits. The root (in the pod's entry) is
-    /// checked first, so the common root, an unwatched kind such as a Deployment, costs no further read.
-    fn owner_pending(&self, pod: &PodEntry) -> bool {
-        let Some(root) = pod.owner_root().filter(|root| self.inventory.tracks_owner_kind(&root.kind)) else {
-            return false;
-        };
+    /// Whether the pod's chain stops at an owner of a tracked kind that the inventory does not hold yet: the
+    /// watches of different kinds catch up independently (or the owner is fetched on request), and naming the
+    /// workload after that ReplicaSet or Job would leave a wrong edge behind for good. Only roots of a tracked
+    /// kind pay for the extra lookup. An annotated pod's name is final whatever its chain, so it never waits. The
+    /// root (in the pod's entry) is checked first, so the common root, an untracked kind such as a Deployment,
+    /// costs no further read.
+    fn owner_wait(&self, pod: &PodEntry, at: UnixMicros) -> Option<Miss> {
+        let root = pod.owner_root().filter(|root| self.inventory.tracks_owner_kind(&root.kind))?;
         let record = pod.record();
-        record.workload_override.is_none() && self.inventory.owner(&record.namespace, &root.kind, &root.name).is_none()
+        if record.workload_override.is_some()
+            || self.inventory.owner(&record.namespace, &root.kind, &root.name).is_some()
+        {
+            return None;
+        }
+        if !self.inventory.fetches_owners() {
+            return Some(Reason::OwnerPending.into());
+        }
+        let (namespace, kind, name) = (record.namespace.clone(), root.kind.clone(), root.name.clone());
+        Some(self.fetch_or(Wanted::Owner { namespace, kind, name }, at, Reason::OwnerPending, Reason::OwnerPending))
+    }
+
+    /// `wanted` to fetch, unless an earlier fetch of it still answers: then the reason for a missing object, or
+    /// for a failed fetch.
+    fn fetch_or(&self, wanted: Wanted, at: UnixMicros, missing: Reason, failed: Reason) -> Miss {
+        match self.inventory.unfetched(&wanted, at) {
+            None => Miss::Fetch(wanted),
+            Some(Unfetched::Missing) => missing.into(),
+            Some(Unfetched::Failed) => failed.into(),
+        }
     }
 
     /// The workload identity of a pod (docs/design.md §4.1). The resolver itself uses the owner-chain root the index
@@ -288,13 +343,44 @@ impl<'a> Resolver<'a> {
     }
 
     fn local_client(&self, ip: IpAddr, at: UnixMicros) -> Result<&'a PodEntry, Resolution> {
-        let pod = self.pod_for_ip(&ip, at).map_err(|reason| Resolution::Unresolved(Side::Client, reason))?;
+        let pod = match self.pod_for_ip(&ip, at) {
+            Ok(pod) => pod,
+            Err(Reason::UnknownIp) if self.named_on_other_node(&ip) => return Err(Resolution::OtherNode),
+            Err(reason) => return Err(Resolution::Unresolved(Side::Client, reason)),
+        };
         if let Some(node) = &self.config.node_name
             && pod.record().node_name.as_deref() != Some(node.as_str())
         {
             return Err(Resolution::OtherNode);
         }
         Ok(pod)
+    }
+
+    /// Whether an EndpointSlice gives `ip` to a pod on another node: the agent of a node that lists only its own
+    /// pods knows remote pods by their endpoints.
+    fn named_on_other_node(&self, ip: &IpAddr) -> bool {
+        let Some(node) = &self.config.node_name else { return false };
+        self.inventory.endpoint_pods_at(ip).any(|pod| pod.record().node_name.as_deref().is_some_and(|n| n != node))
+    }
+
+    /// The server pod at `ip`: as [`Resolver::pod_for_ip`], or, where remote pods are fetched on request, the pod
+    /// to fetch first.
+    fn server_pod_for_ip(&self, ip: &IpAddr, at: UnixMicros) -> Result<&'a PodEntry, Miss> {
+        match self.pod_for_ip(ip, at) {
+            Err(Reason::UnknownIp) if self.inventory.fetches_pods() => Err(self.fetch_by_address(ip, at)),
+            found => found.map_err(Miss::from),
+        }
+    }
+
+    /// What to fetch for an address no known pod holds: the pod an endpoint names there, else whatever pod holds
+    /// an address of the pod networks; nothing for other addresses.
+    fn fetch_by_address(&self, ip: &IpAddr, at: UnixMicros) -> Miss {
+        let (unknown, failed) = (Reason::UnknownIp, Reason::FetchFailed);
+        match self.inventory.endpoint_pods_at(ip).find(|pod| !pod.is_present()) {
+            Some(pod) => self.fetch_or(wanted_pod(pod.record()), at, unknown, failed),
+            None if self.inventory.may_be_pod_address(ip) => self.fetch_or(Wanted::PodAt(*ip), at, unknown, failed),
+            None => unknown.into(),
+        }
     }
 
     /// The one running, non-hostNetwork pod that has `ip` at time `at`.
@@ -336,26 +422,54 @@ impl<'a> Resolver<'a> {
         found: Option<&'a ServiceEntry>,
         host: Option<&str>,
         at: UnixMicros,
-    ) -> Result<Target<'a>, Reason> {
+    ) -> Result<Target<'a>, Miss> {
         if namespace == "default" && service == "kubernetes" {
             return Ok(Target::ApiServer);
         }
         let entry = found.ok_or(Reason::UnknownService)?;
-        Ok(self.service_entry_server(entry, host, at))
+        self.service_entry_server(entry, host, at)
     }
 
-    /// The server behind a Service: its first usable backing pod's workload, else the Service itself.
-    fn service_entry_server(&self, entry: &'a ServiceEntry, host: Option<&str>, at: UnixMicros) -> Target<'a> {
+    /// The server behind a Service: its first usable backing pod's workload, else the Service itself. Where
+    /// remote pods are fetched on request, a backing pod not fetched yet is fetched first: the Service itself is
+    /// the server only when it has no backing pod at all.
+    fn service_entry_server(
+        &self,
+        entry: &'a ServiceEntry,
+        host: Option<&str>,
+        at: UnixMicros,
+    ) -> Result<Target<'a>, Miss> {
         let record = entry.record();
         if !record.external_name {
             // A headless per-pod name picks that pod; if it is not (yet) an endpoint, any backing pod will do,
             // since the pods behind one Service are assumed to be one workload.
             let backing = host.and_then(|h| self.backing_pod(entry, Some(h), at));
             if let Some(pod) = backing.or_else(|| self.backing_pod(entry, None, at)) {
-                return Target::Pod(pod);
+                return Ok(Target::Pod(pod));
+            }
+            if let Some(miss) = self.fetch_backing_pod(entry, host, at) {
+                return Err(miss);
             }
         }
-        Target::Service(record)
+        Ok(Target::Service(record))
+    }
+
+    /// The backing pod to fetch (the per-pod name's first), or the reason none can be had while a fetch failed;
+    /// `None` when every backing pod is known or missing.
+    fn fetch_backing_pod(&self, entry: &'a ServiceEntry, host: Option<&str>, at: UnixMicros) -> Option<Miss> {
+        if !self.inventory.fetches_pods() {
+            return None;
+        }
+        let absent = self.inventory.endpoints(entry).filter(|ep| !ep.pod.is_present() && !ep.terminating);
+        let (named, others): (Vec<_>, Vec<_>) = absent.partition(|ep| host.is_some() && ep.hostname == host);
+        let mut failed = false;
+        for endpoint in named.into_iter().chain(others) {
+            match self.fetch_or(wanted_pod(endpoint.pod.record()), at, Reason::UnknownIp, Reason::FetchFailed) {
+                Miss::Fetch(wanted) => return Some(Miss::Fetch(wanted)),
+                Miss::Reason(reason) => failed |= reason == Reason::FetchFailed,
+            }
+        }
+        failed.then_some(Miss::Reason(Reason::FetchFailed))
     }
 
     fn backing_pod(&self, service: &'a ServiceEntry, host: Option<&str>, at: UnixMicros) -> Option<&'a PodEntry> {
@@ -376,25 +490,35 @@ impl<'a> Resolver<'a> {
         ip: &IpAddr,
         service: Option<&'a ServiceEntry>,
         at: UnixMicros,
-    ) -> Result<Target<'a>, Reason> {
+    ) -> Result<Target<'a>, Miss> {
         if let Some(service) = service {
             let record = service.record();
             if &*record.namespace == "default" && &*record.name == "kubernetes" {
                 return Ok(Target::ApiServer);
             }
-            return Ok(self.service_entry_server(service, None, at));
+            return self.service_entry_server(service, None, at);
         }
-        self.pod_for_ip(ip, at).map(Target::Pod)
+        self.server_pod_for_ip(ip, at).map(Target::Pod)
     }
 
     /// A name outside the cluster domain: the answer IPs are tried first (a private name for an in-cluster
-    /// address), then the name itself is the server.
-    fn outside_server(&self, name: &str, addresses: &[IpAddr], at: UnixMicros) -> Target<'a> {
-        addresses
-            .iter()
-            .find_map(|ip| self.address_server(ip, self.inventory.service_with_ip(ip), at).ok())
-            .unwrap_or_else(|| Target::External(Arc::from(name)))
+    /// address), then the name itself is the server. An address whose pod is still to be fetched decides nothing
+    /// until it has been.
+    fn outside_server(&self, name: &str, addresses: &[IpAddr], at: UnixMicros) -> Result<Target<'a>, Miss> {
+        for ip in addresses {
+            match self.address_server(ip, self.inventory.service_with_ip(ip), at) {
+                Ok(target) => return Ok(target),
+                Err(Miss::Fetch(wanted)) => return Err(Miss::Fetch(wanted)),
+                Err(Miss::Reason(_)) => {}
+            }
+        }
+        Ok(Target::External(Arc::from(name)))
     }
+}
+
+/// The fetch of the pod an endpoint names.
+fn wanted_pod(pod: &PodRecord) -> Wanted {
+    Wanted::Pod { namespace: pod.namespace.clone(), name: pod.name.clone() }
 }
 
 /// A server found in the index, before it becomes labels.
@@ -410,11 +534,7 @@ enum Target<'a> {
 /// The labels of an edge. Labels share the index's strings; each share is an atomic increment that waits for
 /// its string's cache line, so both sides' strings are read before either is shared, letting the two misses
 /// overlap instead of queueing behind each other.
-fn finish(client: &PodEntry, server: Result<Target<'_>, Reason>) -> Resolution {
-    let server = match server {
-        Ok(server) => server,
-        Err(reason) => return Resolution::Unresolved(Side::Server, reason),
-    };
+fn finish(client: &PodEntry, server: Target<'_>) -> Resolution {
     let client = Identity::of(client.record(), client.owner_root());
     let server = match server {
         Target::Pod(pod) => Ok(Identity::of(pod.record(), pod.owner_root())),

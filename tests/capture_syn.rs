@@ -159,6 +159,7 @@ fn an_ipv6_syn_and_a_socket_seen_first_count_once() {
     assert_eq!((h.syns("counted"), h.syns("duplicate")), (0, 1));
     // IPv6 clients are resolved like IPv4 ones: unknown here, so it waits and is then unresolved.
     h.frame(AT, &synth::tcp_syn(addr("[fd00::10]:40000"), addr("[fd00::20]:80"), 1));
+    h.recorder.retry_pending(AT, false);
     h.recorder.retry_pending(AT + RETRY_MICROS, false);
     assert_eq!(h.syns("unresolved"), 1);
 }
@@ -209,7 +210,10 @@ fn a_client_pod_that_arrives_late_is_retried_and_one_that_never_does_is_unresolv
     h.inventory.write().unwrap().upsert_pod(record);
     h.recorder.retry_pending(AT + 2_000_000, false);
     assert_eq!((h.syns("counted"), h.syns("unresolved")), (1, 0), "the late pod resolves; the other still waits");
+    // The bound counts from the first retry (a replayed capture's packets are older than any wait).
     h.recorder.retry_pending(AT + RETRY_MICROS, false);
+    assert_eq!(h.syns("unresolved"), 0);
+    h.recorder.retry_pending(AT + 1_000_000 + RETRY_MICROS, false);
     assert_eq!(h.syns("unresolved"), 1);
     assert!(
         h.scrape().contains(r#"network_mapper_unresolved_total{source="syn",side="client",reason="unknown_ip"} 1"#)

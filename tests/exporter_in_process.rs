@@ -69,8 +69,13 @@ impl PacketSource for FakePackets {
 }
 
 fn sources() -> Sources {
-    let packets =
-        Packets { source: Box::new(FakePackets::from_fixture()), reopen: None, thread_name: "fake".into(), syns: true };
+    let packets = Packets {
+        source: Box::new(FakePackets::from_fixture()),
+        reopen: None,
+        thread_name: "fake".into(),
+        syns: true,
+        node_filter: None,
+    };
     let scanner = Scanner::new(ProcRoot(PathBuf::from(PROC))).expect("fixture /proc tree");
     let inventory = inventory::load_file(Path::new(INVENTORY)).expect("fixture inventory loads");
     Sources {

@@ -49,7 +49,9 @@ fn start(api: FakeApi) -> Live {
     let config = inventory::client_config(Some(&kubeconfig)).expect("kubeconfig is valid");
     let client = inventory::client(config, &status).expect("client");
     let inventory = Arc::new(RwLock::new(Inventory::new()));
-    let tasks = inventory::spawn_watches(client, inventory.clone(), status);
+    let plan =
+        inventory::Plan { node: None, fetch_remote: false, pod_networks: Vec::new(), start_window: Duration::ZERO };
+    let tasks = inventory::spawn(client, inventory.clone(), status, &plan).tasks;
     Live { api, inventory, registry, readiness, tasks, _dir: dir }
 }
 
@@ -97,6 +99,7 @@ fn show(resolution: Resolution) -> String {
         Resolution::Edge(edge) => format!("{}.{}({})", edge.client.name, edge.client.namespace, edge.client.kind),
         Resolution::OtherNode => "other_node".into(),
         Resolution::Unresolved(side, reason) => format!("{}:{}", side.metric_label(), reason.metric_label()),
+        Resolution::Fetch(side, wanted) => format!("{}:fetch {wanted:?}", side.metric_label()),
     }
 }
 

@@ -37,6 +37,7 @@ fn show(r: Resolution) -> String {
         }
         Resolution::OtherNode => "other_node".into(),
         Resolution::Unresolved(side, reason) => format!("{}:{}", side.metric_label(), reason.metric_label()),
+        Resolution::Fetch(side, wanted) => format!("{}:fetch {wanted:?}", side.metric_label()),
     }
 }
 

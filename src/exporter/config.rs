@@ -4,10 +4,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
+use crate::IpNet;
 use crate::exporter::metrics::Limits;
+use crate::exporter::node_filter::NodeFilterSpec;
 use crate::sources::capture::source::Delivery;
+use crate::sources::inventory::Plan;
 
 /// The BPF filter that keeps DNS answers only (docs/design.md §3); with the SYN capture on (the default), client
 /// SYNs are added to it (see [`Args::capture_filter`]).
@@ -77,6 +80,24 @@ pub struct Args {
     #[arg(long, env = "NETMAP_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
 
+    /// How the pods of other nodes are known when --node-name is set: `fetch` them from the API when an
+    /// observation needs one (the agent watches only its node's pods, plus Services and EndpointSlices), or
+    /// `watch` every pod of the cluster (and ReplicaSets and Jobs), as earlier releases did. docs/operating.md
+    /// states what each costs.
+    #[arg(long, env = "NETMAP_REMOTE_PODS", value_enum, default_value_t = RemotePods::Fetch)]
+    pub remote_pods: RemotePods,
+
+    /// The cluster's pod networks: an address in them that no known pod or endpoint holds is looked up as a pod
+    /// (with --remote-pods=fetch). Comma-separated [default: the private ranges 10.0.0.0/8, 172.16.0.0/12,
+    /// 192.168.0.0/16, 100.64.0.0/10, fc00::/7].
+    #[arg(long, env = "NETMAP_CLUSTER_CIDR", value_delimiter = ',')]
+    pub cluster_cidr: Vec<IpNet>,
+
+    /// The window the agent's first API request is delayed within, by a hash of the node name, so a DaemonSet
+    /// restarted at once spreads its lists (0s: no delay; no delay without --node-name).
+    #[arg(long, env = "NETMAP_START_JITTER", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub start_jitter: Duration,
+
     /// Static inventory instead of the API: a Kubernetes List, YAML or JSON
     /// (e.g. `kubectl get pods,services,endpointslices,replicasets,jobs -A -o yaml`).
     #[arg(long, env = "NETMAP_INVENTORY_FILE")]
@@ -124,10 +145,38 @@ impl Args {
         }
     }
 
+    /// The node filter of a live capture: with `--node-name` and the default filter, the kernel passes only
+    /// answers to and SYNs from this node's pods (docs/design.md §7).
+    pub fn node_filter(&self) -> Option<NodeFilterSpec> {
+        let node = self.node_name().filter(|_| self.bpf_filter.is_none())?;
+        let syns = (!self.no_syn_capture).then(|| crate::sources::capture::syn::SYN_FILTER.to_owned());
+        Some(NodeFilterSpec { node, answers: DEFAULT_BPF_FILTER.to_owned(), syns })
+    }
+
+    /// What the live inventory watches and fetches (docs/design.md §7).
+    pub fn inventory_plan(&self) -> Plan {
+        let pod_networks = if self.cluster_cidr.is_empty() { IpNet::private() } else { self.cluster_cidr.clone() };
+        Plan {
+            node: self.node_name(),
+            fetch_remote: self.remote_pods == RemotePods::Fetch,
+            pod_networks,
+            start_window: self.start_jitter,
+        }
+    }
+
     /// The cardinality caps.
     pub fn limits(&self) -> Limits {
         Limits { max_edges: self.max_edges, max_external_names: self.max_external_names }
     }
+}
+
+/// How an agent with a node name knows the pods of other nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RemotePods {
+    /// Fetched from the API when an observation needs one.
+    Fetch,
+    /// Every pod of the cluster watched.
+    Watch,
 }
 
 /// Parses `IP:PORT`, also accepting an IPv6 address without brackets (the last `:` separates the port), which

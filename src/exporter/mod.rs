@@ -11,6 +11,7 @@
 pub mod config;
 pub mod connections;
 pub mod metrics;
+pub mod node_filter;
 pub mod pipeline;
 pub mod run;
 pub mod server;

@@ -26,11 +26,13 @@ use crate::sources::capture::frame::{DnsMessage, FrameDecoder, FrameOutcome, Lin
 use crate::sources::capture::prefilter::{self, Destinations, Early, Prefilter};
 use crate::sources::capture::syn::Syn;
 use crate::sources::inventory::Inventory;
+use crate::sources::inventory::{FetchQueue, Requested, Wanted};
 
-/// How long a connection whose client IP is not in the inventory yet is retried: a pod's first SYN can precede
-/// its Pod object (with its IP) in the watch by a second or two.
+/// How long an observation waits, from its first retry: a connection whose client IP is not in the inventory yet
+/// (a pod's first SYN can precede its Pod object, with its IP, in the watch by a second or two), or an
+/// observation whose remote pod or owner is being fetched (docs/design.md §7).
 pub const RETRY_MICROS: i64 = 10_000_000;
-/// At most this many connections wait; beyond it they are counted unresolved at once (traffic from outside
+/// At most this many observations wait; beyond it they are counted unresolved at once (traffic from outside
 /// the cluster to a NodePort would otherwise fill any queue).
 const MAX_PENDING: usize = 4096;
 /// Addresses learned as DNS servers from the answers they send; far more than any cluster runs.
@@ -51,6 +53,8 @@ pub enum Resolved {
     Unresolved,
     /// A cardinality cap refused a new edge.
     Refused,
+    /// Waiting for an object being fetched; the outcome is counted when it is decided.
+    Pending,
 }
 
 impl From<Resolved> for Counted {
@@ -60,6 +64,20 @@ impl From<Resolved> for Counted {
             Resolved::OtherNode => Counted::OtherNode,
             Resolved::Unresolved => Counted::Unresolved,
             Resolved::Refused => Counted::Refused,
+            Resolved::Pending => Counted::Pending,
+        }
+    }
+}
+
+impl From<Resolved> for DnsOutcome {
+    /// `Pending` is never counted as such (the outcome is counted once decided); it maps to `Unresolved` only to
+    /// keep the match total.
+    fn from(resolved: Resolved) -> Self {
+        match resolved {
+            Resolved::Counted => DnsOutcome::Counted,
+            Resolved::OtherNode => DnsOutcome::OtherNode,
+            Resolved::Unresolved | Resolved::Pending => DnsOutcome::Unresolved,
+            Resolved::Refused => DnsOutcome::Refused,
         }
     }
 }
@@ -80,7 +98,8 @@ pub enum Counted {
     Duplicate,
     /// A connection to port 53 of a DNS server: a DNS-over-TCP lookup, whose answers count instead.
     DnsLookup,
-    /// Waiting for the client pod to reach the inventory; the outcome is counted when it is decided.
+    /// Waiting for the client pod to reach the inventory, or for an object being fetched; the outcome is counted
+    /// when it is decided.
     Pending,
     /// A connection over loopback: inside one pod (or the node), not an edge.
     Loopback,
@@ -130,14 +149,19 @@ impl From<ConnectionSource> for ObservationSource {
     }
 }
 
-/// A connection waiting for its client pod.
-#[derive(Clone, Copy, Debug)]
-struct PendingConnection {
-    source: ConnectionSource,
-    client: SocketAddr,
-    server: SocketAddr,
-    sighting: Sighting,
+/// An observation waiting for its client pod or for an object being fetched, with its own time and the time of
+/// the first retry, from which its wait is counted (a replayed capture's packets are older than the wait).
+#[derive(Clone, Debug)]
+struct Pending {
+    observation: Waiting,
     at: UnixMicros,
+    since: Option<UnixMicros>,
+}
+
+#[derive(Clone, Debug)]
+enum Waiting {
+    Connection { source: ConnectionSource, client: SocketAddr, server: SocketAddr, sighting: Sighting },
+    Answer { client: IpAddr, question: Box<str>, addresses: Box<[IpAddr]> },
 }
 
 /// Resolves and counts one observation; shared by the DNS, SYN and socket paths. Clones share all state.
@@ -148,9 +172,11 @@ pub struct Recorder {
     metrics: Metrics,
     /// One connection counts once, whichever source sees it first (see [`connections`]).
     connections: Arc<Mutex<ConnectionMemory>>,
-    pending: Arc<Mutex<VecDeque<PendingConnection>>>,
+    pending: Arc<Mutex<VecDeque<Pending>>>,
     /// Addresses seen sending DNS answers: DNS servers by the capture's account.
     dns_senders: Arc<RwLock<FxHashSet<IpAddr>>>,
+    /// Where objects to fetch are asked for; `None` when the inventory fetches nothing (a file, or watches only).
+    fetches: Option<FetchQueue>,
 }
 
 impl Recorder {
@@ -164,7 +190,14 @@ impl Recorder {
             connections: Arc::new(Mutex::new(ConnectionMemory::new(window, connections::DEFAULT_MAX_ENTRIES))),
             pending: Arc::default(),
             dns_senders: Arc::default(),
+            fetches: None,
         }
+    }
+
+    /// Asks `queue` for the remote pods and owners observations need (docs/design.md §7).
+    pub fn with_fetches(mut self, queue: FetchQueue) -> Self {
+        self.fetches = Some(queue);
+        self
     }
 
     /// Sizes the one-connection window for a socket scan every `scan_interval`.
@@ -183,7 +216,26 @@ impl Recorder {
         addresses: &[IpAddr],
         at: UnixMicros,
     ) -> Resolved {
+        self.answer_waiting_since(inventory, client, question, addresses, at, None)
+    }
+
+    /// [`Recorder::dns_answer`] for an answer that has waited since `since` already.
+    fn answer_waiting_since(
+        &self,
+        inventory: &Inventory,
+        client: IpAddr,
+        question: &str,
+        addresses: &[IpAddr],
+        at: UnixMicros,
+        since: Option<UnixMicros>,
+    ) -> Resolved {
         let resolution = Resolver::new(inventory, &self.config).dns_answer(client, question, addresses, at);
+        if let Resolution::Fetch(_, wanted) = &resolution {
+            let answer = || Waiting::Answer { client, question: question.into(), addresses: addresses.into() };
+            if self.wait_for(Some(wanted), answer, (at, since)) {
+                return Resolved::Pending;
+            }
+        }
         self.count(ObservationSource::Dns, resolution, None)
     }
 
@@ -224,22 +276,87 @@ impl Recorder {
         self.connection_outcome(ConnectionSource::Socket, first, (local, remote, sighting), at)
     }
 
-    /// Retries the connections waiting for their client pod; those past [`RETRY_MICROS`] (or all, with
-    /// `give_up`) are counted as they resolve now.
+    /// Retries the observations waiting for their client pod or a fetched object; those past [`RETRY_MICROS`]
+    /// (or all, with `give_up`) are counted as they resolve now.
     pub fn retry_pending(&self, now: UnixMicros, give_up: bool) {
-        let waiting: Vec<PendingConnection> =
-            self.pending.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
-        for p in waiting {
-            let last_try = give_up || now.saturating_sub(p.at) >= RETRY_MICROS;
-            let counted = self.resolve_connection(p.source, (p.client, p.server, p.sighting), p.at, !last_try);
-            self.count_connection_outcome(p.source, counted);
+        let waiting: Vec<Pending> = self.pending.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
+        for Pending { observation, at, since } in waiting {
+            let since = since.unwrap_or(now);
+            let may_wait = !give_up && now.saturating_sub(since) < RETRY_MICROS;
+            match observation {
+                Waiting::Connection { source, client, server, sighting } => {
+                    let connection = (client, server, sighting);
+                    let counted = self.resolve_connection(source, connection, (at, Some(since)), may_wait);
+                    self.count_connection_outcome(source, counted);
+                }
+                Waiting::Answer { client, question, addresses } => {
+                    let resolved = self.retry_answer(client, &question, &addresses, (at, since), may_wait);
+                    if resolved != Resolved::Pending {
+                        self.metrics.dns_responses.get_or_create(&Outcome(DnsOutcome::from(resolved))).inc();
+                    }
+                }
+            }
         }
-        self.metrics.connections_pending.set(self.pending.lock().unwrap_or_else(PoisonError::into_inner).len() as i64);
+        self.set_pending_gauge();
     }
 
-    /// Connections waiting for their client pod.
+    fn retry_answer(
+        &self,
+        client: IpAddr,
+        question: &str,
+        addresses: &[IpAddr],
+        (at, since): (UnixMicros, UnixMicros),
+        may_wait: bool,
+    ) -> Resolved {
+        let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
+        if may_wait {
+            return self.answer_waiting_since(&inventory, client, question, addresses, at, Some(since));
+        }
+        let resolution = Resolver::new(&inventory, &self.config).dns_answer(client, question, addresses, at);
+        drop(inventory);
+        self.count(ObservationSource::Dns, resolution, None)
+    }
+
+    /// Parks an observation until the next retry; with `wanted`, asks for it to be fetched meanwhile. False when
+    /// it cannot wait (nothing fetches, the fetch queue or the waiting room is full): it is counted now.
+    fn wait_for(
+        &self,
+        wanted: Option<&Wanted>,
+        observation: impl FnOnce() -> Waiting,
+        (at, since): (UnixMicros, Option<UnixMicros>),
+    ) -> bool {
+        if let Some(wanted) = wanted {
+            match self.fetches.as_ref().map(|queue| queue.request(wanted)) {
+                Some(Requested::Queued | Requested::Already) => {}
+                Some(Requested::Full) => {
+                    self.metrics.fetch_refused(wanted);
+                    return false;
+                }
+                None => return false,
+            }
+        }
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.len() >= MAX_PENDING {
+            return false;
+        }
+        pending.push_back(Pending { observation: observation(), at, since });
+        self.metrics.observations_pending.set(pending.len() as i64);
+        true
+    }
+
+    fn set_pending_gauge(&self) {
+        let waiting = self.pending.lock().unwrap_or_else(PoisonError::into_inner).len();
+        self.metrics.observations_pending.set(waiting as i64);
+    }
+
+    /// Observations waiting for their client pod or a fetched object.
     pub fn pending(&self) -> usize {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// The inventory this recorder resolves against.
+    pub fn inventory(&self) -> &SharedInventory {
+        &self.inventory
     }
 
     /// The metrics this recorder counts into.
@@ -264,18 +381,19 @@ impl Recorder {
         } else if server.port() == DNS_PORT && self.is_dns_server(&server.ip()) {
             Counted::DnsLookup
         } else {
-            self.resolve_connection(source, connection, at, true)
+            self.resolve_connection(source, connection, (at, None), true)
         };
         self.count_connection_outcome(source, counted);
         counted
     }
 
-    /// Resolves and counts a connection; with `may_wait`, one whose client IP is not known yet waits instead.
+    /// Resolves and counts a connection; with `may_wait`, one whose client IP is not known yet, or whose pod or
+    /// owner is being fetched, waits instead.
     fn resolve_connection(
         &self,
         source: ConnectionSource,
         connection: Sighted,
-        at: UnixMicros,
+        (at, since): (UnixMicros, Option<UnixMicros>),
         may_wait: bool,
     ) -> Counted {
         let (client, server, sighting) = connection;
@@ -288,15 +406,17 @@ impl Recorder {
         if relay {
             return Counted::MeshProxy;
         }
-        let waits =
-            matches!(resolution, Resolution::Unresolved(Side::Client, Reason::UnknownIp | Reason::OwnerPending));
-        if waits && may_wait {
-            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            if pending.len() < MAX_PENDING {
-                pending.push_back(PendingConnection { source, client, server, sighting, at });
-                self.metrics.connections_pending.set(pending.len() as i64);
-                return Counted::Pending;
-            }
+        let wanted = match &resolution {
+            Resolution::Unresolved(Side::Client, Reason::UnknownIp | Reason::OwnerPending) => Some(None),
+            Resolution::Fetch(_, wanted) => Some(Some(wanted)),
+            _ => None,
+        };
+        let waiting = || Waiting::Connection { source, client, server, sighting };
+        if let Some(wanted) = wanted
+            && may_wait
+            && self.wait_for(wanted, waiting, (at, since))
+        {
+            return Counted::Pending;
         }
         self.count(source.into(), resolution, Some(port)).into()
     }
@@ -331,6 +451,16 @@ impl Recorder {
                 self.metrics.unresolved(source, side, reason);
                 Resolved::Unresolved
             }
+            // No answer came in time (or the observation could not wait): what was never fetched is named by
+            // nobody.
+            Resolution::Fetch(side, wanted) => {
+                let reason = match wanted {
+                    Wanted::Owner { .. } => Reason::OwnerPending,
+                    Wanted::Pod { .. } | Wanted::PodAt(_) => Reason::FetchFailed,
+                };
+                self.metrics.unresolved(source, side, reason);
+                Resolved::Unresolved
+            }
         }
     }
 }
@@ -343,7 +473,10 @@ type Sighted = (SocketAddr, SocketAddr, Sighting);
 /// client pod's mesh, which its annotation gives; the second lookup of the client's address finds it in cache.
 fn is_mesh_relay(resolver: &Resolver<'_>, resolution: &Resolution, connection: Sighted, at: UnixMicros) -> bool {
     let (client, server, sighting) = connection;
-    if matches!(resolution, Resolution::OtherNode | Resolution::Unresolved(Side::Client, _)) {
+    if matches!(
+        resolution,
+        Resolution::OtherNode | Resolution::Unresolved(Side::Client, _) | Resolution::Fetch(Side::Client, _)
+    ) {
         return false;
     }
     let port = server.port();
@@ -389,12 +522,14 @@ impl DnsOutcomes {
         };
     }
 
-    fn of(&self, resolved: Resolved) -> &Counter {
+    /// The counter of a decided outcome; `None` for one still pending (counted when decided).
+    fn of(&self, resolved: Resolved) -> Option<&Counter> {
         match resolved {
-            Resolved::Counted => &self.counted,
-            Resolved::OtherNode => &self.other_node,
-            Resolved::Unresolved => &self.unresolved,
-            Resolved::Refused => &self.refused,
+            Resolved::Counted => Some(&self.counted),
+            Resolved::OtherNode => Some(&self.other_node),
+            Resolved::Unresolved => Some(&self.unresolved),
+            Resolved::Refused => Some(&self.refused),
+            Resolved::Pending => None,
         }
     }
 }
@@ -535,14 +670,17 @@ impl MessageSink {
         if let Err(early) = self.prefilter.check_duplicate(message, at) {
             return self.outcomes.early(early);
         }
-        match dns::parse_response(message.bytes) {
-            DnsResponse::Malformed => self.outcomes.malformed.inc(),
-            DnsResponse::NotAnswer(_) => self.outcomes.not_answer.inc(),
+        let counter = match dns::parse_response(message.bytes) {
+            DnsResponse::Malformed => Some(&self.outcomes.malformed),
+            DnsResponse::NotAnswer(_) => Some(&self.outcomes.not_answer),
             DnsResponse::Answer(answer) => {
                 let client = message.dst.ip();
-                let counted = self.recorder.dns_answer(&inventory, client, &answer.question, &answer.addresses, at);
-                self.outcomes.of(counted).inc()
+                let resolved = self.recorder.dns_answer(&inventory, client, &answer.question, &answer.addresses, at);
+                self.outcomes.of(resolved)
             }
         };
+        if let Some(counter) = counter {
+            counter.inc();
+        }
     }
 }

@@ -20,6 +20,7 @@ use crate::exporter::config::Args;
 use crate::exporter::metrics::{
     Enabled, InventoryReport, Limits, Metrics, Outcome, ReasonLabel, ScanOutcome, SkipReason, SocketOutcome, SourceName,
 };
+use crate::exporter::node_filter::{NodeFilter, NodeFilterSpec};
 use crate::exporter::pipeline::{DnsPipeline, Recorder};
 use crate::exporter::server::{self, AppState, Exposition, Readiness};
 use crate::exporter::web_config::WebConfig;
@@ -94,6 +95,8 @@ pub struct Packets {
     pub thread_name: String,
     /// Whether client SYNs are counted (`--no-syn-capture` turns it off).
     pub syns: bool,
+    /// The kernel filter follows this node's pods (a live device with `--node-name` and the default filter).
+    pub node_filter: Option<NodeFilterSpec>,
 }
 
 /// The socket scanner and its period.
@@ -108,8 +111,9 @@ pub struct SocketScan {
 pub enum InventorySource {
     /// Loaded already (an inventory file, or a test's objects): ready at once.
     Loaded(Box<Inventory>),
-    /// Watched from the Kubernetes API with this client configuration: ready once every kind has synced.
-    Api(Box<::kube::Config>),
+    /// Watched (and fetched) from the Kubernetes API with this client configuration and plan: ready once every
+    /// kind the plan needs has synced.
+    Api(Box<::kube::Config>, inventory::Plan),
 }
 
 /// Everything the exporter reads from the outside world.
@@ -132,7 +136,10 @@ impl Sources {
                 tracing::info!(path = %path.display(), counts = ?inventory.counts(), "inventory loaded from file");
                 InventorySource::Loaded(Box::new(inventory))
             }
-            None => InventorySource::Api(Box::new(inventory::client_config(args.kubeconfig.as_deref())?)),
+            None => {
+                let config = inventory::client_config(args.kubeconfig.as_deref())?;
+                InventorySource::Api(Box::new(config), args.inventory_plan())
+            }
         };
         let (filter, syns) = (args.capture_filter(), !args.no_syn_capture);
         tracing::info!(filter = %filter, syns, "capture filter");
@@ -142,6 +149,7 @@ impl Sources {
                 reopen: None,
                 thread_name: "capture-file".into(),
                 syns,
+                node_filter: None,
             },
             None => {
                 let (interface, delivery) = (args.interface.clone(), args.delivery());
@@ -151,6 +159,7 @@ impl Sources {
                     thread_name: format!("capture-{interface}"),
                     reopen: Some(Box::new(move || source::open_live_with(&interface, &filter, delivery))),
                     syns,
+                    node_filter: args.node_filter(),
                 }
             }
         };
@@ -167,7 +176,7 @@ impl Sources {
         Enabled {
             capture: self.packets.is_some(),
             sockets: self.sockets.is_some(),
-            api_inventory: matches!(self.inventory, InventorySource::Api(_)),
+            api_inventory: matches!(self.inventory, InventorySource::Api(..)),
         }
     }
 }
@@ -204,18 +213,20 @@ impl Core {
     ) -> Result<Core, Error> {
         let (metrics, registry) = Metrics::new(limits, enabled);
         let readiness = Readiness::default();
+        let mut fetches = None;
         let inventory = match inventory {
             InventorySource::Loaded(inventory) => {
                 metrics.inventory_file_loaded(inventory.counts());
                 readiness.set(true);
                 Arc::new(RwLock::new(*inventory))
             }
-            InventorySource::Api(config) => {
+            InventorySource::Api(config, plan) => {
                 let status = InventoryReport::watch_status(&metrics, readiness.clone());
                 let client = inventory::client(*config, &status)?;
                 let inventory = Arc::new(RwLock::new(Inventory::new()));
-                inventory::spawn_watches(client, inventory.clone(), status);
-                tracing::info!("watching the Kubernetes API for the inventory");
+                let started = inventory::spawn(client, inventory.clone(), status, &plan);
+                tracing::info!(kinds = ?plan.kinds(), fetches = plan.fetches(), "watching the Kubernetes API for the inventory");
+                fetches = started.fetches;
                 inventory
             }
         };
@@ -225,6 +236,9 @@ impl Core {
         let mut recorder = Recorder::new(inventory, config, metrics.clone());
         if let Some(interval) = scan_interval {
             recorder = recorder.with_scan_interval(interval);
+        }
+        if let Some(queue) = fetches {
+            recorder = recorder.with_fetches(queue);
         }
         Ok(Core { registry: Arc::new(registry), metrics, recorder, readiness })
     }
@@ -243,8 +257,10 @@ pub fn print_metrics(args: &Args, exposition: Exposition) -> Result<String, Erro
     let interval = sources.sockets.as_ref().map(|s| s.interval);
     let core = Core::new(sources.inventory, resolve_config(args), args.limits(), enabled, interval)?;
     if let Some(mut packets) = sources.packets {
-        let mut pipeline = pipeline_for(packets.syns, &core.recorder);
-        drain(packets.source.as_mut(), &mut pipeline, &core.metrics, &AtomicBool::new(false))?;
+        let pipeline = pipeline_for(packets.syns, &core.recorder);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut capture = Capture { pipeline, metrics: core.metrics.clone(), stop, node_filter: None };
+        drain(packets.source.as_mut(), &mut capture)?;
     }
     if let Some(mut sockets) = sources.sockets {
         scan_once(&mut sockets.scanner, &core.recorder);
@@ -304,16 +320,22 @@ fn spawn_capture(packets: Packets, core: &Core, stop: Arc<AtomicBool>) -> Result
     let pipeline = pipeline_for(packets.syns, &core.recorder);
     let metrics = core.metrics.clone();
     let readiness = core.readiness.clone();
+    let inventory = core.recorder.inventory().clone();
+    let mut node_filter = packets.node_filter.map(|spec| NodeFilter::new(spec, inventory, metrics.clone()));
     let thread = std::thread::Builder::new().name(packets.thread_name).spawn(move || {
         let _down_if_it_dies = DownOnPanic(metrics.clone(), SourceName::Capture);
         let mut source = packets.source;
         let Some(backlog) = read_until_ready(source.as_mut(), live, &readiness, &stop) else { return };
         metrics.source_succeeded(SourceName::Capture);
+        if let Some(filter) = &mut node_filter {
+            filter.refresh(source.as_mut());
+        }
         let (mut pipeline, link) = (pipeline, source.link_type());
         for (at, frame) in backlog.frames {
             pipeline.process_frame(link, at, &frame);
         }
-        capture_loop(source, pipeline, metrics, stop, packets.reopen);
+        let capture = Capture { pipeline, metrics, stop, node_filter };
+        capture_loop(source, capture, packets.reopen);
     });
     thread.map_err(|e| Error::Usage(format!("cannot start the capture thread: {e}")))
 }
@@ -383,21 +405,25 @@ fn pipeline_for(syns: bool, recorder: &Recorder) -> DnsPipeline {
     if syns { pipeline } else { pipeline.without_syns() }
 }
 
-/// Reads the source until it ends or `stop` is set. A live device that fails is reopened after a pause.
-fn capture_loop(
-    mut source: Box<dyn PacketSource>,
-    mut pipeline: DnsPipeline,
+/// What a capture thread feeds and reports into.
+struct Capture {
+    pipeline: DnsPipeline,
     metrics: Metrics,
     stop: Arc<AtomicBool>,
-    reopen: Option<Reopen>,
-) {
+    /// Keeps the kernel filter to this node's pods; `None` without a node filter.
+    node_filter: Option<NodeFilter>,
+}
+
+/// Reads the source until it ends or `stop` is set. A live device that fails is reopened after a pause.
+fn capture_loop(mut source: Box<dyn PacketSource>, mut capture: Capture, reopen: Option<Reopen>) {
     loop {
-        match drain(source.as_mut(), &mut pipeline, &metrics, &stop) {
+        match drain(source.as_mut(), &mut capture) {
             Ok(()) => {
                 tracing::info!(source = %source.describe(), "capture source finished");
-                // Connections from the file that wait for their client pod still get their retries.
-                while pipeline.recorder().pending() > 0 && !sleep_unless_stopped(&stop, STATS_INTERVAL) {
-                    pipeline.recorder().retry_pending(now_micros(), false);
+                // Observations from the file that wait for their client pod or a fetch still get their retries.
+                let recorder = capture.pipeline.recorder();
+                while recorder.pending() > 0 && !sleep_unless_stopped(&capture.stop, STATS_INTERVAL) {
+                    recorder.retry_pending(now_micros(), false);
                 }
                 return;
             }
@@ -405,48 +431,47 @@ fn capture_loop(
         }
         let Some(reopen) = &reopen else { return };
         loop {
-            if sleep_unless_stopped(&stop, CAPTURE_RETRY) {
+            if sleep_unless_stopped(&capture.stop, CAPTURE_RETRY) {
                 return;
             }
             match reopen() {
                 Ok(s) => {
-                    metrics.source_succeeded(SourceName::Capture);
+                    capture.metrics.source_succeeded(SourceName::Capture);
                     break source = s;
                 }
                 Err(e) => {
-                    metrics.capture_error(&e);
+                    capture.metrics.capture_error(&e);
                     tracing::warn!(error = %e, "capture reopen failed; retrying");
                 }
             }
+        }
+        if let Some(filter) = &mut capture.node_filter {
+            filter.reset();
+            filter.refresh(source.as_mut());
         }
     }
 }
 
 /// Feeds every packet of `source` to the pipeline until the source ends (`Ok`) or fails (`Err`, counted).
-fn drain(
-    source: &mut dyn PacketSource,
-    pipeline: &mut DnsPipeline,
-    metrics: &Metrics,
-    stop: &AtomicBool,
-) -> Result<(), capture::Error> {
+fn drain(source: &mut dyn PacketSource, capture: &mut Capture) -> Result<(), capture::Error> {
     let link = source.link_type();
     let mut drops = DropTracker::default();
     let mut last_stats = Instant::now();
     let mut since_clock_read = 0u32;
-    while !stop.load(Ordering::Acquire) {
+    while !capture.stop.load(Ordering::Acquire) {
         let idle = match source.next() {
             Ok(Next::Packet(packet)) => {
-                pipeline.process_frame(link, packet.at, packet.data);
+                capture.pipeline.process_frame(link, packet.at, packet.data);
                 false
             }
             Ok(Next::Idle) => true,
             Ok(Next::End) => {
-                drops.update(source, metrics);
-                metrics.source_succeeded(SourceName::Capture);
+                drops.update(source, &capture.metrics);
+                capture.metrics.source_succeeded(SourceName::Capture);
                 return Ok(());
             }
             Err(e) => {
-                metrics.capture_error(&e);
+                capture.metrics.capture_error(&e);
                 return Err(e);
             }
         };
@@ -457,14 +482,17 @@ fn drain(
             continue;
         }
         since_clock_read = 0;
+        if let Some(filter) = &mut capture.node_filter {
+            filter.refresh(source);
+        }
         if last_stats.elapsed() >= STATS_INTERVAL {
             last_stats = Instant::now();
-            drops.update(source, metrics);
-            metrics.source_succeeded(SourceName::Capture);
-            pipeline.recorder().retry_pending(now_micros(), false);
+            drops.update(source, &capture.metrics);
+            capture.metrics.source_succeeded(SourceName::Capture);
+            capture.pipeline.recorder().retry_pending(now_micros(), false);
         }
     }
-    drops.update(source, metrics);
+    drops.update(source, &capture.metrics);
     Ok(())
 }
 

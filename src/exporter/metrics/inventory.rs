@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::exporter::server::Readiness;
-use crate::sources::inventory::{Kind, WatchObserver, WatchStatus};
+use crate::sources::inventory::{FetchKind, FetchResult, Kind, WatchObserver, WatchStatus};
 
 use super::{InventoryKind, KindLabel, Metrics, SourceName};
 
@@ -51,5 +51,13 @@ impl WatchObserver for InventoryReport {
 
     fn all_synced(&self) {
         self.readiness.set(true);
+    }
+
+    fn watching(&self, kinds: &[Kind], fetching: bool) {
+        self.metrics.inventory_zero_series(kinds, fetching);
+    }
+
+    fn fetched(&self, kind: FetchKind, result: FetchResult) {
+        self.metrics.fetched(kind, result);
     }
 }

@@ -10,7 +10,7 @@ use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use crate::resolve::{Reason as UnresolvedReason, Side};
 use crate::sources::capture::ErrorKind as CaptureErrorKind;
 use crate::sources::capture::frame::FrameOutcome;
-use crate::sources::inventory::Kind;
+use crate::sources::inventory::{FetchKind, FetchResult, Kind};
 
 /// A label value from a fixed set.
 pub trait LabelValue: Copy + Debug + Hash + Eq + Send + Sync + 'static {
@@ -43,6 +43,8 @@ delegate_label_value! {
     CaptureErrorKind => CaptureErrorKind::ALL,
     Side => Side::ALL,
     UnresolvedReason => UnresolvedReason::ALL,
+    FetchKind => FetchKind::ALL,
+    FetchResult => FetchResult::ALL,
 }
 
 /// Declares an exporter-side label enum with its strings, `ALL` and [`LabelValue`].
@@ -148,6 +150,16 @@ label_enum! {
 }
 
 label_enum! {
+    /// How a replacement of the capture's kernel filter went (`network_mapper_capture_filter_updates_total`).
+    FilterOutcome {
+        /// The kernel runs the new filter.
+        Ok => "ok",
+        /// It could not be compiled or attached; the previous filter stays.
+        Error => "error",
+    }
+}
+
+label_enum! {
     /// Why a scan skipped a process (`network_mapper_socket_processes_skipped_total{reason}`).
     SkipReason {
         /// It exited while being read.
@@ -183,6 +195,8 @@ label_enum! {
         ReplicaSet => "ReplicaSet",
         /// Jobs (watched, metadata only).
         Job => "Job",
+        /// This node's Node object.
+        Node => "Node",
         /// Owners read from an inventory file (any kind).
         Owner => "Owner",
         /// An inventory file as a whole.
@@ -198,6 +212,7 @@ impl From<Kind> for InventoryKind {
             Kind::EndpointSlice => InventoryKind::EndpointSlice,
             Kind::ReplicaSet => InventoryKind::ReplicaSet,
             Kind::Job => InventoryKind::Job,
+            Kind::Node => InventoryKind::Node,
         }
     }
 }
@@ -267,6 +282,22 @@ one_label!(
     SourceLabel,
     "source"
 );
+
+/// Labels `{kind,result}` of fetches made on request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FetchLabels {
+    /// What was fetched.
+    pub kind: FetchKind,
+    /// How it ended.
+    pub result: FetchResult,
+}
+
+impl EncodeLabelSet for FetchLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), fmt::Error> {
+        ("kind", self.kind.metric_label()).encode(encoder.encode_label())?;
+        ("result", self.result.metric_label()).encode(encoder.encode_label())
+    }
+}
 
 /// Labels `{source,side,reason}` of unresolved observations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

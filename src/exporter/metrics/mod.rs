@@ -23,14 +23,15 @@ use std::sync::atomic::AtomicU64;
 pub use edges::{ConnectionLabels, EdgeCounter, EdgeLabels, EdgeOutcome, Limits, WorkloadLabels};
 pub use inventory::InventoryReport;
 pub use labels::{
-    DnsOutcome, ErrorLabel, InventoryKind, KindLabel, LabelValue, ObservationSource, Outcome, ReasonLabel,
-    RefusedReason, ScanOutcome, SkipReason, SocketOutcome, SourceLabel, SourceName, SynOutcome, UnresolvedLabels,
+    DnsOutcome, ErrorLabel, FetchLabels, FilterOutcome, InventoryKind, KindLabel, LabelValue, ObservationSource,
+    Outcome, ReasonLabel, RefusedReason, ScanOutcome, SkipReason, SocketOutcome, SourceLabel, SourceName, SynOutcome,
+    UnresolvedLabels,
 };
 
 use crate::resolve::{Reason, Side};
 use crate::sources::capture::ErrorKind as CaptureErrorKind;
 use crate::sources::capture::frame::FrameOutcome;
-use crate::sources::inventory::{Counts, KINDS};
+use crate::sources::inventory::{Counts, FetchKind, FetchResult, Kind, Wanted};
 
 /// The prefix of every exporter metric.
 pub const PREFIX: &str = "network_mapper";
@@ -66,12 +67,16 @@ pub struct Metrics {
     pub capture_frames: Family<Outcome<FrameOutcome>, Counter>,
     /// Capture read errors by kind.
     pub capture_errors: Family<ErrorLabel<CaptureErrorKind>, Counter>,
+    /// Replacements of the capture's kernel filter (the node filter), by outcome.
+    pub capture_filter_updates: Family<Outcome<FilterOutcome>, Counter>,
+    /// Networks and addresses the node filter passes (0: the capture is not restricted to the node).
+    pub capture_filter_addresses: Gauge,
     /// DNS responses by outcome.
     pub dns_responses: Family<Outcome<DnsOutcome>, Counter>,
     /// Client SYNs by outcome.
     pub syns: Family<Outcome<SynOutcome>, Counter>,
-    /// Connections waiting for their client pod to reach the inventory.
-    pub connections_pending: Gauge,
+    /// Observations waiting for their client pod or for a fetched object.
+    pub observations_pending: Gauge,
     /// Observations that did not resolve, by source, side and reason.
     pub unresolved: Family<UnresolvedLabels, Counter>,
     /// Socket scans by outcome (`ok`, `error`).
@@ -98,6 +103,8 @@ pub struct Metrics {
     pub inventory_relists: Family<KindLabel<InventoryKind>, Counter>,
     /// Watch requests after the first (resumed streams), by kind.
     pub inventory_watch_restarts: Family<KindLabel<InventoryKind>, Counter>,
+    /// Objects fetched on request, by kind and result.
+    pub inventory_fetches: Family<FetchLabels, Counter>,
     /// Whether each source's last attempt succeeded (1) or failed (0).
     pub source_up: Family<SourceLabel<SourceName>, Gauge>,
     /// When each source last succeeded, in seconds since the Unix epoch.
@@ -115,9 +122,11 @@ impl Metrics {
             capture_kernel_drops: Counter::default(),
             capture_frames: Family::default(),
             capture_errors: Family::default(),
+            capture_filter_updates: Family::default(),
+            capture_filter_addresses: Gauge::default(),
             dns_responses: Family::default(),
             syns: Family::default(),
-            connections_pending: Gauge::default(),
+            observations_pending: Gauge::default(),
             unresolved: Family::default(),
             socket_scans: Family::default(),
             socket_scan_duration: Histogram::new(exponential_buckets(0.000_5, 2.0, 14)),
@@ -131,6 +140,7 @@ impl Metrics {
             inventory_watch_errors: Family::default(),
             inventory_relists: Family::default(),
             inventory_watch_restarts: Family::default(),
+            inventory_fetches: Family::default(),
             source_up: Family::default(),
             source_last_success: Family::default(),
             edges: EdgeCounter::new(limits),
@@ -157,12 +167,22 @@ impl Metrics {
         );
         reg.register("capture_frames", "Captured frames by what decoding found", self.capture_frames.clone());
         reg.register("capture_errors", "Errors reading the capture source, by error", self.capture_errors.clone());
+        reg.register(
+            "capture_filter_updates",
+            "Replacements of the capture's kernel filter as this node's pods come and go, by outcome",
+            self.capture_filter_updates.clone(),
+        );
+        reg.register(
+            "capture_filter_addresses",
+            "Networks and addresses the capture's kernel filter passes answers to and SYNs from (0: not restricted to this node)",
+            self.capture_filter_addresses.clone(),
+        );
         reg.register("dns_responses", "DNS responses captured, by outcome", self.dns_responses.clone());
         reg.register("syns", "Client SYNs captured, by outcome", self.syns.clone());
         reg.register(
-            "connections_pending",
-            "Connections (SYN or socket) whose client IP is not in the inventory yet, retried for a few seconds",
-            self.connections_pending.clone(),
+            "observations_pending",
+            "Observations waiting, for a few seconds at most, for their client pod to reach the inventory or for a remote pod or owner being fetched",
+            self.observations_pending.clone(),
         );
         reg.register(
             "unresolved",
@@ -218,6 +238,11 @@ impl Metrics {
             self.inventory_watch_restarts.clone(),
         );
         reg.register(
+            "inventory_fetches",
+            "Remote pods and owners fetched from the Kubernetes API on request, by kind and result",
+            self.inventory_fetches.clone(),
+        );
+        reg.register(
             "source_up",
             "Whether the last attempt of each source (capture, sockets, inventory) succeeded (1) or failed (0)",
             self.source_up.clone(),
@@ -248,19 +273,12 @@ impl Metrics {
             zeros(&self.syns, Outcome::<SynOutcome>);
             zeros(&self.capture_frames, Outcome::<FrameOutcome>);
             zeros(&self.capture_errors, ErrorLabel::<CaptureErrorKind>);
+            zeros(&self.capture_filter_updates, Outcome::<FilterOutcome>);
         }
         if enabled.sockets {
             zeros(&self.socket_scans, Outcome::<ScanOutcome>);
             zeros(&self.socket_connections, Outcome::<SocketOutcome>);
             zeros(&self.socket_processes_skipped, ReasonLabel::<SkipReason>);
-        }
-        if enabled.api_inventory {
-            for kind in KINDS.map(InventoryKind::from) {
-                self.inventory_synced.get_or_create(&KindLabel(kind)).set(0);
-                self.inventory_watch_errors.get_or_create(&KindLabel(kind)).inc_by(0);
-                self.inventory_relists.get_or_create(&KindLabel(kind)).inc_by(0);
-                self.inventory_watch_restarts.get_or_create(&KindLabel(kind)).inc_by(0);
-            }
         }
         let sources = [
             (SourceName::Capture, enabled.capture),
@@ -270,6 +288,20 @@ impl Metrics {
         for (source, _) in sources.into_iter().filter(|(_, on)| *on) {
             self.source_up.get_or_create(&SourceLabel(source)).set(0);
             self.source_last_success.get_or_create(&SourceLabel(source)).set(0.0);
+        }
+    }
+
+    /// The zero series of the API inventory: of the watched `kinds`, and of the fetches if `fetching`.
+    pub fn inventory_zero_series(&self, kinds: &[Kind], fetching: bool) {
+        for kind in kinds.iter().map(|k| KindLabel(InventoryKind::from(*k))) {
+            self.inventory_synced.get_or_create(&kind).set(0);
+            self.inventory_watch_errors.get_or_create(&kind).inc_by(0);
+            self.inventory_relists.get_or_create(&kind).inc_by(0);
+            self.inventory_watch_restarts.get_or_create(&kind).inc_by(0);
+        }
+        let results = FetchKind::ALL.into_iter().flat_map(|k| FetchResult::ALL.map(|r| (k, r)));
+        for (kind, result) in results.filter(|_| fetching) {
+            self.inventory_fetches.get_or_create(&FetchLabels { kind, result }).inc_by(0);
         }
     }
 
@@ -289,6 +321,16 @@ impl Metrics {
     pub fn capture_error(&self, error: &crate::sources::capture::Error) {
         self.capture_errors.get_or_create(&ErrorLabel(error.kind())).inc();
         self.source_failed(SourceName::Capture);
+    }
+
+    /// Counts a fetch by its result.
+    pub fn fetched(&self, kind: FetchKind, result: FetchResult) {
+        self.inventory_fetches.get_or_create(&FetchLabels { kind, result }).inc();
+    }
+
+    /// Counts a fetch the full queue refused.
+    pub fn fetch_refused(&self, wanted: &Wanted) {
+        self.fetched(FetchKind::of(wanted), FetchResult::Refused);
     }
 
     /// Counts an unresolved observation.

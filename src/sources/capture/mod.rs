@@ -9,20 +9,25 @@
 //! - [`prefilter`]: decides non-answers, forwarded lookups, other nodes' answers and then duplicates from the
 //!   header, the destination and the question, before the full parse.
 //! - [`syn`]: a client SYN (the frame walk hands TCP headers without port 53 to it) → [`syn::Syn`]. Pure.
+//! - [`node_filter`]: the kernel filter of a node's agent: answers to and SYNs from its own pods. Pure.
+//! - `bpf`: replaces a live capture's kernel filter atomically (what `pcap_setfilter` cannot).
 //!
 //! The expected per-packet flow is: `source.next()` → `FrameDecoder::decode` → the pre-filter's checks (header,
 //! destination, duplicate key; `Prefilter::check` runs them in order) → `dns::parse_response` (the expensive step,
 //! done once per answer that can count).
 
+mod bpf;
 pub mod dedup;
 pub mod dns;
 pub mod frame;
 mod message;
+pub mod node_filter;
 pub mod prefilter;
 pub mod source;
 pub mod syn;
 mod tcp;
 
+pub use bpf::FilterError;
 pub use tcp::{DEFAULT_MAX_BYTES_PER_FLOW, DEFAULT_MAX_FLOWS};
 
 use std::path::PathBuf;

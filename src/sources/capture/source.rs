@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use pcap::{Activated, Active, Capture, Linktype, Offline};
 
-use super::Error;
 use super::frame::LinkType;
+use super::{Error, FilterError, bpf};
 use crate::UnixMicros;
 
 /// Answers only: the BPF runs in the kernel, so queries and all other traffic never reach user space.
@@ -96,6 +96,14 @@ pub trait PacketSource: Send {
     fn kernel_stats(&mut self) -> Option<KernelStats>;
     /// For logs: "interface any (LINUX_SLL)" or "file /path/x.pcap (EN10MB)".
     fn describe(&self) -> String;
+    /// Replaces the kernel filter of a live capture without losing a packet (`bpf`). A file keeps its filter.
+    fn replace_filter(&mut self, _filter: &str) -> Result<(), FilterError> {
+        Ok(())
+    }
+    /// Whether [`PacketSource::replace_filter`] changes what is captured (a live device does).
+    fn filters_live(&self) -> bool {
+        false
+    }
 }
 
 /// Opens a live capture on `interface` with the given BPF filter, in [`Delivery::Batched`] mode.
@@ -175,6 +183,14 @@ impl PacketSource for LiveSource {
 
     fn describe(&self) -> String {
         format!("{} ({})", self.describe, self.link.name())
+    }
+
+    fn replace_filter(&mut self, filter: &str) -> Result<(), FilterError> {
+        bpf::replace(self.capture.as_raw_fd(), self.link, filter)
+    }
+
+    fn filters_live(&self) -> bool {
+        true
     }
 }
 

@@ -20,18 +20,19 @@ use rustc_hash::FxHashMap as HashMap;
 use super::objects::{OwnerRecord, OwnerRef, PodRecord, ServiceRecord, SliceRecord};
 use super::owners::Owners;
 use super::table::{Id, Interner, IpMap, Key, Slots};
+use crate::{IpNet, UnixMicros};
 
 mod entries;
+mod fetched;
+mod ip_index;
 mod links;
 #[cfg(test)]
 mod tests;
 
-use entries::SliceSlot;
+use entries::{Origin, SliceSlot};
 pub use entries::{PodEntry, ServiceEntry};
-use links::link_ip;
-
-/// In `pods_by_ip`: several pods hold this IP; they are listed in `shared_ips`.
-const SHARED: Id = Id::MAX;
+pub use fetched::{Fetching, Unfetched, Wanted};
+use ip_index::IpIndex;
 
 /// Everything the resolver knows about the cluster.
 #[derive(Debug, Default)]
@@ -42,9 +43,14 @@ pub struct Inventory {
     stamp: u64,
     pods: Slots<PodEntry>,
     present_pods: usize,
-    /// The one pod that holds an IP, or `SHARED`. One small entry per IP keeps the common case one probe.
-    pods_by_ip: IpMap<Id>,
-    shared_ips: HashMap<IpAddr, Vec<Id>>,
+    /// Present pods by their IPs.
+    pods_by_ip: IpIndex,
+    /// Pods (present or not) by the addresses EndpointSlices give them: how a remote pod is found by address
+    /// before it is fetched, and where it runs.
+    endpoint_ips: IpIndex,
+    /// Changes to listed pods and to the node's pod CIDRs so far: a reader that saw the same number saw the
+    /// same node.
+    node_changes: u64,
     owners: Owners,
     services: Slots<ServiceEntry>,
     present_services: usize,
@@ -54,6 +60,23 @@ pub struct Inventory {
     dns_servers: HashMap<IpAddr, u32>,
     /// Owner kinds whose every object is delivered (the live watches'); empty for a file.
     tracked_owner_kinds: Vec<&'static str>,
+    /// What the source fetches on request (docs/design.md §7); nothing for a file.
+    fetching: Fetching,
+    /// Fetches that brought nothing, until when that answer holds.
+    unfetched: HashMap<Wanted, (Unfetched, UnixMicros)>,
+    /// This node's `spec.podCIDRs`, when known.
+    node_pod_cidrs: Vec<IpNet>,
+}
+
+/// An endpoint of a Service, and the pod it names (present, or a slot waiting for the pod).
+#[derive(Clone, Copy, Debug)]
+pub struct Endpoint<'a> {
+    /// The endpoint's hostname (headless Services).
+    pub hostname: Option<&'a str>,
+    /// The pod it names.
+    pub pod: &'a PodEntry,
+    /// The endpoint's `terminating` condition.
+    pub terminating: bool,
 }
 
 /// Object counts per kind, for the `network_mapper_inventory_objects` gauge.
@@ -85,8 +108,13 @@ impl Inventory {
         Inventory::default()
     }
 
-    /// Adds or replaces a pod; returns whether it is new.
-    pub fn upsert_pod(&mut self, mut pod: PodRecord) -> bool {
+    /// Adds or replaces a pod from a watch or a file; returns whether it is new.
+    pub fn upsert_pod(&mut self, pod: PodRecord) -> bool {
+        self.node_changes += 1;
+        self.upsert_pod_from(pod, Origin::Listed)
+    }
+
+    fn upsert_pod_from(&mut self, mut pod: PodRecord, origin: Origin) -> bool {
         pod.namespace = self.strings.intern(&pod.namespace);
         pod.node_name = pod.node_name.map(|n| self.strings.intern(&n));
         pod.ips.shrink_to_fit();
@@ -101,9 +129,11 @@ impl Inventory {
         if !new {
             self.unlink_pod(id);
         }
-        pod.ips.iter().for_each(|ip| link_ip(&mut self.pods_by_ip, &mut self.shared_ips, *ip, id));
+        pod.ips.iter().for_each(|ip| self.pods_by_ip.link(*ip, id));
         let entry = self.pods.get_mut(id);
-        *entry = PodEntry { present: true, root, record: pod, stamp: self.stamp, owner, endpoints: entry.endpoints };
+        let (endpoints, endpoint_node) = (entry.endpoints, entry.endpoint_node.take());
+        *entry =
+            PodEntry { present: true, root, record: pod, stamp: self.stamp, owner, endpoints, origin, endpoint_node };
         self.present_pods += usize::from(new);
         new
     }
@@ -114,13 +144,22 @@ impl Inventory {
         if !self.pods.get(id).present {
             return false;
         }
+        self.node_changes += 1;
+        self.remove_pod_at(id);
+        true
+    }
+
+    /// Removes the present pod in slot `id`.
+    fn remove_pod_at(&mut self, id: Id) {
         self.unlink_pod(id);
         self.present_pods -= 1;
         let entry = self.pods.get_mut(id);
         let endpoints = entry.endpoints;
+        let node_name = entry.endpoint_node.clone();
         *entry = PodEntry { endpoints, ..PodEntry::placeholder(&entry.record.namespace, &entry.record.name) };
+        entry.record.node_name = node_name.clone();
+        entry.endpoint_node = node_name;
         self.release_pod(id);
-        true
     }
 
     /// Adds or replaces an owner object; returns whether it is new.
@@ -206,12 +245,40 @@ impl Inventory {
 
     /// Every pod that holds this IP, in any state.
     pub fn pods_with_ip(&self, ip: &IpAddr) -> impl Iterator<Item = &PodEntry> {
-        let (one, several) = match self.pods_by_ip.get(ip) {
-            None => (None, &[][..]),
-            Some(&SHARED) => (None, self.shared_ips.get(ip).map_or(&[][..], Vec::as_slice)),
-            Some(&id) => (Some(id), &[][..]),
-        };
-        one.into_iter().chain(several.iter().copied()).map(|id| self.pods.get(id))
+        self.pods_by_ip.get(ip).map(|id| self.pods.get(id))
+    }
+
+    /// The pods EndpointSlices give this address, present or not yet fetched (their node is known either way).
+    pub fn endpoint_pods_at(&self, ip: &IpAddr) -> impl Iterator<Item = &PodEntry> {
+        self.endpoint_ips.get(ip).map(|id| self.pods.get(id))
+    }
+
+    /// How many times a listed pod or the node's pod CIDRs changed: a reader that saw the same number saw the
+    /// same node.
+    pub fn node_changes(&self) -> u64 {
+        self.node_changes
+    }
+
+    /// The pod-network addresses of the listed pods on `node`: the node's own pods, whose traffic it counts.
+    pub fn node_pod_addresses(&self, node: &str) -> Vec<IpAddr> {
+        let own =
+            |p: &&PodEntry| p.present && p.origin == Origin::Listed && p.record.node_name.as_deref() == Some(node);
+        let pods = self.pods.iter().map(|(_, p)| p).filter(own).filter(|p| !p.record.host_network);
+        let mut addresses: Vec<IpAddr> = pods.flat_map(|p| p.record.ips.iter().copied()).collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        addresses
+    }
+
+    /// Records this node's `spec.podCIDRs`.
+    pub fn set_node_pod_cidrs(&mut self, cidrs: Vec<IpNet>) {
+        self.node_changes += 1;
+        self.node_pod_cidrs = cidrs;
+    }
+
+    /// This node's `spec.podCIDRs`, when known.
+    pub fn node_pod_cidrs(&self) -> &[IpNet] {
+        &self.node_pod_cidrs
     }
 
     /// A pod by namespace and name.
@@ -273,6 +340,15 @@ impl Inventory {
         backends.map(|b| (b.hostname.as_deref(), self.pods.get(b.pod))).filter(|(_, pod)| pod.present)
     }
 
+    /// Every endpoint of a service that names a pod, known or not, in the order of [`Inventory::backing_pods`].
+    pub fn endpoints<'s>(&'s self, service: &'s ServiceEntry) -> impl Iterator<Item = Endpoint<'s>> {
+        service.backends.iter().map(|b| Endpoint {
+            hostname: b.hostname.as_deref(),
+            pod: self.pods.get(b.pod),
+            terminating: b.terminating,
+        })
+    }
+
     /// How many objects of each kind are indexed.
     pub fn counts(&self) -> Counts {
         Counts {
@@ -296,7 +372,7 @@ impl Inventory {
                 .pods
                 .iter()
                 .map(|(_, p)| p)
-                .filter(|p| p.present && p.stamp <= stamp)
+                .filter(|p| p.present && p.origin == Origin::Listed && p.stamp <= stamp)
                 .map(|p| key(&p.record.namespace, &p.record.name))
                 .collect(),
             Collection::Services => self

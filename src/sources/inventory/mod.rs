@@ -5,6 +5,7 @@
 //! slots and shared strings of `table`), `file` loads `--inventory-file`. A live API source feeds
 //! the same index, so the resolver never knows where its data came from.
 
+mod fetch_queue;
 mod file;
 mod index;
 mod kube;
@@ -15,10 +16,11 @@ mod table;
 use std::path::PathBuf;
 
 pub use self::kube::{
-    Error as KubeError, KINDS, Kind, WatchObserver, WatchStatus, client, client_config, spawn_watches,
+    Error as KubeError, KINDS, Kind, Plan, Started, WatchObserver, WatchStatus, client, client_config, spawn,
 };
+pub use fetch_queue::{FetchKind, FetchQueue, FetchRequests, FetchResult, Requested};
 pub use file::{load_file, parse_inventory};
-pub use index::{Counts, Inventory, PodEntry, ServiceEntry};
+pub use index::{Counts, Endpoint, Fetching, Inventory, PodEntry, ServiceEntry, Unfetched, Wanted};
 pub use objects::{
     DNS_PORT, EndpointRecord, OwnerRecord, OwnerRef, PodRecord, SERVICE_NAME_ANNOTATION, ServicePort, ServiceRecord,
     SlicePort, SliceRecord, TargetPort, WORKLOAD_NAME_ANNOTATION,

@@ -139,14 +139,20 @@ pub struct SliceRecord {
 }
 
 /// One endpoint of an EndpointSlice.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct EndpointRecord {
     /// The endpoint's addresses.
     pub addresses: Vec<IpAddr>,
     /// `targetRef.name` when `targetRef.kind` is `Pod`.
     pub pod: Option<Arc<str>>,
+    /// `targetRef.uid` of that pod: a StatefulSet pod recreated under its old name is another pod.
+    pub pod_uid: Option<Arc<str>>,
     /// `hostname` (headless services: the first label of a per-pod name).
     pub hostname: Option<Arc<str>>,
+    /// `nodeName`: where the pod runs, known without the pod (docs/design.md §7).
+    pub node_name: Option<Arc<str>>,
+    /// `conditions.terminating`: the pod is being deleted.
+    pub terminating: bool,
 }
 
 impl PodRecord {
@@ -249,15 +255,16 @@ impl SliceRecord {
         let endpoints = slice
             .endpoints
             .iter()
-            .map(|ep| EndpointRecord {
-                addresses: ep.addresses.iter().filter_map(|a| a.parse().ok()).collect(),
-                pod: ep
-                    .target_ref
-                    .as_ref()
-                    .filter(|r| r.kind.as_deref() == Some("Pod"))
-                    .and_then(|r| r.name.as_deref())
-                    .map(Arc::from),
-                hostname: ep.hostname.as_deref().map(Arc::from),
+            .map(|ep| {
+                let pod = ep.target_ref.as_ref().filter(|r| r.kind.as_deref() == Some("Pod"));
+                EndpointRecord {
+                    addresses: ep.addresses.iter().filter_map(|a| a.parse().ok()).collect(),
+                    pod: pod.and_then(|r| r.name.as_deref()).map(Arc::from),
+                    pod_uid: pod.and_then(|r| r.uid.as_deref()).map(Arc::from),
+                    hostname: ep.hostname.as_deref().map(Arc::from),
+                    node_name: ep.node_name.as_deref().map(Arc::from),
+                    terminating: ep.conditions.as_ref().and_then(|c| c.terminating).unwrap_or(false),
+                }
             })
             .collect();
         Some(SliceRecord {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use std::net::IpAddr;
 
+use crate::UnixMicros;
 use crate::sources::inventory::objects::{DNS_PORT, OwnerRef, PodRecord, ServiceRecord, SlicePort, TargetPort};
 use crate::sources::inventory::table::{Id, Key, Keyed};
 
@@ -23,6 +24,21 @@ pub struct PodEntry {
     pub(super) owner: Option<Id>,
     /// How many endpoints name this pod.
     pub(super) endpoints: u32,
+    /// Where the record came from.
+    pub(super) origin: Origin,
+    /// The node the last endpoint naming this pod gave, which stays known while the pod is absent.
+    pub(super) endpoint_node: Option<Arc<str>>,
+}
+
+/// Where a pod's record came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// A watch or the inventory file: kept until they say it is gone.
+    Listed,
+    /// Fetched on request (docs/design.md §7). `uid` tells a pod recreated under the same name (a StatefulSet's)
+    /// from the one fetched. Fetched by the name an endpoint gave, it is kept while an endpoint names it; by
+    /// address (`by_address_at`), for a while only, since nothing will say when it is gone.
+    Fetched { uid: Option<Arc<str>>, by_address_at: Option<UnixMicros> },
 }
 
 impl PodEntry {
@@ -40,7 +56,22 @@ impl PodEntry {
 
     pub(super) fn placeholder(namespace: &Arc<str>, name: &Arc<str>) -> PodEntry {
         let record = PodRecord::bare(namespace.clone(), name.clone());
-        PodEntry { present: false, root: None, record, stamp: 0, owner: None, endpoints: 0 }
+        let origin = Origin::Listed;
+        PodEntry {
+            present: false,
+            root: None,
+            record,
+            stamp: 0,
+            owner: None,
+            endpoints: 0,
+            origin,
+            endpoint_node: None,
+        }
+    }
+
+    /// Whether the pod is known (rather than only named by an endpoint).
+    pub fn is_present(&self) -> bool {
+        self.present
     }
 }
 
@@ -94,6 +125,11 @@ pub(super) const SHORT_NAME: usize = 31;
 pub(super) struct Backend {
     pub(super) hostname: Option<Arc<str>>,
     pub(super) pod: Id,
+    /// The endpoint's (first) address: endpoints have one in practice, and it is how a remote pod is found by
+    /// address before it is fetched.
+    pub(super) address: Option<IpAddr>,
+    /// The endpoint's `terminating` condition.
+    pub(super) terminating: bool,
 }
 
 impl ServiceEntry {

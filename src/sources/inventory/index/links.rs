@@ -4,11 +4,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap as HashMap;
-
-use super::entries::{Backend, PodEntry, ServiceEntry, SliceShare};
-use super::{Inventory, SHARED, SliceRecord};
-use crate::sources::inventory::table::{Id, IpMap, Key};
+use super::entries::{Backend, Origin, PodEntry, ServiceEntry, SliceShare};
+use super::{Inventory, SliceRecord};
+use crate::sources::inventory::objects::EndpointRecord;
+use crate::sources::inventory::table::{Id, Key};
 
 impl Inventory {
     /// Unlinks a present pod's IPs and owner, before it is replaced or removed.
@@ -16,17 +15,25 @@ impl Inventory {
         let entry = self.pods.get_mut(id);
         let ips = std::mem::take(&mut entry.record.ips);
         let owner = entry.owner.take();
-        ips.iter().for_each(|ip| unlink_ip(&mut self.pods_by_ip, &mut self.shared_ips, ip, id));
+        ips.iter().for_each(|ip| self.pods_by_ip.unlink(ip, id));
         if let Some(owner) = owner {
             self.owners.remove_pod(owner, id);
         }
     }
 
-    /// Frees a pod slot that holds no pod and no endpoint names.
+    /// Frees a pod slot that holds no pod and no endpoint names. A pod fetched by an endpoint's name goes with the
+    /// last endpoint that names it: nothing else would say when it is gone.
     pub(super) fn release_pod(&mut self, id: Id) {
         let entry = self.pods.get(id);
-        if !entry.present && entry.endpoints == 0 {
-            self.pods.remove(id);
+        if entry.endpoints > 0 {
+            return;
+        }
+        match &entry.origin {
+            _ if !entry.present => {
+                self.pods.remove(id);
+            }
+            Origin::Fetched { by_address_at: None, .. } => self.remove_pod_at(id),
+            Origin::Fetched { .. } | Origin::Listed => {}
         }
     }
 
@@ -59,18 +66,8 @@ impl Inventory {
     pub(super) fn attach_slice(&mut self, namespace: &Arc<str>, service: &Arc<str>, slice: &SliceRecord) -> Id {
         let key = Key { namespace, kind: "", name: service };
         let service = self.services.find_or_insert(key, || ServiceEntry::placeholder(namespace, service));
-        let backends: Vec<Backend> = slice
-            .endpoints
-            .iter()
-            .filter_map(|ep| {
-                let name = ep.pod.as_ref()?;
-                let pod = self
-                    .pods
-                    .find_or_insert(Key { namespace, kind: "", name }, || PodEntry::placeholder(namespace, name));
-                self.pods.get_mut(pod).endpoints += 1;
-                Some(Backend { hostname: ep.hostname.clone(), pod })
-            })
-            .collect();
+        let backends: Vec<Backend> =
+            slice.endpoints.iter().filter_map(|ep| self.attach_endpoint(namespace, ep)).collect();
         let entry = self.services.get_mut(service);
         let at = entry.slices.partition_point(|s| *s.name < *slice.name);
         let offset: usize = entry.slices[..at].iter().map(|s| s.backends).sum();
@@ -124,47 +121,42 @@ impl Inventory {
         entry.first = entry.backends.first().cloned();
         self.refresh_dns(service);
         for backend in removed {
+            if let Some(address) = backend.address {
+                self.endpoint_ips.unlink(&address, backend.pod);
+            }
             self.pods.get_mut(backend.pod).endpoints -= 1;
             self.release_pod(backend.pod);
         }
         self.release_service(service);
     }
-}
 
-pub(super) fn link_ip(by_ip: &mut IpMap<Id>, shared: &mut HashMap<IpAddr, Vec<Id>>, ip: IpAddr, id: Id) {
-    match by_ip.get_mut(&ip) {
-        None => {
-            by_ip.insert(ip, id);
+    /// Links an endpoint that names a pod to the pod's slot (made if the pod is not known yet), and what it says
+    /// of the pod to a pod the index did not list: where it runs, and whether it is terminating. A fetched pod
+    /// whose uid the endpoint no longer names was deleted and recreated under its name, and is dropped to be
+    /// fetched again.
+    fn attach_endpoint(&mut self, namespace: &Arc<str>, ep: &EndpointRecord) -> Option<Backend> {
+        let name = ep.pod.as_ref()?;
+        let key = Key { namespace, kind: "", name };
+        let pod = self.pods.find_or_insert(key, || PodEntry::placeholder(namespace, name));
+        let node = ep.node_name.as_ref().map(|n| self.strings.intern(n));
+        let entry = self.pods.get_mut(pod);
+        entry.endpoints += 1;
+        entry.endpoint_node = node.clone();
+        let recreated = matches!(&entry.origin, Origin::Fetched { uid: Some(uid), .. }
+            if entry.present && ep.pod_uid.as_ref().is_some_and(|named| named != uid));
+        if recreated {
+            self.remove_pod_at(pod);
         }
-        Some(&mut SHARED) => shared.entry(ip).or_default().push(id),
-        Some(first) => {
-            shared.insert(ip, vec![*first, id]);
-            *first = SHARED;
+        let entry = self.pods.get_mut(pod);
+        match (&entry.origin, entry.present) {
+            (_, false) => entry.record.node_name = node,
+            (Origin::Fetched { .. }, true) => entry.record.terminating |= ep.terminating,
+            (Origin::Listed, true) => {}
         }
-    }
-}
-
-/// Drops every claim of pod `id` on `ip`.
-fn unlink_ip(by_ip: &mut IpMap<Id>, shared: &mut HashMap<IpAddr, Vec<Id>>, ip: &IpAddr, id: Id) {
-    match by_ip.get(ip).copied() {
-        Some(SHARED) => {
-            let Some(pods) = shared.get_mut(ip) else { return };
-            pods.retain(|&p| p != id);
-            match pods[..] {
-                [] => {
-                    shared.remove(ip);
-                    by_ip.remove(ip);
-                }
-                [one] => {
-                    shared.remove(ip);
-                    by_ip.insert(*ip, one);
-                }
-                _ => {}
-            }
+        let address = ep.addresses.first().copied();
+        if let Some(address) = address {
+            self.endpoint_ips.link(address, pod);
         }
-        Some(one) if one == id => {
-            by_ip.remove(ip);
-        }
-        _ => {}
+        Some(Backend { hostname: ep.hostname.clone(), pod, address, terminating: ep.terminating })
     }
 }

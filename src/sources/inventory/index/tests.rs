@@ -90,6 +90,7 @@ fn endpoints_may_name_pods_before_they_exist_and_after_they_are_gone() {
         addresses: Vec::new(),
         pod: Some(Arc::from(pod)),
         hostname: host.map(Arc::from),
+        ..EndpointRecord::default()
     };
     let slice = |name: &str, endpoints| SliceRecord {
         namespace: Arc::from("shop"),
@@ -146,7 +147,7 @@ fn an_ip_held_by_several_pods_lists_them_all_until_one_moves_away() {
     assert_eq!(names(&inventory), ["new"]);
     inventory.remove_pod("shop", "new");
     assert!(names(&inventory).is_empty());
-    assert!(inventory.shared_ips.is_empty() && inventory.pods_by_ip.len() == 1);
+    assert_eq!(inventory.pods_by_ip.claimed(), (1, 0));
 }
 
 /// The root the resolver used to compute: follow owner references through known owners, at most ten links.
@@ -209,7 +210,7 @@ fn apply(inventory: &mut Inventory, slices: &mut BTreeMap<String, (String, Vec<S
             let pods: Vec<String> = pods.iter().map(|p| format!("p{p}")).collect();
             let endpoints = pods
                 .iter()
-                .map(|p| EndpointRecord { addresses: Vec::new(), pod: Some(Arc::from(p.as_str())), hostname: None })
+                .map(|p| EndpointRecord { pod: Some(Arc::from(p.as_str())), ..EndpointRecord::default() })
                 .collect();
             let (name, service) = (format!("x{name}"), format!("s{service}"));
             inventory.upsert_slice(SliceRecord {
@@ -281,7 +282,7 @@ proptest! {
         }
         prop_assert_eq!(inventory.counts(), super::Counts::default());
         prop_assert_eq!((inventory.pods.len(), inventory.owners.slots_in_use(), inventory.services.len()), (0, 0, 0));
-        prop_assert!(inventory.pods_by_ip.is_empty() && inventory.shared_ips.is_empty());
+        prop_assert!(inventory.pods_by_ip.is_empty() && inventory.endpoint_ips.is_empty());
     }
 }
 
@@ -306,7 +307,7 @@ fn slice_of(service: &str, name: &str, addresses: &[&str], ports: Vec<SlicePort>
         service: Some(Arc::from(service)),
         endpoints: addresses
             .iter()
-            .map(|a| EndpointRecord { addresses: vec![a.parse().unwrap()], pod: None, hostname: None })
+            .map(|a| EndpointRecord { addresses: vec![a.parse().unwrap()], ..EndpointRecord::default() })
             .collect(),
         ports,
     }

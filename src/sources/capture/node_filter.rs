@@ -1,0 +1,104 @@
+//! The node filter (docs/design.md §7): a node's agent counts only the answers to its own pods and the SYNs
+//! they send, so its kernel filter passes only those. A node hosting CoreDNS sees every answer of the cluster;
+//! without this filter it would copy all of them to user space to drop most as other nodes'.
+//!
+//! The addresses are the node's `spec.podCIDRs` where they describe its pods, otherwise the pods' own addresses.
+//! Pure: the exporter computes the addresses from the inventory and hands the expression to the live source.
+
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use crate::IpNet;
+
+/// What the node's pods send from and receive at.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeAddresses {
+    /// Whole networks: the node's pod CIDRs.
+    pub networks: Vec<IpNet>,
+    /// Single addresses: pods' own, where no CIDR describes them.
+    pub hosts: Vec<IpAddr>,
+}
+
+impl NodeAddresses {
+    /// The node's pod CIDRs when every pod address is inside them (they describe the node's pods, and cover a
+    /// new pod before its address is known); otherwise the pods' addresses. Some CNIs (Calico's IPAM, AWS VPC CNI,
+    /// Cilium's cluster pool) ignore `spec.podCIDRs`.
+    pub fn of(cidrs: &[IpNet], pod_addresses: &[IpAddr]) -> NodeAddresses {
+        let described = pod_addresses.iter().all(|ip| cidrs.iter().any(|net| net.contains(ip)));
+        if !cidrs.is_empty() && described {
+            NodeAddresses { networks: cidrs.to_vec(), hosts: Vec::new() }
+        } else {
+            NodeAddresses { networks: Vec::new(), hosts: pod_addresses.to_vec() }
+        }
+    }
+
+    /// How many networks and addresses the filter names.
+    pub fn len(&self) -> usize {
+        self.networks.len() + self.hosts.len()
+    }
+
+    /// Whether nothing is known yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `dst net N or dst host H ...` (with `dir` = `dst` or `src`).
+    fn terms(&self, dir: &str) -> String {
+        let mut terms = String::new();
+        for net in &self.networks {
+            let _ = write!(terms, "{}{dir} net {net}", if terms.is_empty() { "" } else { " or " });
+        }
+        for host in &self.hosts {
+            let _ = write!(terms, "{}{dir} host {host}", if terms.is_empty() { "" } else { " or " });
+        }
+        terms
+    }
+}
+
+/// The capture filter restricted to the node: answers (`answers`, e.g. `udp src port 53 or tcp src port 53`)
+/// to its pods, and with `syns` (a SYN expression) SYNs from them. `None` while no address is known: the
+/// capture then keeps its unrestricted filter.
+pub fn for_node(answers: &str, syns: Option<&str>, node: &NodeAddresses) -> Option<String> {
+    if node.is_empty() {
+        return None;
+    }
+    // pcap's `and` and `or` bind equally, left to right: each conjunction needs its own parentheses.
+    let mut filter = format!("(({answers}) and ({}))", node.terms("dst"));
+    if let Some(syns) = syns {
+        let _ = write!(filter, " or (({syns}) and ({}))", node.terms("src"));
+    }
+    Some(filter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn cidrs_that_hold_every_pod_are_the_filter_otherwise_the_pods_are() {
+        let cidrs: Vec<IpNet> = vec!["10.244.3.0/24".parse().unwrap()];
+        let inside = NodeAddresses::of(&cidrs, &ips(&["10.244.3.5", "10.244.3.9"]));
+        assert_eq!(inside, NodeAddresses { networks: cidrs.clone(), hosts: Vec::new() });
+        let elsewhere = NodeAddresses::of(&cidrs, &ips(&["10.244.3.5", "192.168.7.2"]));
+        assert_eq!(elsewhere.hosts, ips(&["10.244.3.5", "192.168.7.2"]));
+        assert!(elsewhere.networks.is_empty());
+        assert_eq!(NodeAddresses::of(&cidrs, &[]).networks, cidrs, "a new node's CIDR covers its first pods");
+        assert!(NodeAddresses::of(&[], &[]).is_empty());
+    }
+
+    #[test]
+    fn the_filter_keeps_answers_to_and_syns_from_the_node() {
+        let node = NodeAddresses { networks: vec!["10.244.3.0/24".parse().unwrap()], hosts: ips(&["fd00::7"]) };
+        assert_eq!(
+            for_node("udp src port 53", Some("tcp[13] == 2"), &node).unwrap(),
+            "((udp src port 53) and (dst net 10.244.3.0/24 or dst host fd00::7)) or ((tcp[13] == 2) and \
+             (src net 10.244.3.0/24 or src host fd00::7))"
+        );
+        assert_eq!(for_node("udp", None, &node).unwrap(), "((udp) and (dst net 10.244.3.0/24 or dst host fd00::7))");
+        assert_eq!(for_node("udp", None, &NodeAddresses::default()), None);
+    }
+}
