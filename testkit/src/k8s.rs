@@ -1,7 +1,7 @@
 //! Kubernetes objects as the API serves them (JSON, which is also YAML): Pods with their owner chain, Services,
 //! EndpointSlices, and `List`s of them, for the fake API server and for `--inventory-file` fixtures. Defaults are
 //! those of a running pod created long before any observation; [`merge`] adds what a particular test needs (a
-//! deletion timestamp, the managed fields a real API server returns).
+//! deletion timestamp, the managed fields a real API server returns: [`fields_v1`], [`managed_field`]).
 
 use serde_json::{Value, json};
 
@@ -137,8 +137,81 @@ pub fn endpoint_slice(namespace: &str, service: &str, name: &str, port: u16, end
            "endpoints": endpoints, "ports": [{"port": port, "protocol": "TCP"}]})
 }
 
+/// The `fieldsV1` tree the API server records in `managedFields` for the fields of `value` a manager set: maps
+/// key by key (`f:name`, nested maps also `.`), lists of keyed items by their merge key (`k:{"name":"app"}`),
+/// other lists as one atomic field.
+pub fn fields_v1(value: &Value) -> Value {
+    fields_of(value, 0)
+}
+
+/// `depth` 0 is the object, 1 its top-level fields (`metadata`, `spec`): neither is a field of its own (`.`).
+fn fields_of(value: &Value, depth: usize) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut fields = serde_json::Map::new();
+            if depth > 1 {
+                fields.insert(".".into(), json!({}));
+            }
+            for (key, value) in map {
+                fields.insert(format!("f:{key}"), fields_of(value, depth + 1));
+            }
+            Value::Object(fields)
+        }
+        Value::Array(items) => {
+            let keyed: Option<serde_json::Map<String, Value>> =
+                items.iter().map(|item| Some((merge_key(item)?, fields_of(item, depth.max(1) + 1)))).collect();
+            keyed.filter(|k| !k.is_empty()).map_or_else(|| json!({}), Value::Object)
+        }
+        _ => json!({}),
+    }
+}
+
+/// `k:{...}`: the merge key of a list item, as Kubernetes' strategic-merge keys name them.
+fn merge_key(item: &Value) -> Option<String> {
+    let key = |field: &str| Some(json!({field: item.get(field)?}));
+    let key = match item.get("containerPort") {
+        Some(port) => Some(json!({"containerPort": port, "protocol": item.get("protocol").unwrap_or(&json!("TCP"))})),
+        None => key("uid")
+            .or_else(|| key("mountPath"))
+            .or_else(|| key("type"))
+            .or_else(|| key("ip"))
+            .or_else(|| key("name")),
+    };
+    Some(format!("k:{}", key?))
+}
+
+/// One `managedFields` entry: `manager` set `fields` (a [`fields_v1`] tree) with an Update at `time`, through
+/// `subresource` (`status`) if any.
+pub fn managed_field(manager: &str, api_version: &str, time: &str, subresource: Option<&str>, fields: Value) -> Value {
+    let mut entry = json!({"manager": manager, "operation": "Update", "apiVersion": api_version, "time": time,
+                           "fieldsType": "FieldsV1", "fieldsV1": fields});
+    if let Some(subresource) = subresource {
+        entry["subresource"] = json!(subresource);
+    }
+    entry
+}
+
 /// A `v1` `List` of `items`, as JSON text (what `--inventory-file` and `FakeApi::apply_yaml` read).
 pub fn list(items: impl IntoIterator<Item = Value>) -> String {
     let items: Vec<Value> = items.into_iter().collect();
     json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn managed_fields_key_lists_by_their_merge_keys() {
+        let spec = json!({"containers": [{"name": "app", "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                                          "args": ["-v"]}], "nodeName": "n"});
+        let fields = fields_v1(&json!({"spec": spec}));
+        assert!(fields["f:spec"].get(".").is_none(), "top-level fields are not fields of their own");
+        let fields = &fields["f:spec"];
+        let app = &fields["f:containers"]["k:{\"name\":\"app\"}"];
+        assert_eq!(app["."], json!({}));
+        assert_eq!(app["f:args"], json!({}), "a list of scalars is atomic");
+        assert_eq!(app["f:ports"]["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"]["f:containerPort"], json!({}));
+        assert_eq!(fields["f:nodeName"], json!({}));
+    }
 }

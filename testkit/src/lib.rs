@@ -8,7 +8,8 @@
 //! - [`lab`]: the DNS lab (namespace, veth to the root namespace, dnsmasq) and DNS exchanges over UDP and TCP.
 //! - [`http`]: GET, polling `until`, free ports, a recording loopback server, exposition samples.
 //! - [`k8s`]: Pods, owners, Services, EndpointSlices and Lists as the API serves them.
-//! - [`fake_apiserver`]: a fake Kubernetes API server with fault injection.
+//! - [`fake_apiserver`]: a fake Kubernetes API server with fault injection and per-client cost accounting.
+//! - [`scale`]: a realistic cluster at scale (nodes, 5–8 KB pods, owners, Services, slices) and its churn.
 //! - [`packets`]: DNS messages, UDP/TCP/IP packets and link-layer frames.
 //! - [`capfile`]: classic pcap (through libpcap) and pcapng files.
 //! - [`procfs`]: `net/tcp` tables and fake `/proc` trees.
@@ -29,4 +30,5 @@ pub mod live;
 pub mod netns;
 pub mod packets;
 pub mod procfs;
+pub mod scale;
 pub mod threads;
