@@ -29,7 +29,12 @@ pub struct InterceptedEntry {
 /// application socket is in the TCP table, which the scan reads first (a connection established between the two
 /// reads moved `ActiveOpens`, so the next scan reads the namespace again). Lines that do not parse are skipped.
 pub fn intercepted(table: &[u8]) -> impl Iterator<Item = InterceptedEntry> + '_ {
-    table.split(|&b| b == b'\n').filter_map(parse_line)
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', table).chain(std::iter::once(table.len())).filter_map(move |end| {
+        let line = &table[start.min(end)..end];
+        start = end + 1;
+        parse_line(line)
+    })
 }
 
 /// Most lines are decided by the protocol, the state and the reply's source, compared as bytes; only the rest are
