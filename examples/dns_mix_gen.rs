@@ -5,10 +5,11 @@
 //! - `OUT_DIR/cluster.pcap`: Ethernet frames, about RESPONSES distinct DNS responses (default 1,000,000), each
 //!   captured twice, each preceded by its query captured twice (dropped by the capture filter);
 //! - `OUT_DIR/inventory.yaml`: 2,000 pods of 200 Deployments in 10 namespaces, spread over 20 nodes
-//!   (`node-00`…`node-19`), their ReplicaSets, Services and EndpointSlices, and CoreDNS behind `kube-dns`;
+//!   (`node-00`…`node-19`, each with the pod CIDR its pods are in, 10.244.N.0/24), their ReplicaSets, Services
+//!   and EndpointSlices, and CoreDNS behind `kube-dns`;
 //! - `OUT_DIR/cluster.tsv`: the same cluster as flat lines for the Go comparison (`benches/gopacket/`);
-//! - `OUT_DIR/expected.txt`: the outcome counts every implementation must report, for all nodes and for `node-07`
-//!   (`sample_…`). Every response is captured twice; non-answers, forwarded lookups and other nodes' answers are
+//! - `OUT_DIR/expected.txt`: the outcome counts every implementation must report, for all nodes and for the sample
+//!   node (`sample_…`: `node-07`, or `$DNS_MIX_SAMPLE_NODE`). Every response is captured twice; non-answers, forwarded lookups and other nodes' answers are
 //!   decided before de-duplication, so both copies count under that outcome, and `duplicate` is the second copy
 //!   of each answer that goes on to count.
 //!
@@ -40,7 +41,8 @@ const DEPLOYMENTS: u32 = 200;
 const PODS_PER_DEPLOYMENT: u32 = 10;
 const PODS: u32 = DEPLOYMENTS * PODS_PER_DEPLOYMENT;
 const EXTERNAL_NAMES: u32 = 20;
-/// The node whose exporter the `--node-name` runs play.
+/// The node whose exporter the `--node-name` runs play, unless `$DNS_MIX_SAMPLE_NODE` names another (the CoreDNS
+/// pod's node, `node-00`, for the live capture benchmark).
 const SAMPLE_NODE: &str = "node-07";
 const DNS_SERVICE: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 const COREDNS: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 244, 0, 250), Ipv4Addr::new(10, 244, 1, 250)];
@@ -73,7 +75,13 @@ fn service_ip(deployment: u32) -> Ipv4Addr {
 }
 
 fn inventory() -> String {
-    let mut items = Vec::new();
+    let mut items: Vec<Value> = (0..NODES)
+        .map(|n| {
+            let cidr = format!("10.244.{n}.0/24");
+            serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node_name(n)},
+                               "spec": {"podCIDR": cidr, "podCIDRs": [cidr]}})
+        })
+        .collect();
     for d in 0..DEPLOYMENTS {
         let name = format!("app-{d}");
         let pods = (0..PODS_PER_DEPLOYMENT).map(|k| d * PODS_PER_DEPLOYMENT + k).map(|pod| (pod_ip(pod), node_of(pod)));
@@ -140,9 +148,9 @@ struct Expected {
     counted: u64,
     not_answer: u64,
     forwarded: u64,
-    /// Counted answers whose client runs on [`SAMPLE_NODE`].
+    /// Counted answers whose client runs on the sample node.
     counted_on_sample: u64,
-    /// Answers (not non-answers, not forwarded) to clients on other nodes than [`SAMPLE_NODE`].
+    /// Answers (not non-answers, not forwarded) to clients on other nodes than the sample node.
     other_node_from_sample: u64,
 }
 
@@ -151,6 +159,8 @@ struct Writer {
     at: i64,
     id: u16,
     expected: Expected,
+    /// The node whose counts `sample_…` are.
+    sample_node: String,
 }
 
 fn v4(ip: Ipv4Addr, port: u16) -> SocketAddr {
@@ -198,7 +208,7 @@ impl Writer {
             return;
         }
         e.counted += 1;
-        if node_name(node_of(client)) == SAMPLE_NODE {
+        if node_name(node_of(client)) == self.sample_node {
             e.counted_on_sample += 1;
         } else {
             e.other_node_from_sample += 1;
@@ -277,7 +287,8 @@ fn main() -> std::io::Result<()> {
     std::fs::write(dir.join("inventory.yaml"), inventory())?;
     std::fs::write(dir.join("cluster.tsv"), cluster_tsv())?;
     let pcap = Pcap::create(&dir.join("cluster.pcap"), dlt::EN10MB)?;
-    let mut w = Writer { pcap, at: START_MICROS, id: 0, expected: Expected::default() };
+    let sample_node = std::env::var("DNS_MIX_SAMPLE_NODE").unwrap_or_else(|_| SAMPLE_NODE.to_owned());
+    let mut w = Writer { pcap, at: START_MICROS, id: 0, expected: Expected::default(), sample_node };
     let mut n = 0;
     while w.expected.responses < responses {
         w.lookup(n);
@@ -293,7 +304,7 @@ fn main() -> std::io::Result<()> {
     writeln!(out, "counted {}", e.counted)?;
     writeln!(out, "duplicate {}", e.counted)?;
     writeln!(out, "other_node 0")?;
-    writeln!(out, "sample_node {SAMPLE_NODE}")?;
+    writeln!(out, "sample_node {}", w.sample_node)?;
     writeln!(out, "sample_counted {}", e.counted_on_sample)?;
     writeln!(out, "sample_duplicate {}", e.counted_on_sample)?;
     writeln!(out, "sample_other_node {}", 2 * e.other_node_from_sample)?;

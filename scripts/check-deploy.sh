@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Validates deploy/: every kustomization renders, every object passes schema validation, and the
-# manifests keep their promises (scripts/check_deploy_policy.py).
-#   - `kubectl kustomize` (kustomize v5 built into kubectl) renders deploy/ and each overlay.
+# Validates deploy/: every kustomization and the Helm chart render, every object passes schema validation,
+# and the manifests keep their promises (scripts/check_deploy_policy.py).
+#   - `kubectl kustomize` (kustomize v5 built into kubectl) renders deploy/ and each overlay; `helm template`
+#     renders the chart with its default values and with every feature on (scripts/check-helm.sh compares
+#     the chart with kustomize).
 #   - kubernetes-validate --strict (rejects unknown fields) for built-in kinds, against the
 #     Kubernetes version the binary is built for (k8s-openapi feature v1_33) and the newest
 #     schema the validator ships.
 #   - Prometheus Operator kinds against the operator's CRD schemas (scripts/crd-validate).
 #   - deploy/prometheus/prometheus.yml with promtool check config.
-# Needs: kubectl, python3 with PyYAML and kubernetes-validate, node/npm, promtool.
+# Needs: kubectl, helm, python3 with PyYAML and kubernetes-validate, node, promtool (scripts/setup.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
+source scripts/tools.sh
 
 K8S_VERSIONS=${K8S_VERSIONS:-"1.33.0 1.37.0"}
 failed=0
@@ -17,12 +20,11 @@ fail() { echo "FAIL $*" >&2; failed=1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-for tool in kubectl kubernetes-validate node npm promtool python3; do
-    command -v "$tool" >/dev/null || { echo "check-deploy: $tool is not installed" >&2; exit 2; }
+for tool in kubectl helm kubernetes-validate node promtool python3; do
+    command -v "$tool" >/dev/null || { echo "check-deploy: $tool is not installed (scripts/setup.sh installs it)" >&2; exit 2; }
 done
-if [[ ! -d scripts/crd-validate/node_modules ]]; then
-    (cd scripts/crd-validate && npm ci --no-audit --no-fund --loglevel=error) || { echo "check-deploy: npm ci failed" >&2; exit 2; }
-fi
+[[ -d scripts/crd-validate/node_modules ]] ||
+    { echo "check-deploy: scripts/crd-validate/node_modules is missing (scripts/setup.sh installs it)" >&2; exit 2; }
 
 rendered=()
 for dir in deploy deploy/overlays/*/; do
@@ -35,20 +37,36 @@ for dir in deploy deploy/overlays/*/; do
         fail "kubectl kustomize $dir: $(cat "$tmp/err")"
     fi
 done
+# The chart with its defaults, and with every feature on at once (scripts/check-helm.sh proves each ci/ values
+# file renders what its overlay renders, so those objects are validated above already).
+chart=deploy/helm/network-mapper
+everything=(-f "$chart/ci/kube-prometheus-stack-values.yaml" -f "$chart/ci/prometheus-operator-tls-values.yaml"
+    -f "$chart/ci/runbook-url-example-values.yaml")
+for variant in defaults everything; do
+    out="$tmp/helm-$variant.yaml"
+    args=()
+    [[ $variant == everything ]] && args=("${everything[@]}")
+    if helm template network-mapper "$chart" --namespace network-mapper "${args[@]}" >"$out" 2>"$tmp/err"; then
+        echo "ok   helm template $chart, $variant ($(grep -c '^kind:' "$out") objects)"
+        rendered+=("$out")
+    else
+        fail "helm template $chart, $variant: $(cat "$tmp/err")"
+    fi
+done
 
+# Built-in kinds only; the validator warns (and does not fail) on CRD kinds, which are checked
+# below against their own schemas. One run per version for all renderings (each line names its file).
+for version in $K8S_VERSIONS; do
+    kubernetes-validate --strict --quiet -k "$version" "${rendered[@]}" >"$tmp/kv.raw" 2>&1
+    rc=$?
+    grep -v "Couldn't find schema for kind" "$tmp/kv.raw" >"$tmp/kv"
+    if [[ $rc -ne 0 || -s $tmp/kv ]]; then
+        fail "kubernetes-validate --strict -k $version: $(cat "$tmp/kv")"
+    else
+        echo "ok   kubernetes-validate --strict -k $version, ${#rendered[@]} renderings"
+    fi
+done
 for out in "${rendered[@]}"; do
-    for version in $K8S_VERSIONS; do
-        # Built-in kinds only; the validator warns (and does not fail) on CRD kinds, which
-        # are checked below against their own schemas.
-        kubernetes-validate --strict --quiet -k "$version" "$out" >"$tmp/kv.raw" 2>&1
-        rc=$?
-        grep -v "Couldn't find schema for kind" "$tmp/kv.raw" >"$tmp/kv"
-        if [[ $rc -ne 0 || -s $tmp/kv ]]; then
-            fail "kubernetes-validate --strict -k $version $(basename "$out"): $(cat "$tmp/kv")"
-        else
-            echo "ok   kubernetes-validate --strict -k $version $(basename "$out")"
-        fi
-    done
     python3 -c '
 import json, sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["apiVersion"].startswith("monitoring.coreos.com/")]

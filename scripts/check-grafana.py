@@ -18,7 +18,11 @@ The Node Graph panel must have an instant table query shaping `id`, `source` and
 that query, run by `promtool test rules` on two nodes' worth of sample edges (one in-cluster, one
 to an outside name), must yield exactly the ids Grafana's Node Graph needs.
 
-usage: check-grafana.py [DASHBOARD.json ...]   (default: grafana/*.json)
+Provisioning: the kube-prometheus-stack overlay and the Helm chart (dashboard.enabled) each render one
+ConfigMap for Grafana's dashboard sidecar, labelled grafana_dashboard: "1" (the chart: the label name, value
+and namespace its values say), holding exactly grafana/network-mapper.json; the chart's defaults render none.
+
+usage: check-grafana.py [DASHBOARD.json ...]   (default: grafana/*.json, and the provisioning checks)
 Exit 0 when all pass, 1 on a failed check, 2 on unreadable input or a missing tool.
 """
 
@@ -240,12 +244,61 @@ def promtool_check(exprs):
     return len(rules)
 
 
+def rendered_configmaps(command):
+    try:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    except FileNotFoundError:
+        failures.append(f"FAIL {command[0]} is not installed: scripts/setup.sh puts it in .tools/bin (`make` and "
+                        "`source scripts/tools.sh` put that on PATH)")
+        return None
+    if done.returncode != 0:
+        failures.append(f"FAIL {' '.join(command)}: {done.stderr.strip()}")
+        return None
+    return [d for d in yaml.safe_load_all(done.stdout) if d and d.get("kind") == "ConfigMap"]
+
+
+def check_provisioned():
+    """The dashboard ConfigMap of the kube-prometheus-stack overlay and of the chart."""
+    dashboard = json.loads((ROOT / "grafana" / "network-mapper.json").read_text())
+    chart = ["helm", "template", "network-mapper", "deploy/helm/network-mapper", "--namespace", "network-mapper"]
+    cases = [
+        (["kubectl", "kustomize", "deploy/overlays/kube-prometheus-stack"], ("grafana_dashboard", "1"), "network-mapper"),
+        (chart + ["--set", "dashboard.enabled=true"], ("grafana_dashboard", "1"), "network-mapper"),
+        (chart + ["--set", "dashboard.enabled=true,dashboard.labelName=team_dashboards,dashboard.labelValue=net",
+                  "--set", "dashboard.namespace=monitoring"], ("team_dashboards", "net"), "monitoring"),
+        (chart, None, None),
+    ]
+    for command, label, namespace in cases:
+        where = " ".join(command)
+        maps = rendered_configmaps(command)
+        if maps is None:
+            continue
+        if label is None:
+            if maps:
+                failures.append(f"FAIL {where}: renders a ConfigMap although dashboard.enabled is false")
+            continue
+        if len(maps) != 1:
+            failures.append(f"FAIL {where}: expected one dashboard ConfigMap, found {len(maps)}")
+            continue
+        meta, data = maps[0]["metadata"], maps[0].get("data", {})
+        if meta.get("labels", {}).get(label[0]) != label[1]:
+            failures.append(f"FAIL {where}: the ConfigMap is not labelled {label[0]}: \"{label[1]}\" (Grafana's sidecar "
+                            f"would not load it): {meta.get('labels')}")
+        if meta.get("namespace") != namespace:
+            failures.append(f"FAIL {where}: the ConfigMap is in namespace {meta.get('namespace')!r}, expected {namespace!r}")
+        if list(data) != ["network-mapper.json"] or json.loads(data["network-mapper.json"]) != dashboard:
+            failures.append(f"FAIL {where}: the ConfigMap does not hold exactly grafana/network-mapper.json")
+        else:
+            print(f"ok   {where}: the dashboard ConfigMap, {label[0]}: \"{label[1]}\" in {namespace}")
+
+
 def main(argv):
     paths = [pathlib.Path(p) for p in argv] or sorted(ROOT.glob("grafana/*.json"))
     records = recording_rules()
     known_types = sdk_panel_types()
     if not argv:
         check_generated()
+        check_provisioned()
     exprs = []
     for path in paths:
         try:

@@ -5,6 +5,7 @@
 # that passes a broken file is worse than none.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
+source scripts/tools.sh
 src=$PWD
 passed=0
 failed=0
@@ -30,6 +31,13 @@ case_() {
     local out rc
     out=$(cd "$tmp" && "scripts/$check" 2>&1)
     rc=$?
+    judge "$name" "$check" "$expected" "$rc" "$out"
+    rm -rf "$tmp"
+}
+
+# judge NAME CHECK EXPECTED-MESSAGE EXIT-STATUS OUTPUT: the check must have failed (1) with that message.
+judge() {
+    local name=$1 check=$2 expected=$3 rc=$4 out=$5
     if [[ $rc -eq 1 && $out == *"$expected"* ]]; then
         echo "ok   $name"
         passed=$((passed + 1))
@@ -38,7 +46,6 @@ case_() {
         echo "$out" | tail -5 | sed 's/^/     /'
         failed=$((failed + 1))
     fi
-    rm -rf "$tmp"
 }
 
 ds=deploy/base/daemonset.yaml
@@ -90,6 +97,37 @@ case_ "dashboard: query only a non-installed rule answers" check-grafana.py "doe
     sed -i 's/label_values(network_mapper_edge_total, namespace)/label_values(network_mapper:edge:present, namespace)/' grafana/network-mapper.json
 case_ "dashboard: hand-edited JSON" check-grafana.py "is not what scripts/gen-dashboard.py generates" \
     sed -i 's/"title": "Edges vs. cap"/"title": "Edges vs cap"/' grafana/network-mapper.json
+
+chart=deploy/helm/network-mapper
+case_ "chart drifts from kustomize: base changed alone" check-helm.sh "differs from kubectl kustomize deploy" \
+    sed -i 's/terminationGracePeriodSeconds: 10/terminationGracePeriodSeconds: 30/' $ds
+case_ "chart drifts from kustomize: chart changed alone" check-helm.sh "differs from kubectl kustomize deploy" \
+    sed -i 's/add: \[NET_RAW\]/add: [NET_RAW, NET_ADMIN]/' $chart/templates/daemonset.yaml
+case_ "chart: extra capability" check-deploy.sh "capabilities.add is" \
+    sed -i 's/add: \[NET_RAW\]/add: [NET_RAW, NET_ADMIN]/' $chart/templates/daemonset.yaml
+case_ "an overlay the chart cannot render" check-helm.sh "has no values file" \
+    cp -r deploy/overlays/prometheus-operator deploy/overlays/my-operator
+case_ "values schema accepts a string for a boolean" check-helm.sh "was accepted" \
+    sed -i 's/"enabled": {"type": "boolean"},/"enabled": {},/' $chart/values.schema.json
+case_ "chart version is not the crate's" check-helm.sh "appVersion is" \
+    sed -i 's/^appVersion: .*/appVersion: "0.0.9"/' $chart/Chart.yaml
+case_ "runbook's first step not in the description" check-alerts.sh "does not end with the runbook's first line" \
+    sed -i 's/^First step: `kubectl -n network-mapper get pods/First step: `kubectl get pods/' docs/runbooks.md
+case_ "chart: runbook_url without the heading's anchor" check-alerts.sh "runbook_url" \
+    sed -i 's/(lower $rule.alert)/$rule.alert/' $chart/templates/prometheusrule.yaml
+case_ "kustomize: runbook_url patch not regenerated" check-alerts.sh "is not what scripts/gen-prometheusrule.py generates" \
+    sed -i '0,/networkmappernewedge/s//newedge/' deploy/components/runbook-url/runbook-urls.yaml
+case_ "dashboard ConfigMap without the sidecar's label" check-grafana.py "is not labelled grafana_dashboard" \
+    bash -c "sed -i 's/\"grafana_dashboard\": \"1\"/\"grafana_dashboard\": \"0\"/' scripts/gen-dashboard.py && python3 scripts/gen-dashboard.py"
+case_ "dashboard ConfigMap: chart copy stale" check-grafana.py "is not what scripts/gen-dashboard.py generates" \
+    sed -i 's/"title": "Edges vs. cap"/"title": "Edges vs cap"/' $chart/files/network-mapper.json
+
+# The tool check reads the whole repository, so it runs here against a broken copy of the set-up script only.
+broken=$(mktemp)
+sed 's/^  dnsutils  /  #dnsutils /' scripts/setup.sh >"$broken"
+out=$(python3 scripts/check-tools.py --setup "$broken" 2>&1)
+judge "set-up without dnsutils" check-tools.py "/usr/bin/dig (/usr/bin/dig: bind9-dnsutils) is not installed" $? "$out"
+rm -f "$broken"
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

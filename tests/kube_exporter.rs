@@ -103,13 +103,22 @@ fn exporter_serves_metrics_while_the_api_is_down_and_turns_ready_when_it_returns
     api.set_down(false);
     until("ready", 40, || get(&format!("{base}/readyz")).filter(|(code, _)| *code == 200));
     let text = get(&format!("{base}/metrics")).unwrap().1;
-    for kind in ["Pod", "Service", "EndpointSlice", "ReplicaSet", "Job"] {
+    // A node's agent watches its pods, Services, EndpointSlices and its Node; owners are fetched, not watched.
+    for kind in ["Pod", "Service", "EndpointSlice", "Node"] {
         assert_eq!(sample(&text, &format!("network_mapper_inventory_synced{{kind=\"{kind}\"}}")), Some(1.0), "{kind}");
     }
-    let pods = network_mapper::sources::inventory::load_file(std::path::Path::new(INVENTORY)).unwrap().counts().pods;
-    assert_eq!(sample(&text, r#"network_mapper_inventory_objects{kind="Pod"}"#), Some(pods as f64));
+    assert_eq!(sample(&text, r#"network_mapper_inventory_synced{kind="ReplicaSet"}"#), None);
+    let fixture: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(INVENTORY).unwrap()).unwrap();
+    let on_node = |o: &&serde_json::Value| o["kind"] == "Pod" && o["spec"]["nodeName"] == "node-a";
+    let own_pods = fixture["items"].as_array().unwrap().iter().filter(on_node).count();
+    assert_eq!(sample(&text, r#"network_mapper_inventory_objects{kind="Pod"}"#), Some(own_pods as f64));
     let edge = r#"network_mapper_edge_total{client="checkout",namespace="shop",server="cart",server_namespace="shop"}"#;
-    until("edges counted after sync", 20, || sample(&get(&format!("{base}/metrics"))?.1, edge));
+    let text = until("edges counted after sync", 20, || {
+        let text = get(&format!("{base}/metrics"))?.1;
+        sample(&text, edge).map(|_| text)
+    });
+    let found = r#"network_mapper_inventory_fetches_total{kind="Pod",result="found"}"#;
+    assert!(sample(&text, found).unwrap_or(0.0) >= 1.0, "cart's pod, on node-b, was fetched:\n{text}");
 }
 
 #[test]

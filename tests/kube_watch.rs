@@ -5,13 +5,14 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use network_mapper::IpNet;
 use network_mapper::exporter::metrics::{Enabled, InventoryReport, Limits, Metrics};
 use network_mapper::exporter::server::{Exposition, Readiness, encode_metrics};
-use network_mapper::resolve::{Resolution, ResolveConfig, Resolver};
-use network_mapper::sources::inventory::{self, Inventory};
+use network_mapper::resolve::{Edge, Resolution, ResolveConfig, Resolver, Server};
+use network_mapper::sources::inventory::{self, FetchQueue, Inventory};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
-use testkit::fake_apiserver::FakeApi;
+use testkit::fake_apiserver::{FakeApi, Verb};
 use testkit::k8s::Pod;
 
 const CLUSTER: &str = "tests/fixtures/inventory/cluster.yaml";
@@ -27,6 +28,8 @@ struct Live {
     registry: Registry,
     readiness: Readiness,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Where resolution asks for fetches, for an agent that fetches.
+    fetches: Option<FetchQueue>,
     _dir: tempfile::TempDir,
 }
 
@@ -36,10 +39,15 @@ impl Drop for Live {
     }
 }
 
-/// Starts the watches, through a kubeconfig file as a user would.
+/// Starts the watches of an agent that counts every client, through a kubeconfig file as a user would.
 fn start(api: FakeApi) -> Live {
+    start_with(api, None)
+}
+
+/// Starts the watches of `node`'s agent (`None`: every client), as the client `agent` of the fake API.
+fn start_with(api: FakeApi, node: Option<&str>) -> Live {
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.write_kubeconfig(dir.path());
+    let kubeconfig = api.write_kubeconfig_as(dir.path(), AGENT);
     let (metrics, registry) = Metrics::new(
         Limits { max_edges: 100, max_external_names: 10 },
         Enabled { api_inventory: true, ..Enabled::default() },
@@ -49,10 +57,14 @@ fn start(api: FakeApi) -> Live {
     let config = inventory::client_config(Some(&kubeconfig)).expect("kubeconfig is valid");
     let client = inventory::client(config, &status).expect("client");
     let inventory = Arc::new(RwLock::new(Inventory::new()));
-    let plan =
-        inventory::Plan { node: None, fetch_remote: false, pod_networks: Vec::new(), start_window: Duration::ZERO };
-    let tasks = inventory::spawn(client, inventory.clone(), status, &plan).tasks;
-    Live { api, inventory, registry, readiness, tasks, _dir: dir }
+    let plan = inventory::Plan {
+        node: node.map(str::to_owned),
+        fetch_remote: true,
+        pod_networks: IpNet::private(),
+        start_window: Duration::ZERO,
+    };
+    let started = inventory::spawn(client, inventory.clone(), status, &plan);
+    Live { api, inventory, registry, readiness, tasks: started.tasks, fetches: started.fetches, _dir: dir }
 }
 
 fn cluster() -> FakeApi {
@@ -85,10 +97,36 @@ impl Live {
         line.rsplit(' ').next().unwrap().parse().unwrap()
     }
 
+    /// Lists of `kind` the agent started (first pages and streaming lists).
+    fn lists_of(&self, kind: &str) -> usize {
+        self.api.stats().client(AGENT).requests.iter().filter(|r| r.kind == kind && r.starts_list()).count()
+    }
+
+    /// A family's sum over the kinds an agent that counts every client watches.
     fn total(&self, family: &str) -> f64 {
-        inventory::KINDS.iter().map(|k| self.metric(&format!("{family}{{kind=\"{}\"}}", k.name()))).sum()
+        let kinds = ["Pod", "Service", "EndpointSlice", "ReplicaSet", "Job"];
+        kinds.iter().map(|k| self.metric(&format!("{family}{{kind=\"{k}\"}}"))).sum()
+    }
+
+    /// Resolves a DNS answer as `node`'s agent, asking for and waiting on every fetch it needs.
+    async fn resolve_fetching(&self, node: &str, client: &str, name: &str) -> Resolution {
+        let config = ResolveConfig { cluster_domain: "cluster.local".into(), node_name: Some(node.into()) };
+        let started = std::time::Instant::now();
+        loop {
+            let resolution = {
+                let inventory = self.inventory.read().unwrap();
+                Resolver::new(&inventory, &config).dns_answer(client.parse().unwrap(), name, &[], MARCH)
+            };
+            let Resolution::Fetch(_, wanted) = resolution else { return resolution };
+            self.fetches.as_ref().expect("the agent fetches").request(&wanted);
+            assert!(started.elapsed() < DEADLINE, "timed out fetching {wanted:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
+
+/// The client name the agent's requests carry on the fake API.
+const AGENT: &str = "agent";
 
 fn config() -> ResolveConfig {
     ResolveConfig { cluster_domain: "cluster.local".into(), node_name: None }
@@ -100,6 +138,15 @@ fn show(resolution: Resolution) -> String {
         Resolution::OtherNode => "other_node".into(),
         Resolution::Unresolved(side, reason) => format!("{}:{}", side.metric_label(), reason.metric_label()),
         Resolution::Fetch(side, wanted) => format!("{}:fetch {wanted:?}", side.metric_label()),
+    }
+}
+
+/// The server side of a resolution: `name.ns(Kind)`, or the reason.
+fn show_server(resolution: Resolution) -> String {
+    match resolution {
+        Resolution::Edge(Edge { server: Server::Workload(w), .. }) => format!("{}.{}({})", w.name, w.namespace, w.kind),
+        Resolution::Edge(Edge { server: Server::External(name), .. }) => name.to_string(),
+        other => show(other),
     }
 }
 
@@ -179,8 +226,9 @@ async fn initial_sync_gives_the_same_identities_as_the_inventory_file() {
     assert_eq!(live.metric(r#"network_mapper_inventory_objects{kind="Job"}"#), fixture_kind_count("Job"));
     assert_eq!(live.total("network_mapper_inventory_synced"), 5.0);
     assert_eq!(live.total("network_mapper_inventory_watch_errors_total"), 0.0);
+    assert_eq!(live.api.stats().quorum_reads(), 0, "every list is served from the watch cache");
     // Metadata-only kinds were asked for as PartialObjectMetadata: one list each, never a full object.
-    assert_eq!(live.api.list_count("/apis/apps/v1/replicasets"), 1);
+    assert_eq!(live.lists_of("ReplicaSet"), 1);
     let requests = live.api.requests();
     for path in ["/apis/apps/v1/replicasets", "/apis/batch/v1/jobs"] {
         assert!(requests.iter().filter(|r| r.starts_with(path)).all(|r| r.ends_with(" [metadata]")), "{requests:?}");
@@ -265,7 +313,7 @@ async fn gone_410_forces_a_relist_that_drops_objects_deleted_meanwhile() {
     live.api.expire_watches();
     // At least: a watch that was being re-established when the history went may meet the 410 twice.
     live.until("relists", |l| l.total("network_mapper_inventory_relists_total") >= 5.0).await;
-    live.until("second pod list", |l| l.api.list_count("/api/v1/pods") >= 2).await;
+    live.until("second pod list", |l| l.lists_of("Pod") >= 2).await;
 
     // The API goes away; meanwhile a pod is deleted and the history compacted, so resuming is impossible.
     live.api.set_down(true);
@@ -292,7 +340,7 @@ async fn a_dropped_watch_stream_resumes_without_a_relist() {
     live.until("pod after the drop", |l| l.client("10.0.3.9", MARCH) == "checkout.shop(Deployment)").await;
     live.until("restarts", |l| l.total("network_mapper_inventory_watch_restarts_total") >= 5.0).await;
     assert_eq!(live.total("network_mapper_inventory_relists_total"), 0.0);
-    assert_eq!(live.api.list_count("/api/v1/pods"), 1, "resumed from the last version, not relisted");
+    assert_eq!(live.lists_of("Pod"), 1, "resumed from the last version, not relisted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,4 +361,57 @@ fn a_missing_kubeconfig_is_bad_input_naming_the_file() {
     let err = inventory::client_config(Some(std::path::Path::new("/nonexistent/kubeconfig"))).unwrap_err();
     assert!(err.is_bad_input());
     assert!(err.to_string().contains("/nonexistent/kubeconfig"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_agent_lists_its_own_pods_without_a_quorum_read_and_fetches_the_rest() {
+    let live = start_with(cluster(), Some("node-a"));
+    live.synced().await;
+    let stats = live.api.stats().client(AGENT);
+    assert_eq!(stats.quorum_reads(), 0, "{:#?}", stats.requests);
+    let pod_requests: Vec<_> = stats.requests.iter().filter(|r| r.kind == "Pod").collect();
+    assert!(!pod_requests.is_empty());
+    for request in &pod_requests {
+        assert_eq!(request.field_selector.as_deref(), Some("spec.nodeName=node-a"), "{request:?}");
+    }
+    assert!(
+        stats.requests.iter().all(|r| r.kind != "ReplicaSet" && r.kind != "Job"),
+        "owners are fetched, not watched"
+    );
+    // cart's pod runs on node-b: fetched by the name its endpoint gives, with its ReplicaSet, from the cache.
+    let cart = live.resolve_fetching("node-a", "10.0.1.10", "cart.shop.svc.cluster.local").await;
+    assert_eq!(show_server(cart), "cart.shop(Deployment)");
+    let web = live.resolve_fetching("node-a", "10.0.1.10", "web.shop.svc.cluster.local").await;
+    assert_eq!(show_server(web), "web.shop(Rollout)");
+    let stats = live.api.stats().client(AGENT);
+    let gets: Vec<_> = stats.requests.iter().filter(|r| r.verb == Verb::Get).collect();
+    assert!(gets.iter().any(|r| r.kind == "Pod" && r.name.as_deref() == Some("cart-5c6b-xyz12")), "{gets:?}");
+    assert!(gets.iter().any(|r| r.kind == "ReplicaSet" && r.metadata_only), "{gets:?}");
+    assert_eq!(stats.quorum_reads(), 0, "fetches read the cache: {gets:?}");
+    assert!(live.metric(r#"network_mapper_inventory_fetches_total{kind="Pod",result="found"}"#) >= 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_refuses_streaming_lists_is_listed_from_its_watch_cache() {
+    let api = cluster();
+    api.refuse_streaming_lists(true);
+    let live = start_with(api, Some("node-a"));
+    live.synced().await;
+    let stats = live.api.stats().client(AGENT);
+    assert_eq!(stats.quorum_reads(), 0, "{:#?}", stats.requests);
+    let lists = stats.requests.iter().filter(|r| r.starts_list() && !r.streaming).count();
+    assert!(lists >= 4, "every kind listed after its refused streaming list: {:#?}", stats.requests);
+    let checkout = live.resolve_fetching("node-a", "10.0.1.10", "example.com").await;
+    assert_eq!(show(checkout), "checkout.shop(Deployment)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_refuses_field_selectors_still_gives_the_agent_its_pods() {
+    let api = cluster();
+    api.refuse_field_selectors(true);
+    let live = start_with(api, Some("node-a"));
+    live.synced().await;
+    assert!(live.metric(r#"network_mapper_inventory_watch_errors_total{kind="Pod"}"#) >= 1.0);
+    let cart = live.resolve_fetching("node-a", "10.0.1.10", "cart.shop.svc.cluster.local").await;
+    assert_eq!(show_server(cart), "cart.shop(Deployment)");
 }

@@ -27,9 +27,10 @@ const API_SERVER: &str = "192.168.10.1";
 const API_PORT: u16 = 6443;
 const NODE_LOCAL_DNS: &str = "169.254.20.10";
 
-fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policy/shop")
-}
+mod policy_support;
+
+use policy_support::nca::analyzer;
+use policy_support::{reduce, shop as path, shop_dir as dir};
 
 /// Compares `actual` with a golden file of this scenario, or rewrites it under `UPDATE_GOLDEN=1`.
 fn golden(name: &str, actual: &str) {
@@ -109,14 +110,6 @@ fn fixtures_match_the_shop_scenario() {
     golden("input.prom", &snapshot());
     golden("pods.yaml", &pods);
     golden("namespaces.yaml", &namespaces);
-}
-
-fn reduce(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_netmap-reduce")).args(args).output().expect("netmap-reduce runs")
-}
-
-fn path(name: &str) -> String {
-    dir().join(name).display().to_string()
 }
 
 /// The golden cases: output file → extra arguments.
@@ -318,7 +311,8 @@ fn nca_names(pods_yaml: &str) -> BTreeMap<String, String> {
 /// What the map says must be allowed with `--policy-direction both --node-local-dns`: every observed edge
 /// between pods on its observed ports (an edge seen only through DNS on its Service's target port), the API
 /// server by address, DNS from every pod of the client namespaces (to the DNS pods and the node-local cache),
-/// DNS into the DNS pods from everywhere, and the DNS pods' own traffic out (kube-system gets no default-deny).
+/// DNS into the DNS pods from everywhere, the DNS pods' own traffic out (kube-system gets no default-deny), and
+/// open egress for a client that calls names outside the cluster.
 fn expected_connectivity() -> Allowed {
     let cluster = cluster();
     let mut expected = Allowed::new();
@@ -357,20 +351,27 @@ fn expected_connectivity() -> Allowed {
     // would scope it), and kube-system no default-deny: it stays open. One that is gets DNS from everywhere.
     let dns_server_in_map = shop::expected_edges().iter().any(|e| e.2 == "coredns");
     let into_dns = if dns_server_in_map { dns } else { vec![ALL] };
-    add("0.0.0.0-255.255.255.255".to_owned(), "kube-system/coredns".to_owned(), into_dns);
+    add("0.0.0.0-255.255.255.255".to_owned(), "kube-system/coredns".to_owned(), into_dns.clone());
     add("kube-system/coredns".to_owned(), "0.0.0.0-255.255.255.255".to_owned(), vec![ALL]);
+    // A client that calls a name outside the cluster keeps its egress open (a NetworkPolicy cannot name it):
+    // every address, and every pod whose ingress is not isolated (the DNS pods here).
+    let outside: BTreeSet<String> =
+        shop::expected_edges().iter().filter(|e| e.3.is_none()).map(|e| format!("{}/{}", e.1, e.0)).collect();
+    for client in outside {
+        expected.remove(&(client.clone(), NODE_LOCAL_DNS.to_owned()));
+        expected.insert((client.clone(), "0.0.0.0-255.255.255.255".to_owned()), [(ALL.0.to_owned(), ALL.1)].into());
+        expected.insert(
+            (client, "kube-system/coredns".to_owned()),
+            into_dns.iter().map(|(p, n)| (p.to_string(), *n)).collect(),
+        );
+    }
     expected
 }
 
 #[test]
 #[ignore = "live: installs np-guard's analyzer from PyPI into target/nca-venv (run by `make test`)"]
 fn the_analyzer_allows_exactly_the_observed_edges_plus_dns() {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/nca-venv.sh");
-    let install = Command::new(&venv).output().expect("scripts/nca-venv.sh runs");
-    let why = String::from_utf8_lossy(&install.stderr);
-    assert!(install.status.success(), "this live test cannot run here: installing the analyzer failed: {why}");
-    let nca = String::from_utf8(install.stdout).unwrap().trim().to_owned();
-    let output = Command::new(&nca)
+    let output = Command::new(analyzer())
         .args(["--connectivity", &path("networkpolicy-both.yaml"), "--pod_list", &path("pods.yaml")])
         .args(["--ns_list", &path("namespaces.yaml"), "--output_format", "txt_no_fw_rules"])
         .output()

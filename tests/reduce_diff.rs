@@ -1,6 +1,7 @@
-//! What changed: `diff OLD NEW` on files (golden output, exit 1 on new edges, 0 otherwise), `--declared` (the
-//! declared edges that were not seen; golden output) and `--output-dir --prune` (files of clients that are gone
-//! are removed, files without netmap-reduce's marker never are). The live `diff` of two windows is in
+//! What changed: `diff OLD NEW` on files (golden output, exit 1 on new edges, 0 otherwise, 2 for trouble),
+//! `--declared` (the declared edges that were not seen; golden output) and `--output-dir --prune` (files of
+//! clients that are gone are removed, files without netmap-reduce's marker are never overwritten or removed, an
+//! empty map prunes only with `--allow-empty`). The live `diff` of two windows is in
 //! tests/reduce_prometheus.rs.
 
 use std::path::{Path, PathBuf};
@@ -53,6 +54,46 @@ fn diff_of_two_files_lists_new_and_gone_edges_and_exits_1_on_new_ones() {
     let bad = reduce(&["diff", &a, "/etc/passwd"]);
     assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
     assert_eq!(reduce(&["diff", &a]).status.code(), Some(2));
+}
+
+#[test]
+fn an_unreachable_source_is_trouble_exit_2_never_a_finding() {
+    // Exit 1 means "new edges": a pipeline gate must not mistake an outage for them (diff(1) uses 2 the same way).
+    let url = format!("http://127.0.0.1:{}", testkit::http::free_port());
+    let output = reduce(&["diff", "--prometheus", &url, "--window", "1d", "--offset", "7d"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&url) && stderr.contains("cannot query Prometheus"), "{stderr}");
+    let missing = reduce(&["diff", "/nonexistent/old.json", &snapshot("api-vector", "input-edges.json")]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn output_dir_never_overwrites_a_file_without_the_marker_and_an_empty_map_prunes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let input = snapshot("exposition-nodes", "input-node-a.prom");
+    let write =
+        |extra: &[&str]| reduce(&[&[input.as_str(), "--format", "intents", "--output-dir", &out][..], extra].concat());
+    let mine = dir.path().join("cartservice.otterize-ecom-demo.yaml");
+    std::fs::write(&mine, "kind: ClientIntents\n").unwrap();
+    let refused = write(&[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&mine.display().to_string()) && stderr.contains("nothing was written"), "{stderr}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing else was written");
+    std::fs::remove_file(&mine).unwrap();
+    assert!(write(&[]).status.success());
+    let written = std::fs::read_dir(dir.path()).unwrap().count();
+
+    let empty = write(&["-n", "nonexistent", "--prune"]);
+    let stderr = String::from_utf8_lossy(&empty.stderr);
+    assert_eq!(empty.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the map is empty") && stderr.contains("--allow-empty"), "{stderr}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), written, "nothing was removed");
+    let allowed = write(&["-n", "nonexistent", "--prune", "--allow-empty"]);
+    assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "every marked file is removed");
 }
 
 #[test]

@@ -68,7 +68,11 @@ fn usage_errors_exit_2() {
     assert_fails(&reduce(&[&missing]), 2, &["nope.json", "no such file"]);
     assert_fails(&reduce(&[]), 2, &["no input"]);
     let empty = write(dir.path(), "e.json", r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#);
-    assert_fails(&reduce(&[&empty, "--output-dir", "x"]), 2, &["--output-dir only goes with --format intents"]);
+    assert_fails(
+        &reduce(&[&empty, "--output-dir", "x"]),
+        2,
+        &["--output-dir does not apply to --format list", "goes with --format intents"],
+    );
     assert_fails(&reduce(&[&empty, "--format", "yaml"]), 2, &["yaml"]);
     assert_fails(&reduce(&["--declared-rules-from", &missing]), 2, &["nope.json"]);
     let bad_yaml = write(dir.path(), "bad.yaml", "apiVersion: [\n");

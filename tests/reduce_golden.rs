@@ -34,7 +34,9 @@ fn cases() -> Vec<PathBuf> {
     cases
 }
 
-fn case_args(case: &Path) -> Vec<String> {
+/// The inputs and the case's `args`: one argument a line; a line `FORMAT: ARG` applies only to that format
+/// (`list: --show-seen`: flags that do not apply to a format are usage errors).
+fn case_args(case: &Path, format: &str) -> Vec<String> {
     let mut inputs: Vec<PathBuf> = std::fs::read_dir(case)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -44,7 +46,13 @@ fn case_args(case: &Path) -> Vec<String> {
     assert!(!inputs.is_empty(), "{}: no input* files", case.display());
     let mut args: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
     if let Ok(extra) = std::fs::read_to_string(case.join("args")) {
-        args.extend(extra.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+        for line in extra.lines().filter(|l| !l.is_empty()) {
+            match line.split_once(": ") {
+                Some((only, arg)) if only == format => args.push(arg.to_owned()),
+                Some(_) => {}
+                None => args.push(line.to_owned()),
+            }
+        }
     }
     args
 }
@@ -57,10 +65,9 @@ fn run(args: &[String]) -> std::process::Output {
 fn every_case_matches_its_golden_outputs() {
     let mut mismatches = Vec::new();
     for case in cases() {
-        let base = case_args(&case);
         let expected_stderr = std::fs::read_to_string(case.join("stderr.txt")).unwrap_or_default();
         for (file, format_args) in FORMATS {
-            let mut args = base.clone();
+            let mut args = case_args(&case, format_args[1]);
             args.extend(format_args.iter().map(|a| a.to_string()));
             let output = run(&args);
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -78,7 +85,7 @@ fn output_dir_writes_one_file_per_client_matching_the_stream() {
     for case in cases() {
         let stream = std::fs::read_to_string(case.join("intents-v2beta1.yaml")).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut args = case_args(&case);
+        let mut args = case_args(&case, "intents");
         args.extend(["--format", "intents", "--output-dir"].map(String::from));
         args.push(dir.path().display().to_string());
         let output = run(&args);

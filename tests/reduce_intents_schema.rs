@@ -143,8 +143,17 @@ fn arb_call() -> impl Strategy<Value = Call> {
     ));
     (arb_name(), namespace, kinds, "[a-z]{1,8}\\.(com|io|example)").prop_map(|(name, namespace, kind, domain)| {
         match namespace.as_deref() {
-            Some("1.0") | None => Call { server: domain, namespace: None, kind: None, count: 1.0, seen: None },
-            Some(_) => Call { server: name, namespace, kind: kind.map(String::from), count: 1.0, seen: None },
+            Some("1.0") | None => {
+                Call { server: domain, namespace: None, kind: None, count: 1.0, seen: None, ports: Default::default() }
+            }
+            Some(_) => Call {
+                server: name,
+                namespace,
+                kind: kind.map(String::from),
+                count: 1.0,
+                seen: None,
+                ports: Default::default(),
+            },
         }
     })
 }

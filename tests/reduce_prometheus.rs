@@ -46,7 +46,17 @@ network_mapper_edge_total{client=\"frontend\",namespace=\"shop\",server=\"cartse
 network_mapper_edge_total{client=\"frontend\",namespace=\"shop\",server=\"api.stripe.com\"} 1\n# EOF\n";
 const AFTER: &str = "# TYPE network_mapper_edge counter\n\
 network_mapper_edge_total{client=\"frontend\",namespace=\"shop\",server=\"cartservice\",server_namespace=\"shop\"} 5\n\
-network_mapper_edge_total{client=\"frontend\",namespace=\"shop\",server=\"adservice\",server_namespace=\"ads\"} 1\n# EOF\n";
+network_mapper_edge_total{client=\"frontend\",namespace=\"shop\",server=\"adservice\",server_namespace=\"ads\"} 1\n\
+# TYPE network_mapper_edge_connections counter\n\
+network_mapper_edge_connections_total{client=\"frontend\",namespace=\"shop\",server=\"cartservice\",server_namespace=\"shop\",port=\"7070\"} 2\n# EOF\n";
+
+/// The workloads of BEFORE and AFTER, and a policy that isolates cartservice with nothing allowed in.
+const INVENTORY: &str = "apiVersion: v1\nkind: List\nitems:\n\
+- {apiVersion: v1, kind: Pod, metadata: {name: frontend, namespace: shop, labels: {app: frontend}}}\n\
+- {apiVersion: v1, kind: Pod, metadata: {name: cartservice, namespace: shop, labels: {app: cartservice}}}\n\
+- {apiVersion: v1, kind: Pod, metadata: {name: adservice, namespace: ads, labels: {app: adservice}}}\n";
+const ISOLATE_CART: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n\
+metadata: {name: cart, namespace: shop}\nspec: {podSelector: {matchLabels: {app: cartservice}}, policyTypes: [Ingress]}\n";
 
 fn wait_until(dir: &Path, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -59,7 +69,7 @@ fn wait_until(dir: &Path, what: &str, mut done: impl FnMut() -> bool) {
 
 /// `diff` against one real Prometheus at two windows: the exporter's scrape changes half-way (one edge gone, one
 /// new); the window before the change against the window after it lists both, and exits 1 for the new edge.
-/// Also the first/last seen times of the live range query.
+/// Also the first/last seen times of the live range query, and `impact` on the live map (ports, last seen).
 #[test]
 fn diff_of_two_windows_of_a_real_prometheus() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,4 +119,20 @@ fn diff_of_two_windows_of_a_real_prometheus() {
     }
     assert!(cart["last_seen"].as_str() > stripe["last_seen"].as_str(), "{cart} {stripe}");
     assert!(reduce(&["--prometheus", &url, "--window", "5m", "--show-seen"]).contains("(first seen 20"));
+
+    // impact reads the live map with its ports and last seen.
+    let inventory = dir.path().join("inventory.yaml");
+    std::fs::write(&inventory, INVENTORY).unwrap();
+    let policy = dir.path().join("cart.yaml");
+    std::fs::write(&policy, ISOLATE_CART).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_netmap-reduce"))
+        .args(["impact", "--policies", &policy.display().to_string(), "--prometheus", &url, "--window", "5m"])
+        .args(["--inventory-file", &inventory.display().to_string()])
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(1), "a denied edge exits 1: {stderr}");
+    assert!(stdout.starts_with("deny: frontend in namespace shop calls cartservice on TCP 7070"), "{stdout}");
+    assert!(stdout.contains("5 observation(s), last seen 20"), "{stdout}");
 }

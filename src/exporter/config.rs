@@ -9,6 +9,7 @@ use clap::{Parser, ValueEnum};
 use crate::IpNet;
 use crate::exporter::metrics::Limits;
 use crate::exporter::node_filter::NodeFilterSpec;
+use crate::sources::capture::node_filter::{self, NodeAddresses};
 use crate::sources::capture::source::Delivery;
 use crate::sources::inventory::Plan;
 
@@ -153,13 +154,26 @@ impl Args {
         Some(NodeFilterSpec { node, answers: DEFAULT_BPF_FILTER.to_owned(), syns })
     }
 
+    /// The filter a live capture opens with: with a node filter (docs/design.md §7), answers to and SYNs from
+    /// the pod networks until the node's pods are known, so nothing outside them is copied even then; else
+    /// [`Args::capture_filter`].
+    pub fn live_capture_filter(&self) -> String {
+        let Some(spec) = self.node_filter() else { return self.capture_filter() };
+        let networks = NodeAddresses { networks: self.pod_networks(), hosts: Vec::new() };
+        node_filter::for_node(&spec.answers, spec.syns.as_deref(), &networks).unwrap_or_else(|| self.capture_filter())
+    }
+
+    /// `--cluster-cidr`, else the private ranges.
+    pub fn pod_networks(&self) -> Vec<IpNet> {
+        if self.cluster_cidr.is_empty() { IpNet::private() } else { self.cluster_cidr.clone() }
+    }
+
     /// What the live inventory watches and fetches (docs/design.md §7).
     pub fn inventory_plan(&self) -> Plan {
-        let pod_networks = if self.cluster_cidr.is_empty() { IpNet::private() } else { self.cluster_cidr.clone() };
         Plan {
             node: self.node_name(),
             fetch_remote: self.remote_pods == RemotePods::Fetch,
-            pod_networks,
+            pod_networks: self.pod_networks(),
             start_window: self.start_jitter,
         }
     }

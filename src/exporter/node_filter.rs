@@ -79,6 +79,6 @@ impl NodeFilter {
         }
         self.seen = Some(changes);
         let pods: Vec<IpAddr> = inventory.node_pod_addresses(&self.spec.node);
-        Some(NodeAddresses::of(inventory.node_pod_cidrs(), &pods))
+        Some(NodeAddresses::of(inventory.node_pod_cidrs(&self.spec.node), &pods))
     }
 }

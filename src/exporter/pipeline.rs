@@ -32,6 +32,10 @@ use crate::sources::inventory::{FetchQueue, Requested, Wanted};
 /// (a pod's first SYN can precede its Pod object, with its IP, in the watch by a second or two), or an
 /// observation whose remote pod or owner is being fetched (docs/design.md §7).
 pub const RETRY_MICROS: i64 = 10_000_000;
+/// How long an observation waits for its fetches, from its first retry: a fetch is answered within its queue's
+/// turn at the fetch rate (a start-up or a rollout may queue hundreds), so the bound only ends a wait that the
+/// fetches keep renewing.
+pub const FETCH_WAIT_MICROS: i64 = 60_000_000;
 /// At most this many observations wait; beyond it they are counted unresolved at once (traffic from outside
 /// the cluster to a NodePort would otherwise fill any queue).
 const MAX_PENDING: usize = 4096;
@@ -156,6 +160,8 @@ struct Pending {
     observation: Waiting,
     at: UnixMicros,
     since: Option<UnixMicros>,
+    /// It waits for a fetch (rather than for its client pod).
+    fetching: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -276,13 +282,14 @@ impl Recorder {
         self.connection_outcome(ConnectionSource::Socket, first, (local, remote, sighting), at)
     }
 
-    /// Retries the observations waiting for their client pod or a fetched object; those past [`RETRY_MICROS`]
-    /// (or all, with `give_up`) are counted as they resolve now.
+    /// Retries the observations waiting for their client pod or a fetched object; those past [`RETRY_MICROS`] or
+    /// [`FETCH_WAIT_MICROS`] (or all, with `give_up`) are counted as they resolve now.
     pub fn retry_pending(&self, now: UnixMicros, give_up: bool) {
         let waiting: Vec<Pending> = self.pending.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
-        for Pending { observation, at, since } in waiting {
+        for Pending { observation, at, since, fetching } in waiting {
             let since = since.unwrap_or(now);
-            let may_wait = !give_up && now.saturating_sub(since) < RETRY_MICROS;
+            let bound = if fetching { FETCH_WAIT_MICROS } else { RETRY_MICROS };
+            let may_wait = !give_up && now.saturating_sub(since) < bound;
             match observation {
                 Waiting::Connection { source, client, server, sighting } => {
                     let connection = (client, server, sighting);
@@ -339,7 +346,7 @@ impl Recorder {
         if pending.len() >= MAX_PENDING {
             return false;
         }
-        pending.push_back(Pending { observation: observation(), at, since });
+        pending.push_back(Pending { observation: observation(), at, since, fetching: wanted.is_some() });
         self.metrics.observations_pending.set(pending.len() as i64);
         true
     }
@@ -417,6 +424,9 @@ impl Recorder {
             && self.wait_for(wanted, waiting, (at, since))
         {
             return Counted::Pending;
+        }
+        if let Resolution::Unresolved(side, reason) = &resolution {
+            tracing::debug!(%client, %server, ?source, ?side, ?reason, "connection unresolved");
         }
         self.count(source.into(), resolution, Some(port)).into()
     }

@@ -153,7 +153,8 @@ impl Sources {
             },
             None => {
                 let (interface, delivery) = (args.interface.clone(), args.delivery());
-                tracing::info!(delivery = ?delivery, "capture delivery");
+                let filter = args.live_capture_filter();
+                tracing::info!(delivery = ?delivery, filter = %filter, "live capture");
                 Packets {
                     source: source::open_live_with(&interface, &filter, delivery)?,
                     thread_name: format!("capture-{interface}"),

@@ -9,12 +9,13 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::error::{ReduceError, Result};
+use super::error::Result;
 use super::intents::{API_GROUP, ClientIntentsV1, ClientIntentsV2, KIND};
+use super::manifests;
 use super::model::{Edge, LabelSet, edge_from_labels};
 use super::model::{Filter, ServiceMap};
 use super::yaml::to_yaml;
@@ -39,15 +40,7 @@ pub struct DeclaredEdges {
 /// `.json`, in name order).
 pub fn read_declared(paths: &[PathBuf]) -> Result<DeclaredEdges> {
     let mut declared = DeclaredEdges::default();
-    for path in paths {
-        for file in expand(path)? {
-            let text = std::fs::read_to_string(&file).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => ReduceError::MissingInput { path: file.clone() },
-                _ => ReduceError::io(file.display().to_string(), e),
-            })?;
-            parse_intents_text(&file.display().to_string(), &text, &mut declared)?;
-        }
-    }
+    manifests::visit_objects(paths, &mut |_, object| add_object(object, &mut declared))?;
     if declared.edges.is_empty() {
         // Still a valid rule file (every edge is then undeclared), but most likely the wrong path.
         declared.warnings.push("no declared edges found: the rule file has no rules".to_owned());
@@ -55,53 +48,15 @@ pub fn read_declared(paths: &[PathBuf]) -> Result<DeclaredEdges> {
     Ok(declared)
 }
 
-fn expand(path: &Path) -> Result<Vec<PathBuf>> {
-    if !path.is_dir() {
-        return Ok(vec![path.to_owned()]);
-    }
-    let io_error = |e| ReduceError::io(path.display().to_string(), e);
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(io_error)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(io_error)?;
-    entries.sort();
-    let mut files = Vec::new();
-    for entry in entries {
-        if entry.is_dir() {
-            files.extend(expand(&entry)?);
-        } else if entry.extension().is_some_and(|ext| ext == "yaml" || ext == "yml" || ext == "json") {
-            files.push(entry);
-        }
-    }
-    Ok(files)
-}
-
 /// Parses one file's YAML (or JSON) documents into `declared`.
 pub fn parse_intents_text(name: &str, text: &str, declared: &mut DeclaredEdges) -> Result<()> {
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let where_ = format!("document {}", index + 1);
-        let value = serde_yaml::Value::deserialize(document)
-            .map_err(|e| ReduceError::bad_input(name, format!("{where_}: malformed YAML: {e}")))?;
-        add_object(&value, declared).map_err(|problem| ReduceError::bad_input(name, format!("{where_}: {problem}")))?;
-    }
-    Ok(())
+    manifests::visit_text(name, text, &mut |object| add_object(object, declared))
 }
 
+/// Manifest directories hold other objects too; they declare nothing.
 fn add_object(value: &serde_yaml::Value, declared: &mut DeclaredEdges) -> Result<(), String> {
-    if value.is_null() {
-        return Ok(());
-    }
-    let kind = value.get("kind").and_then(|k| k.as_str()).ok_or("not a Kubernetes object (no `kind`)")?;
-    match kind {
-        KIND => add_client_intents(value, declared),
-        "List" | "ClientIntentsList" => {
-            let items = value.get("items").and_then(|i| i.as_sequence()).ok_or("a List without `items`")?;
-            items.iter().enumerate().try_for_each(|(i, item)| {
-                add_object(item, declared).map_err(|problem| format!("item {}: {problem}", i + 1))
-            })
-        }
-        // Manifest directories hold other objects too; they declare nothing.
+    match value.get("kind").and_then(|k| k.as_str()) {
+        Some(KIND) => add_client_intents(value, declared),
         _ => Ok(()),
     }
 }

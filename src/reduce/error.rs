@@ -42,14 +42,32 @@ pub enum ReduceError {
     /// The Prometheus server answered, but not with a usable result (HTTP error, error status, bad body).
     #[error("{url}: {message}")]
     ServerError { url: String, message: String },
+
+    /// Doing what was asked would destroy something (a file without the generator's marker in `--output-dir`,
+    /// every generated file because the map is empty): nothing was done.
+    #[error("{path}: {problem}")]
+    Refused { path: String, problem: String },
+
+    /// The generated policies would deny observed edges: nothing was written.
+    #[error("{0}")]
+    SelfCheck(String),
 }
 
 impl ReduceError {
-    /// Exit code of `netmap-reduce` for this error: 2 for bad input or usage, 1 for network and I/O failures.
+    /// Exit code of `netmap-reduce` for this error: 2 for bad input, usage and refusals, 1 for network and I/O
+    /// failures and a failed self-check. (`diff` and `impact` use 1 for their finding: every error is 2 there.)
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Usage(_) | Self::MissingInput { .. } | Self::BadInput { .. } | Self::ApiErrorResponse { .. } => 2,
-            Self::Io { .. } | Self::Unreachable { .. } | Self::KubeApi { .. } | Self::ServerError { .. } => 1,
+            Self::Usage(_)
+            | Self::MissingInput { .. }
+            | Self::BadInput { .. }
+            | Self::ApiErrorResponse { .. }
+            | Self::Refused { .. } => 2,
+            Self::Io { .. }
+            | Self::Unreachable { .. }
+            | Self::KubeApi { .. }
+            | Self::ServerError { .. }
+            | Self::SelfCheck(_) => 1,
         }
     }
 
@@ -64,6 +82,8 @@ impl ReduceError {
             Self::Unreachable { .. } => "unreachable",
             Self::KubeApi { .. } => "kube_api",
             Self::ServerError { .. } => "server_error",
+            Self::Refused { .. } => "refused",
+            Self::SelfCheck(_) => "self_check",
         }
     }
 

@@ -1,8 +1,9 @@
 //! `--format html`: one self-contained page with the interactive map: search, click to focus a workload and its
-//! neighbours, group by namespace, edge counts. The graph library (cytoscape with the dagre layered layout, MIT)
-//! is compiled in from `src/reduce/html/vendor/`, pinned and put there by `scripts/vendor-html.sh`; its
-//! licences are embedded in the page. The page's Content-Security-Policy allows no request at all, so opening
-//! it never touches the network.
+//! neighbours, group by namespace, edge counts. A small map is a layered graph; a large one a ring of every
+//! workload's name with the calls inside it, or one node per namespace (`html/app.js` says why). The graph
+//! library (cytoscape with the dagre layered layout, MIT) is compiled in from `src/reduce/html/vendor/`, pinned
+//! and put there by `scripts/vendor-html.sh`; its licences are embedded in the page. The page's
+//! Content-Security-Policy allows no request at all, so opening it never touches the network.
 
 use serde::Serialize;
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::api::{ApiProblem, parse_api_response};
 use super::error::{ReduceError, Result};
 use super::exposition::parse_exposition;
-use super::model::{EDGE_METRIC, LabelSet, Snapshot};
+use super::model::{CONNECTIONS_METRIC, EDGE_METRIC, LabelSet, Snapshot};
 use super::time::{Seen, parse_time};
 use super::validate::{InputKind, check_input};
 
@@ -74,6 +74,16 @@ struct JsonEdgeIn {
     first_seen: Option<String>,
     #[serde(default)]
     last_seen: Option<String>,
+    #[serde(default)]
+    ports: Vec<JsonPortIn>,
+}
+
+/// Connections of an edge to one server port.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonPortIn {
+    port: u16,
+    connections: f64,
 }
 
 /// Reads `--format json` output back, so a saved map can be filtered, rendered again or diffed.
@@ -89,20 +99,33 @@ fn parse_edge_json(bytes: &[u8], snapshot: &mut Snapshot) -> Result<(), String> 
     Ok(())
 }
 
-fn add_json_edge(edge: &JsonEdgeIn, snapshot: &mut Snapshot) -> Result<(), String> {
-    let labels = LabelSet {
+fn labels_of(edge: &JsonEdgeIn) -> LabelSet<'_> {
+    LabelSet {
         name: Some(EDGE_METRIC.into()),
         client: Some(edge.client.as_str().into()),
         namespace: Some(edge.namespace.as_str().into()),
         server: Some(edge.server.as_str().into()),
         server_namespace: edge.server_namespace.as_deref().map(Into::into),
         ..LabelSet::default()
-    };
+    }
+}
+
+fn add_json_edge(edge: &JsonEdgeIn, snapshot: &mut Snapshot) -> Result<(), String> {
+    let labels = labels_of(edge);
     let seen = match (&edge.first_seen, &edge.last_seen) {
         (Some(first), Some(last)) => Some(Seen { first: parse_time(first)?, last: parse_time(last)? }),
         _ => None,
     };
     snapshot.add_series_seen(&labels, edge.count, seen)?;
+    for port in &edge.ports {
+        let port_text = port.port.to_string();
+        let labels = LabelSet {
+            name: Some(CONNECTIONS_METRIC.into()),
+            port: Some(port_text.as_str().into()),
+            ..labels_of(edge)
+        };
+        snapshot.add_series(&labels, port.connections)?;
+    }
     if let Some(kind) = &edge.client_kind {
         snapshot.add_kind(&edge.namespace, &edge.client, kind);
     }

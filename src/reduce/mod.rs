@@ -23,10 +23,13 @@ pub mod declared;
 pub mod diff;
 pub mod error;
 pub mod exposition;
+pub mod flags;
 pub mod graph;
 pub mod html;
+pub mod impact;
 pub mod input;
 pub mod intents;
+pub mod manifests;
 pub mod model;
 pub mod outdir;
 pub mod policy;
@@ -87,6 +90,8 @@ pub struct ReduceRequest {
     pub output_dir: Option<PathBuf>,
     /// With `output_dir`: remove the files an earlier run wrote for clients that are gone.
     pub prune: bool,
+    /// `--allow-empty`: an empty map with `prune` removes every file an earlier run wrote.
+    pub allow_empty: bool,
     pub graph: GraphRequest,
     /// `list`: end each edge with its first and last seen times, where known.
     pub show_seen: bool,
@@ -111,11 +116,17 @@ pub enum Outcome {
 /// Loads the snapshot from its source. `with_times`: also ask a live server when each edge was seen (a range
 /// query; files carry their times or not).
 pub fn load_snapshot(source: &Source, skip_renamed: bool, with_times: bool) -> Result<Snapshot> {
+    load_snapshot_with(source, skip_renamed, with_times, false)
+}
+
+/// [`load_snapshot`]; `with_ports` also asks a live server for the per-port connections (files carry them or
+/// not).
+pub fn load_snapshot_with(source: &Source, skip_renamed: bool, with_times: bool, with_ports: bool) -> Result<Snapshot> {
     let mut snapshot = Snapshot::default();
     snapshot.skip_renamed = skip_renamed;
     match source {
         Source::Inputs(paths) => input::read_inputs_with(paths, snapshot),
-        Source::Prometheus(server) => prometheus::query_snapshot_with(server, snapshot, with_times),
+        Source::Prometheus(server) => prometheus::query_live(server, snapshot, with_times, with_ports),
     }
 }
 
@@ -150,7 +161,8 @@ pub fn render_with(
 pub fn run(request: &ReduceRequest, out: &mut dyn Write) -> Result<Outcome> {
     check_request(request)?;
     let with_times = request.show_seen || matches!(request.format, OutputFormat::Json | OutputFormat::Html);
-    let snapshot = load_snapshot(&request.source, request.skip_renamed, with_times)?;
+    let with_ports = request.format == OutputFormat::Json;
+    let snapshot = load_snapshot_with(&request.source, request.skip_renamed, with_times, with_ports)?;
     let renamed_skipped = snapshot.stats.renamed_skipped;
     let (mut map, report) = snapshot.into_map_reported(&request.filter);
     if let Some(focus) = &request.graph.focus {
@@ -160,6 +172,11 @@ pub fn run(request: &ReduceRequest, out: &mut dyn Write) -> Result<Outcome> {
         return declared::run_unseen(&request.declared, &request.filter, &map, out);
     }
     let mut outcome = match &request.output_dir {
+        Some(dir) if map.is_empty() && request.prune => {
+            outdir::check_empty_prune(dir, request.allow_empty, &empty_report(&report, renamed_skipped))?;
+            let (files, removed) = outdir::write_intents_dir(&map, request.intents_version, dir, true)?;
+            Outcome::Written { files, removed }
+        }
         Some(dir) => {
             let (files, removed) = outdir::write_intents_dir(&map, request.intents_version, dir, request.prune)?;
             Outcome::Written { files, removed }
@@ -188,8 +205,10 @@ fn check_request(request: &ReduceRequest) -> Result<()> {
     if request.prune && request.output_dir.is_none() {
         return usage("--prune only goes with --output-dir (it removes files an earlier run wrote there)");
     }
-    if request.graph.group_by_namespace && !matches!(request.format, OutputFormat::Dot | OutputFormat::Mermaid) {
-        return usage("--group-by namespace goes with --format dot or mermaid (the html map has it as a switch)");
+    if request.graph.group_by_namespace
+        && !matches!(request.format, OutputFormat::Dot | OutputFormat::Mermaid | OutputFormat::Html)
+    {
+        return usage("--group-by namespace goes with --format dot, mermaid or html");
     }
     Ok(())
 }

@@ -58,7 +58,7 @@ pub struct LabelSet<'a> {
 pub const METRIC_PREFIX: &str = "network_mapper_";
 
 /// Edges summed over every input, and the kinds of the workloads seen in `network_mapper_workload_info`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     edges: HashMap<Edge, f64>,
     /// (namespace, workload) → kind.
@@ -172,6 +172,9 @@ pub struct Call {
     pub count: f64,
     /// When the edge was seen, where the source has timestamps.
     pub seen: Option<Seen>,
+    /// TCP connections per server port, from [`CONNECTIONS_METRIC`] (empty for edges seen only through DNS, and
+    /// when the ports were taken out for policies).
+    pub ports: BTreeMap<u16, f64>,
 }
 
 impl Call {
@@ -382,7 +385,16 @@ impl Snapshot {
         for (edge, count) in edges {
             let kind = self.kinds.get(&(edge.server_namespace.clone().unwrap_or_default(), edge.server.clone()));
             let seen = self.times.get(&edge).copied();
-            let call = Call { server: edge.server, namespace: edge.server_namespace, kind: kind.cloned(), count, seen };
+            let ports =
+                self.ports.get(&edge).map(|p| p.iter().filter(|(_, n)| **n > 0.0).map(|(p, n)| (*p, *n)).collect());
+            let call = Call {
+                server: edge.server,
+                namespace: edge.server_namespace,
+                kind: kind.cloned(),
+                count,
+                seen,
+                ports: ports.unwrap_or_default(),
+            };
             match clients.last_mut() {
                 Some(last) if last.name == edge.client && last.namespace == edge.namespace => last.calls.push(call),
                 _ => {

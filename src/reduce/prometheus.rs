@@ -94,17 +94,13 @@ pub fn query_snapshot(source: &PrometheusSource) -> Result<Snapshot> {
     query_snapshot_with(source, Snapshot::default(), false)
 }
 
-/// [`query_snapshot`] plus the per-port connections, which only network policies need.
-pub fn query_snapshot_with_ports(source: &PrometheusSource) -> Result<Snapshot> {
-    query_live(source, Snapshot::default(), false, true)
-}
-
 /// [`query_snapshot`] into a prepared snapshot; `with_times` adds a range query for first/last seen.
 pub fn query_snapshot_with(source: &PrometheusSource, snapshot: Snapshot, with_times: bool) -> Result<Snapshot> {
     query_live(source, snapshot, with_times, false)
 }
 
-fn query_live(
+/// [`query_snapshot_with`]; `with_ports` adds the per-port connections (policies, `json`, `impact`).
+pub fn query_live(
     source: &PrometheusSource,
     mut snapshot: Snapshot,
     with_times: bool,

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::graph::{Graph, GraphEdge, Node, format_count, weight};
-use super::model::ServiceMap;
+use super::model::{Call, ServiceMap};
 use super::time::format_time;
 
 /// The "X calls Y" listing:
@@ -51,12 +51,40 @@ struct JsonEdge<'a> {
     server_namespace: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     server_kind: Option<&'a str>,
+    #[serde(flatten)]
+    observed: Observed,
+    /// TCP connections per server port (what NetworkPolicies need); absent for edges seen only through DNS.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ports: Vec<JsonPort>,
+}
+
+/// Connections of an edge to one server port, as `network_mapper_edge_connections_total` counts them.
+#[derive(Debug, Serialize)]
+struct JsonPort {
+    port: u16,
+    #[serde(serialize_with = "serialize_count")]
+    connections: f64,
+}
+
+/// How often and when an edge was seen, as the JSON outputs write it.
+#[derive(Debug, Serialize)]
+pub(crate) struct Observed {
     #[serde(serialize_with = "serialize_count")]
     count: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_seen: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_seen: Option<String>,
+}
+
+impl Observed {
+    pub(crate) fn of(call: &Call) -> Observed {
+        Observed {
+            count: call.count,
+            first_seen: call.seen.map(|s| format_time(s.first)),
+            last_seen: call.seen.map(|s| format_time(s.last)),
+        }
+    }
 }
 
 /// Counts are whole numbers unless they came from `increase()`-style queries; write `17`, not `17.0`.
@@ -69,7 +97,7 @@ fn serialize_count<S: serde::Serializer>(count: &f64, serializer: S) -> Result<S
 }
 
 /// A JSON array of edges, pretty-printed, in the map's order (`[]` for an empty map); `netmap-reduce` reads it
-/// back as input.
+/// back as input, with everything the other formats and policies need (kinds, first/last seen, ports).
 pub fn render_json(map: &ServiceMap) -> String {
     let edges: Vec<JsonEdge<'_>> = map
         .clients
@@ -82,9 +110,8 @@ pub fn render_json(map: &ServiceMap) -> String {
                 server: &call.server,
                 server_namespace: call.namespace.as_deref(),
                 server_kind: call.kind.as_deref(),
-                count: call.count,
-                first_seen: call.seen.map(|s| format_time(s.first)),
-                last_seen: call.seen.map(|s| format_time(s.last)),
+                observed: Observed::of(call),
+                ports: call.ports.iter().map(|(&port, &connections)| JsonPort { port, connections }).collect(),
             })
         })
         .collect();

@@ -17,6 +17,7 @@
 //! - [`e2e`]: a Kubernetes node simulated with namespaces, running the shop, the exporter and Prometheus.
 //! - [`args`]: the command line of the generators under `examples/`.
 
+pub mod agents;
 pub mod args;
 pub mod capfile;
 pub mod cmd;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
@@ -20,7 +20,7 @@ use crate::reduce::error::{ReduceError, Result};
 use crate::sources::inventory::client_config;
 
 /// Lists Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs, CronJobs, Pods and Services in every
-/// namespace, and EndpointSlices (for the API server's addresses).
+/// namespace, EndpointSlices (for the API server's addresses) and Namespaces (their labels).
 pub fn load(kubeconfig: Option<&Path>) -> Result<ClusterInfo> {
     let config = client_config(kubeconfig).map_err(|e| ReduceError::bad_input("--kubeconfig", e.to_string()))?;
     let url = config.cluster_url.to_string();
@@ -42,10 +42,21 @@ pub fn load(kubeconfig: Option<&Path>) -> Result<ClusterInfo> {
         objects.extend(list::<Service>(&client).await?);
         // Only `default/kubernetes`'s slices are read (the API server's addresses).
         objects.extend(list::<EndpointSlice>(&client).await?);
+        objects.extend(namespaces(&client).await?);
         Ok::<_, kube::Error>(objects)
     });
     let objects = objects.map_err(unreachable)?;
     ClusterInfo::from_objects(objects).map_err(|problem| ReduceError::bad_input("the Kubernetes API", problem))
+}
+
+/// Namespaces' labels, for namespace selectors. Listing them is a cluster-scoped permission some users lack:
+/// without it (403, or 404 from a server that does not serve them) the labels stay unknown, and verdicts that
+/// depend on them say so rather than guess.
+async fn namespaces(client: &Client) -> kube::Result<Vec<Value>> {
+    match list::<Namespace>(client).await {
+        Err(kube::Error::Api(status)) if status.code == 403 || status.code == 404 => Ok(Vec::new()),
+        other => other,
+    }
 }
 
 async fn list<K>(client: &Client) -> kube::Result<Vec<Value>>

@@ -90,6 +90,12 @@ fn egress_rules(rule: &Rule) -> Vec<Value> {
         }
         Value::Object(value)
     };
+    if rule.peers.is_empty() {
+        // Any destination (a peer that could not be expressed, on its ports).
+        let mut value = serde_json::Map::new();
+        value.insert("toEntities".into(), json!(["all"]));
+        out.push(with_ports(value));
+    }
     for peer in &rule.peers {
         let mut value = serde_json::Map::new();
         match peer {

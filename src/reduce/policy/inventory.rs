@@ -15,24 +15,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::labels::{common_labels, describe, matches, selector_of, stable_labels, stable_selector};
+pub use super::services::{NamedPorts, PortRef, Service, TargetPort};
+use super::services::{api_server_endpoints, container_ports, parse_service};
 use crate::sources::inventory::{SERVICE_NAME_ANNOTATION, WORKLOAD_NAME_ANNOTATION};
 
 /// Longest owner chain followed (real ones have two or three links; the bound stops reference cycles).
 const MAX_OWNER_HOPS: usize = 10;
-
-/// A port a Service forwards to: a number or a container port's name, with its protocol.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TargetPort {
-    pub port: PortRef,
-    pub protocol: String,
-}
-
-/// A port number or a named container port.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PortRef {
-    Number(u16),
-    Name(String),
-}
 
 /// A workload as policies see it.
 #[derive(Debug, Clone)]
@@ -49,16 +37,16 @@ pub struct Workload {
     pub host_network: bool,
     /// Labels of its pods (of the pod template when no pod is listed).
     pod_labels: Vec<BTreeMap<String, String>>,
+    /// Named container ports of its pods (or pod template): name → (number, protocol), for policies that name
+    /// a port.
+    pub named_ports: NamedPorts,
 }
 
-/// A Service, as far as ports and backends go.
-#[derive(Debug, Clone)]
-pub struct Service {
-    pub namespace: String,
-    pub name: String,
-    pub selector: BTreeMap<String, String>,
-    /// (port, target port) pairs.
-    pub ports: Vec<(u16, TargetPort)>,
+impl Workload {
+    /// The label sets of its pods (of its pod template when no pod is listed).
+    pub fn pod_labels(&self) -> &[BTreeMap<String, String>] {
+        &self.pod_labels
+    }
 }
 
 /// Everything the policy planner reads about the cluster.
@@ -71,6 +59,9 @@ pub struct ClusterInfo {
     pub api_server_ports: BTreeSet<u16>,
     /// Problems found while reading: selectors that also select other workloads' pods.
     pub warnings: Vec<String>,
+    /// Labels of the Namespace objects read (`kubectl get namespaces`), by name; a namespace not listed has only
+    /// the `kubernetes.io/metadata.name` label as far as anyone here knows.
+    pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// One object, reduced to the fields used here.
@@ -85,6 +76,7 @@ struct Object {
     selector: Option<LabelSelector>,
     template_labels: BTreeMap<String, String>,
     host_network: bool,
+    named_ports: NamedPorts,
     spec: Value,
 }
 
@@ -127,12 +119,14 @@ impl ClusterInfo {
     /// Builds the view from objects (each with `kind` and `metadata`).
     pub fn from_objects(values: Vec<Value>) -> Result<ClusterInfo, String> {
         let mut objects = Vec::with_capacity(values.len());
+        let mut namespaces = BTreeMap::new();
         for (index, value) in values.into_iter().enumerate() {
-            if let Some(object) = Object::parse(value).map_err(|e| format!("item {}: {e}", index + 1))? {
-                objects.push(object);
-            }
+            let parsed = Object::parse(value, &mut namespaces).map_err(|e| format!("item {}: {e}", index + 1))?;
+            objects.extend(parsed);
         }
-        Ok(build(objects))
+        let mut info = build(objects);
+        info.namespaces = namespaces;
+        Ok(info)
     }
 
     /// The workload, by namespace and name as the edges name it.
@@ -152,6 +146,16 @@ impl ClusterInfo {
     /// Services that expose port 53: the cluster's DNS (`docs/design.md` §3; nothing is keyed on a name).
     pub fn dns_services(&self) -> impl Iterator<Item = &Service> {
         self.services.iter().filter(|s| !s.selector.is_empty() && s.ports.iter().any(|(port, _)| *port == 53))
+    }
+
+    /// Every workload, by namespace and name.
+    pub fn workloads(&self) -> impl Iterator<Item = &Workload> {
+        self.workloads.values()
+    }
+
+    /// The labels of a namespace, when its Namespace object was read.
+    pub fn namespace_labels(&self, namespace: &str) -> Option<&BTreeMap<String, String>> {
+        self.namespaces.get(namespace)
     }
 
     /// Whether `workload` backs a DNS Service.
@@ -175,12 +179,20 @@ fn flatten(value: Value, out: &mut Vec<Value>) {
 }
 
 impl Object {
-    /// `None` for cluster-scoped objects (Nodes, Namespaces), which select no pods.
-    fn parse(value: Value) -> Result<Option<Object>, String> {
+    /// `None` for cluster-scoped objects (Nodes, Namespaces), which select no pods; Namespaces' labels go to
+    /// `namespaces`.
+    fn parse(
+        value: Value,
+        namespaces: &mut BTreeMap<String, BTreeMap<String, String>>,
+    ) -> Result<Option<Object>, String> {
         let kind = value.get("kind").and_then(Value::as_str).ok_or("object has no `kind`")?.to_owned();
         let meta: Meta = serde_json::from_value(value.get("metadata").cloned().unwrap_or(Value::Null))
             .map_err(|e| format!("{kind}: invalid metadata: {e}"))?;
         let Some(name) = meta.name else { return Err(format!("{kind}: metadata.name is missing")) };
+        if kind == "Namespace" {
+            namespaces.insert(name, meta.labels);
+            return Ok(None);
+        }
         let Some(namespace) = meta.namespace.filter(|ns| !ns.is_empty()) else { return Ok(None) };
         let owner = meta
             .owner_references
@@ -216,6 +228,7 @@ impl Object {
             .unwrap_or_default();
         let pod_spec = if kind == "Pod" { Some(&spec) } else { template.and_then(|t| t.get("spec")) };
         let host_network = pod_spec.and_then(|s| s.get("hostNetwork")).and_then(Value::as_bool).unwrap_or(false);
+        let named_ports = pod_spec.map(container_ports).unwrap_or_default();
         Ok(Some(Object {
             kind,
             namespace,
@@ -226,6 +239,7 @@ impl Object {
             selector,
             template_labels,
             host_network,
+            named_ports,
             spec,
         }))
     }
@@ -245,8 +259,8 @@ fn build(objects: Vec<Object>) -> ClusterInfo {
     for object in objects {
         match object.kind.as_str() {
             "Pod" => pods.push(object),
-            "Service" => info.services.extend(parse_service(&object)),
-            "EndpointSlice" | "Endpoints" => read_api_server(&object, &mut info),
+            "Service" => info.services.extend(parse_service(&object.namespace, &object.name, &object.spec)),
+            "EndpointSlice" | "Endpoints" => add_api_server(&mut info, &object),
             _ => {
                 owners.insert((object.namespace.clone(), object.kind.clone(), object.name.clone()), object);
             }
@@ -271,6 +285,17 @@ fn build(objects: Vec<Object>) -> ClusterInfo {
     }
     info.warnings = overlapping_selectors(&info);
     info
+}
+
+/// The API server's addresses and ports, when `object` holds `default/kubernetes`'s endpoints.
+fn add_api_server(info: &mut ClusterInfo, object: &Object) {
+    let (kind, name, namespace) = (&object.kind, &object.name, &object.namespace);
+    if let Some((addresses, ports)) = api_server_endpoints(kind, name, namespace, &object.labels, &object.spec) {
+        info.api_server.extend(addresses);
+        info.api_server.sort();
+        info.api_server.dedup();
+        info.api_server_ports.extend(ports);
+    }
 }
 
 /// The exporter's identity of a pod, and the root owner's key when the chain is followed.
@@ -318,12 +343,19 @@ fn workload(namespace: String, name: String, root: Option<&Object>, pods: &[Obje
         Some(root) if pods.is_empty() => root.host_network,
         _ => !pods.is_empty() && pods.iter().all(|p| p.host_network),
     };
-    let pod_labels = if pods.is_empty() {
-        root.map(|r| vec![r.template_labels.clone()]).unwrap_or_default()
+    let (pod_labels, named_ports) = if pods.is_empty() {
+        let labels = root.map(|r| vec![r.template_labels.clone()]).unwrap_or_default();
+        (labels, root.map(|r| r.named_ports.clone()).unwrap_or_default())
     } else {
-        pod_label_sets
+        let mut ports = NamedPorts::new();
+        for pod in pods {
+            for (name, numbers) in &pod.named_ports {
+                ports.entry(name.clone()).or_default().extend(numbers.iter().cloned());
+            }
+        }
+        (pod_label_sets, ports)
     };
-    Workload { namespace, name, kind, selector, selector_source: source, host_network, pod_labels }
+    Workload { namespace, name, kind, selector, selector_source: source, host_network, pod_labels, named_ports }
 }
 
 /// A selector that also matches another workload's pods would let traffic through that was never seen.
@@ -344,63 +376,4 @@ fn overlapping_selectors(info: &ClusterInfo) -> Vec<String> {
         }
     }
     warnings
-}
-
-fn parse_service(object: &Object) -> Option<Service> {
-    let spec = &object.spec;
-    if spec.get("type").and_then(Value::as_str) == Some("ExternalName") {
-        return None;
-    }
-    let selector = spec.get("selector").and_then(|s| serde_json::from_value(s.clone()).ok()).unwrap_or_default();
-    let ports = spec
-        .get("ports")
-        .and_then(Value::as_array)
-        .map(|ports| ports.iter().filter_map(service_port).collect())
-        .unwrap_or_default();
-    Some(Service { namespace: object.namespace.clone(), name: object.name.clone(), selector, ports })
-}
-
-fn service_port(port: &Value) -> Option<(u16, TargetPort)> {
-    let number = u16::try_from(port.get("port")?.as_u64()?).ok()?;
-    let protocol = port.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_owned();
-    let target = match port.get("targetPort") {
-        Some(Value::Number(n)) => PortRef::Number(u16::try_from(n.as_u64()?).ok()?),
-        Some(Value::String(s)) => match s.parse() {
-            Ok(n) => PortRef::Number(n),
-            Err(_) => PortRef::Name(s.clone()),
-        },
-        _ => PortRef::Number(number),
-    };
-    Some((number, TargetPort { port: target, protocol }))
-}
-
-/// The API server is no pod: policies reach it by address, read from `default/kubernetes` endpoints.
-fn read_api_server(object: &Object, info: &mut ClusterInfo) {
-    let service = object.labels.get("kubernetes.io/service-name").map(String::as_str);
-    let is_api = object.namespace == "default"
-        && (service == Some("kubernetes") || (object.kind == "Endpoints" && object.name == "kubernetes"));
-    if !is_api {
-        return;
-    }
-    let value = &object.spec;
-    let addresses: Vec<&Value> = match object.kind.as_str() {
-        "EndpointSlice" => value.get("endpoints").and_then(Value::as_array).into_iter().flatten().collect(),
-        _ => value.get("subsets").and_then(Value::as_array).into_iter().flatten().collect(),
-    };
-    for entry in addresses {
-        for address in entry.get("addresses").and_then(Value::as_array).into_iter().flatten() {
-            let ip = address.as_str().or_else(|| address.get("ip").and_then(Value::as_str));
-            info.api_server.extend(ip.and_then(|ip| ip.parse::<IpAddr>().ok()));
-        }
-        for port in entry.get("ports").and_then(Value::as_array).into_iter().flatten() {
-            info.api_server_ports.extend(port.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()));
-        }
-    }
-    if object.kind == "EndpointSlice" {
-        for port in value.get("ports").and_then(Value::as_array).into_iter().flatten() {
-            info.api_server_ports.extend(port.get("port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()));
-        }
-    }
-    info.api_server.sort();
-    info.api_server.dedup();
 }

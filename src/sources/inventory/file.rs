@@ -8,14 +8,14 @@
 use std::fmt;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserializer;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::objects::{OwnerRecord, PodRecord, ServiceRecord, SliceRecord};
+use super::objects::{NodeRecord, OwnerRecord, PodRecord, ServiceRecord, SliceRecord};
 use super::{Error, Inventory};
 
 const NO_OBJECTS: &str = "no Kubernetes objects found: expected a List with `items` (kubectl get … -o yaml)";
@@ -300,10 +300,15 @@ fn add_object(inventory: &mut Inventory, value: Value, place: &str) -> Result<()
             let slice: EndpointSlice = serde_json::from_value(value.clone()).map_err(describe)?;
             inventory.upsert_slice(SliceRecord::from_slice(&slice).ok_or_else(missing)?);
         }
+        "Node" => {
+            let node: Node = serde_json::from_value(value.clone()).map_err(describe)?;
+            let unnamed = || format!("{place} (Node): metadata.name is required");
+            inventory.upsert_node(NodeRecord::from_node(&node).ok_or_else(unnamed)?);
+        }
         _ => {
             let meta = value.get("metadata").cloned().unwrap_or(Value::Null);
             let meta: ObjectMeta = serde_json::from_value(meta).map_err(describe)?;
-            // Cluster-scoped objects (Nodes, Namespaces) never own pods; they are skipped, not errors.
+            // Other cluster-scoped objects (Namespaces) never own pods; they are skipped, not errors.
             if let Some(owner) = OwnerRecord::from_meta(&kind, &meta) {
                 inventory.upsert_owner(owner);
             }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::objects::{OwnerRecord, OwnerRef, PodRecord, ServiceRecord, SliceRecord};
+use super::objects::{NodeRecord, OwnerRecord, OwnerRef, PodRecord, ServiceRecord, SliceRecord};
 use super::owners::Owners;
 use super::table::{Id, Interner, IpMap, Key, Slots};
 use crate::{IpNet, UnixMicros};
@@ -64,8 +64,8 @@ pub struct Inventory {
     fetching: Fetching,
     /// Fetches that brought nothing, until when that answer holds.
     unfetched: HashMap<Wanted, (Unfetched, UnixMicros)>,
-    /// This node's `spec.podCIDRs`, when known.
-    node_pod_cidrs: Vec<IpNet>,
+    /// Nodes' `spec.podCIDRs`: the agent's own node from the API, every node of a file.
+    node_pod_cidrs: HashMap<Arc<str>, Vec<IpNet>>,
 }
 
 /// An endpoint of a Service, and the pod it names (present, or a slot waiting for the pod).
@@ -270,15 +270,21 @@ impl Inventory {
         addresses
     }
 
-    /// Records this node's `spec.podCIDRs`.
-    pub fn set_node_pod_cidrs(&mut self, cidrs: Vec<IpNet>) {
+    /// Adds or replaces a node's pod CIDRs; returns whether the node is new.
+    pub fn upsert_node(&mut self, node: NodeRecord) -> bool {
         self.node_changes += 1;
-        self.node_pod_cidrs = cidrs;
+        self.node_pod_cidrs.insert(node.name, node.pod_cidrs).is_none()
     }
 
-    /// This node's `spec.podCIDRs`, when known.
-    pub fn node_pod_cidrs(&self) -> &[IpNet] {
-        &self.node_pod_cidrs
+    /// Forgets a node; returns whether it was known.
+    pub fn remove_node(&mut self, name: &str) -> bool {
+        self.node_changes += 1;
+        self.node_pod_cidrs.remove(name).is_some()
+    }
+
+    /// A node's `spec.podCIDRs`; empty when unknown.
+    pub fn node_pod_cidrs(&self, node: &str) -> &[IpNet] {
+        self.node_pod_cidrs.get(node).map_or(&[], Vec::as_slice)
     }
 
     /// A pod by namespace and name.

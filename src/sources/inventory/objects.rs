@@ -6,7 +6,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use crate::IpNet;
+
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
@@ -136,6 +138,25 @@ pub struct SliceRecord {
     pub endpoints: Vec<EndpointRecord>,
     /// Its ports.
     pub ports: Vec<SlicePort>,
+}
+
+/// What the capture filter needs of a Node: its pod CIDRs (docs/design.md §7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// The node's name.
+    pub name: Arc<str>,
+    /// `spec.podCIDRs` (or `spec.podCIDR`).
+    pub pod_cidrs: Vec<IpNet>,
+}
+
+impl NodeRecord {
+    /// Projects a Node. `None` when it lacks a name.
+    pub fn from_node(node: &Node) -> Option<NodeRecord> {
+        let spec = node.spec.as_ref();
+        let cidrs = spec.and_then(|s| s.pod_cidrs.clone().or_else(|| s.pod_cidr.clone().map(|c| vec![c])));
+        let pod_cidrs = cidrs.unwrap_or_default().iter().filter_map(|c| c.parse().ok()).collect();
+        Some(NodeRecord { name: Arc::from(node.metadata.name.as_deref()?), pod_cidrs })
+    }
 }
 
 /// One endpoint of an EndpointSlice.

@@ -85,7 +85,7 @@ impl Exporter {
         ]
         .map(String::from)
         .to_vec();
-        let env = [("RUST_LOG", "info")];
+        let env = [("RUST_LOG", "info,network_mapper::exporter::pipeline=debug")];
         let (program, args) = match exporter_rootfs() {
             None => (bins.exporter.display().to_string(), args),
             Some(rootfs) => in_image(&rootfs, dir, args)?,

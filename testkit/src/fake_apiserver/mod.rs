@@ -168,6 +168,13 @@ impl FakeApi {
         self.shared.lock().fail_next.extend(injected);
     }
 
+    /// Answers every request with HTTP `status` (and `Retry-After`) for `duration` from now, as an API server
+    /// shedding load does; then serves again.
+    pub fn fail_requests_for(&self, duration: std::time::Duration, status: u16, retry_after: Option<u32>) {
+        let until = std::time::Instant::now() + duration;
+        self.shared.lock().fail_until = Some((until, Injected { code: status, retry_after }));
+    }
+
     /// Answers streaming lists (`sendInitialEvents=true`) as a server with the WatchList feature off does:
     /// 422 Invalid. `false` serves them again.
     pub fn refuse_streaming_lists(&self, refuse: bool) {

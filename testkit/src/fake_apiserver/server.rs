@@ -32,6 +32,7 @@ pub(super) enum StreamFault {
 }
 
 /// An injected failure of the next request.
+#[derive(Clone, Copy)]
 pub(super) struct Injected {
     pub code: u16,
     pub retry_after: Option<u32>,
@@ -40,6 +41,8 @@ pub(super) struct Injected {
 pub(super) struct State {
     pub store: Store,
     pub fail_next: VecDeque<Injected>,
+    /// Every request fails so until then.
+    pub fail_until: Option<(std::time::Instant, Injected)>,
     pub down: bool,
     pub fault_generation: u64,
     pub fault: Option<StreamFault>,
@@ -62,6 +65,7 @@ impl Shared {
         let state = State {
             store: Store::new(),
             fail_next: VecDeque::new(),
+            fail_until: None,
             down: false,
             fault_generation: 0,
             fault: None,
@@ -131,7 +135,8 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> io::Result<Respo
         }
         let form = if call.metadata_only { " [metadata]" } else { "" };
         state.requests.push(format!("{}?{}{form}", req.uri().path(), call.query));
-        state.fail_next.pop_front()
+        let shedding = state.fail_until.filter(|(until, _)| std::time::Instant::now() < *until).map(|(_, i)| i);
+        shedding.or_else(|| state.fail_next.pop_front())
     };
     let response = respond(&shared, &call, injected);
     shared.accounting.record(&call.client, record(&call, at, response.status().as_u16()));

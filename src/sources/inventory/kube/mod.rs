@@ -149,15 +149,11 @@ impl Kind {
             Kind::Service => inventory.remove_service(namespace, name),
             Kind::EndpointSlice => inventory.remove_slice(namespace, name),
             Kind::ReplicaSet | Kind::Job => inventory.remove_owner(namespace, self.name(), name),
-            Kind::Node => {
-                let known = !inventory.node_pod_cidrs().is_empty();
-                inventory.set_node_pod_cidrs(Vec::new());
-                known
-            }
+            Kind::Node => inventory.remove_node(name),
         }
     }
 
-    /// The objects a relist of this kind sweeps; `None` for the Node, which a relist replaces.
+    /// The objects a relist of this kind sweeps; `None` for the agent's Node, which a relist replaces.
     fn collection(self) -> Option<Collection<'static>> {
         match self {
             Kind::Pod => Some(Collection::Pods),

@@ -20,9 +20,8 @@ use serde::de::DeserializeOwned;
 
 use super::pacing::{Backoff, Jitter};
 use super::{Kind, WatchStatus};
-use crate::IpNet;
 use crate::sources::inventory::Inventory;
-use crate::sources::inventory::objects::{OwnerRecord, PodRecord, ServiceRecord, SliceRecord};
+use crate::sources::inventory::objects::{NodeRecord, OwnerRecord, PodRecord, ServiceRecord, SliceRecord};
 
 /// A streaming list that has not delivered its end within this long is given up for a list: a server that
 /// ignored `sendInitialEvents` instead of refusing it would never send the end.
@@ -42,8 +41,8 @@ pub(super) enum Record {
     Service(ServiceRecord),
     Slice(SliceRecord),
     Owner(OwnerRecord),
-    /// This node's `spec.podCIDRs`.
-    Node(Vec<IpNet>),
+    /// The agent's Node.
+    Node(NodeRecord),
 }
 
 impl Record {
@@ -54,11 +53,7 @@ impl Record {
             Record::Service(r) => inventory.upsert_service(r),
             Record::Slice(r) => inventory.upsert_slice(r),
             Record::Owner(r) => inventory.upsert_owner(r),
-            Record::Node(cidrs) => {
-                let new = inventory.node_pod_cidrs().is_empty();
-                inventory.set_node_pod_cidrs(cidrs);
-                new
-            }
+            Record::Node(r) => inventory.upsert_node(r),
         }
     }
 }
@@ -155,8 +150,12 @@ impl WatchSpec {
     /// `resourceVersion=0`), or, where the server refuses those, a list from the watch cache
     /// (`resourceVersion=0`, NotOlderThan). Never a quorum read.
     fn config(&self, streaming: bool) -> watcher::Config {
-        let config = watcher::Config::default();
-        let config = if streaming { config.streaming_lists() } else { config.any_semantic() };
+        // kube-rs drops `resourceVersion=0` from a list that has a page size (the default 500), which makes it a
+        // quorum read; lists from the watch cache are not paged by the server anyway.
+        let config = match streaming {
+            true => watcher::Config::default().streaming_lists(),
+            false => watcher::Config { page_size: None, ..watcher::Config::default().any_semantic() },
+        };
         match &self.fields {
             Some(fields) => config.fields(fields),
             None => config,
@@ -164,14 +163,21 @@ impl WatchSpec {
     }
 }
 
-/// Whether the server refused a streaming list (a server without the WatchList feature answers 422, or 400
-/// naming `sendInitialEvents`): the watch then lists from the watch cache instead.
-fn refuses_streaming(error: &watcher::Error) -> bool {
-    match error {
-        watcher::Error::WatchStartFailed(::kube::Error::Api(status)) => {
-            status.code == 422 || (status.code == 400 && status.message.contains("sendInitialEvents"))
+/// What the server refused, if the error says it refused something: a streaming list (a server without the
+/// WatchList feature answers 422, or 400 naming `sendInitialEvents`), or the field selector (400).
+fn refusal(error: &watcher::Error, streaming: bool) -> Option<Refusal> {
+    let (watcher::Error::WatchStartFailed(::kube::Error::Api(status))
+    | watcher::Error::InitialListFailed(::kube::Error::Api(status))) = error
+    else {
+        return None;
+    };
+    let streaming_refused = status.code == 422 || status.message.contains("sendInitialEvents");
+    match status.code {
+        400 | 422 if streaming && streaming_refused => Some(Refusal::Streaming),
+        400 if status.message.contains("field label") || status.message.contains("fieldSelector") => {
+            Some(Refusal::FieldSelector)
         }
-        _ => false,
+        _ => None,
     }
 }
 
@@ -197,9 +203,7 @@ pub(super) fn project_owner<K: Resource<DynamicType = ()>>(meta: &PartialObjectM
 }
 
 pub(super) fn project_node(node: &Node) -> Option<Record> {
-    let spec = node.spec.as_ref()?;
-    let cidrs = spec.pod_cidrs.clone().or_else(|| spec.pod_cidr.clone().map(|c| vec![c])).unwrap_or_default();
-    Some(Record::Node(cidrs.iter().filter_map(|c| c.parse().ok()).collect()))
+    NodeRecord::from_node(node).map(Record::Node)
 }
 
 /// Where a watch's events come from (an `Api<PartialObjectMeta<K>>` watches metadata only: owners).
@@ -217,10 +221,12 @@ where
 }
 
 /// Runs one kind's watch forever: events are projected, then applied in batches under the write lock. After a
-/// failure the watch waits its backoff before it asks again; a refused streaming list switches it to lists.
+/// failure the watch waits its backoff before it asks again. What the server refuses is given up for good: a
+/// streaming list for a list from the watch cache, a field selector for the whole kind (the agent then keeps
+/// what it needs of it, as with `--remote-pods=watch`).
 pub(super) async fn run<T: Resource + Send + 'static>(
     source: impl EventSource<T>,
-    spec: WatchSpec,
+    mut spec: WatchSpec,
     project: fn(&T) -> Option<Record>,
     inventory: Arc<RwLock<Inventory>>,
     status: WatchStatus,
@@ -234,11 +240,14 @@ pub(super) async fn run<T: Resource + Send + 'static>(
         while let Some(batch) = watch.next_batch(&mut events, deadline).await {
             match watch.handle(batch, project, &inventory, &status) {
                 Step::Go => {}
-                Step::Failed => {
+                Step::Failed(None) => {
                     tokio::time::sleep(watch.backoff.next_delay()).await;
                     deadline = Instant::now() + STREAMING_LIST_LIMIT;
                 }
-                Step::ListInstead => break,
+                Step::Failed(Some(refusal)) => {
+                    watch.give_up(refusal, &mut spec);
+                    break;
+                }
             }
         }
     }
@@ -255,10 +264,17 @@ struct Watch {
 /// What to do after a batch.
 enum Step {
     Go,
-    /// Something failed: back off before asking again.
-    Failed,
-    /// The server refused a streaming list: list instead.
-    ListInstead,
+    /// Something failed: back off before asking again, or ask differently if the server refused how.
+    Failed(Option<Refusal>),
+}
+
+/// What a server may refuse of a watch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// Streaming lists (a server without the WatchList feature answers 422).
+    Streaming,
+    /// The field selector (400, `field label not supported`).
+    FieldSelector,
 }
 
 impl Watch {
@@ -284,7 +300,7 @@ impl Watch {
         inventory: &RwLock<Inventory>,
         status: &WatchStatus,
     ) -> Step {
-        let (mut failed, mut refused, mut working) = (false, false, false);
+        let (mut failed, mut refused, mut working) = (false, None, false);
         let mut changes = Vec::with_capacity(batch.len());
         for item in batch {
             match item {
@@ -293,7 +309,7 @@ impl Watch {
                     changes.extend(to_change(event, project));
                 }
                 Err(e) => {
-                    refused |= self.streaming && refuses_streaming(&e);
+                    refused = refused.or(refusal(&e, self.streaming));
                     failed = true;
                     status.error(self.index.kind, &e);
                 }
@@ -303,15 +319,26 @@ impl Watch {
         if working {
             self.backoff.reset();
         }
-        if refused {
-            tracing::info!(
-                kind = self.index.kind.name(),
-                "the API server refuses streaming lists; listing from its watch cache"
-            );
-            self.streaming = false;
-            return Step::ListInstead;
+        if failed { Step::Failed(refused) } else { Step::Go }
+    }
+
+    /// Asks differently from now on.
+    fn give_up(&mut self, refusal: Refusal, spec: &mut WatchSpec) {
+        let kind = self.index.kind.name();
+        match refusal {
+            Refusal::Streaming => {
+                tracing::info!(kind, "the API server refuses streaming lists; listing from its watch cache");
+                self.streaming = false;
+            }
+            Refusal::FieldSelector => {
+                let fields = spec.fields.take();
+                tracing::warn!(
+                    kind,
+                    ?fields,
+                    "the API server refuses the field selector; watching every object of the kind"
+                );
+            }
         }
-        if failed { Step::Failed } else { Step::Go }
     }
 }
 

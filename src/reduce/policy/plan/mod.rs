@@ -8,13 +8,19 @@
 //! - egress per client (optional): observed servers, the API server by address, DNS always;
 //! - DNS servers (backends of a Service with port 53) accept DNS from everywhere;
 //! - a `default-deny` policy in each client namespace, so pods the map never saw talk get nothing but DNS;
-//! - hostNetwork pods, workloads without a stable selector, and (for NetworkPolicy) names outside the cluster
-//!   cannot be expressed: they are left out and said so, never guessed.
+//! - only in the `scope` namespaces (`--namespace`), whose servers keep every observed client, from anywhere.
+//!
+//! Safe by construction: a peer that cannot be expressed (a workload missing from the inventory or without a
+//! stable selector, a hostNetwork pod, for NetworkPolicy a name outside the cluster) is allowed as "any peer on
+//! the edge's ports" and said so; a workload whose pods cannot be selected keeps its namespace free of the
+//! `default-deny` direction that would cut it off. Never guessed, never silently denied.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+mod workloads;
 
 use super::inventory::{ClusterInfo, PortRef, TargetPort, Workload};
 use crate::reduce::model::{Call, Client, Edge, EdgePorts, ServiceMap};
@@ -49,6 +55,8 @@ pub struct PlanOptions {
     pub default_deny: bool,
     /// The target can name servers by DNS name (Cilium `toFQDNs`).
     pub fqdn: bool,
+    /// Namespaces to write policies in (`--namespace`); `None` for every namespace of the map.
+    pub scope: Option<BTreeSet<String>>,
 }
 
 /// Who a rule allows.
@@ -64,7 +72,8 @@ pub enum Peer {
     Fqdn(String),
 }
 
-/// One rule: peers (none = every source or destination) on ports (none = all ports).
+/// One rule: peers (none = every source or destination) on ports (none = all ports). A rule without peers
+/// also stands for a peer that could not be expressed: any peer on that edge's ports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub peers: Vec<Peer>,
@@ -96,17 +105,20 @@ pub struct Plan {
 
 /// Plans the policies of `map`.
 pub fn plan(map: &ServiceMap, ports: &EdgePorts, info: &ClusterInfo, options: &PlanOptions) -> Plan {
-    let mut planner = Planner { info, ports, options, plan: Plan::default() };
-    if options.default_deny {
-        planner.default_deny(map);
-    }
+    let mut planner = Planner { info, ports, options, plan: Plan::default(), no_deny: BTreeMap::new() };
     if options.direction.ingress() {
         planner.ingress(map);
     }
     if options.direction.egress() {
         for client in &map.clients {
-            planner.egress(client);
+            if planner.in_scope(&client.namespace) {
+                planner.egress(client);
+            }
         }
+    }
+    // Last: which namespaces may get which direction of default-deny depends on what could be selected.
+    if options.default_deny {
+        planner.default_deny(map);
     }
     planner.plan.left_out.extend(info.warnings.iter().map(|w| format!("warning: {w}")));
     planner.plan.policies.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
@@ -118,6 +130,15 @@ struct Planner<'a> {
     ports: &'a EdgePorts,
     options: &'a PlanOptions,
     plan: Plan,
+    /// (namespace, `ingress`/`egress`) → why a default-deny in that direction would cut off observed traffic.
+    no_deny: BTreeMap<(String, &'static str), String>,
+}
+
+/// Why a workload cannot be selected, and whether policies still apply to its pods (a workload missing from the
+/// inventory or without a stable selector has pods a namespace-wide policy isolates; a hostNetwork one not).
+struct Unselectable {
+    why: String,
+    isolatable: bool,
 }
 
 /// A Kubernetes object name from a workload name (`_`, which stands for `.`, is not allowed in names).
@@ -148,25 +169,42 @@ impl Planner<'_> {
         self.plan.left_out.push(message);
     }
 
+    fn in_scope(&self, namespace: &str) -> bool {
+        self.options.scope.as_ref().is_none_or(|scope| scope.contains(namespace))
+    }
+
     /// A workload that a selector can express, or why not.
-    fn selectable(&self, namespace: &str, name: &str) -> Result<&Workload, String> {
-        let workload = self.info.workload(namespace, name).ok_or_else(|| {
-            format!("{namespace}/{name} is not in the inventory (no pods or controller by that name)")
+    fn selectable(&self, namespace: &str, name: &str) -> Result<&Workload, Unselectable> {
+        let workload = self.info.workload(namespace, name).ok_or_else(|| Unselectable {
+            why: format!("{namespace}/{name} is not in the inventory (no pods or controller by that name)"),
+            isolatable: true,
         })?;
         if workload.host_network {
-            return Err(format!(
-                "{namespace}/{name} runs with hostNetwork: NetworkPolicies do not select its pods and pod selectors \
-                 do not match its traffic (its address is the node's; use --allow-from-cidr for node ranges)"
-            ));
+            return Err(Unselectable {
+                why: format!(
+                    "{namespace}/{name} runs with hostNetwork: NetworkPolicies do not select its pods and pod \
+                     selectors do not match its traffic (its address is the node's; use --allow-from-cidr for node \
+                     ranges)"
+                ),
+                isolatable: false,
+            });
         }
         match &workload.selector {
             Some(_) => Ok(workload),
-            None => Err(format!(
-                "{namespace}/{name} ({}) has no stable pod selector (only volatile labels such as \
-                 pod-template-hash); label its pods",
-                workload.kind
-            )),
+            None => Err(Unselectable {
+                why: format!(
+                    "{namespace}/{name} ({}) has no stable pod selector (only volatile labels such as \
+                     pod-template-hash); label its pods",
+                    workload.kind
+                ),
+                isolatable: true,
+            }),
         }
+    }
+
+    /// Records that `namespace` must not get the `direction` half of default-deny, because of `why`.
+    fn keep_open(&mut self, namespace: &str, direction: &'static str, why: &str) {
+        self.no_deny.entry((namespace.to_owned(), direction)).or_insert_with(|| why.to_owned());
     }
 
     fn peer_of(workload: &Workload) -> Peer {
@@ -227,16 +265,21 @@ impl Planner<'_> {
     }
 
     fn default_deny(&mut self, map: &ServiceMap) {
-        let namespaces: BTreeSet<&str> = map.clients.iter().map(|c| c.namespace.as_str()).collect();
+        let namespaces: BTreeSet<&str> =
+            map.clients.iter().map(|c| c.namespace.as_str()).filter(|ns| self.in_scope(ns)).collect();
+        let direction = self.options.direction;
         for namespace in namespaces {
-            let mut notes = BTreeMap::new();
-            notes.insert(
+            let ingress = direction.ingress() && !self.withheld(namespace, "ingress");
+            let egress = direction.egress() && !self.withheld(namespace, "egress");
+            if !ingress && !egress {
+                continue;
+            }
+            let notes = BTreeMap::from([(
                 "notes".to_owned(),
                 "every pod of the namespace: nothing but DNS unless another policy allows it".to_owned(),
-            );
-            let direction = self.options.direction;
-            let ingress = direction.ingress().then(|| self.allow_from_rules());
-            let egress = direction.egress().then(|| self.dns_rules());
+            )]);
+            let ingress = ingress.then(|| self.allow_from_rules());
+            let egress = egress.then(|| self.dns_rules());
             self.plan.policies.push(Policy {
                 namespace: namespace.to_owned(),
                 name: "default-deny".to_owned(),
@@ -248,124 +291,14 @@ impl Planner<'_> {
         }
     }
 
-    fn ingress(&mut self, map: &ServiceMap) {
-        // Server (namespace, name) → its clients with the edge.
-        let mut servers: BTreeMap<(String, String), Vec<(&Client, Edge)>> = BTreeMap::new();
-        for client in &map.clients {
-            for call in &client.calls {
-                let Some(namespace) = &call.namespace else { continue };
-                if call.is_api_server() {
-                    continue;
-                }
-                servers.entry((namespace.clone(), call.server.clone())).or_default().push((client, edge(client, call)));
-            }
-        }
-        for ((namespace, name), clients) in servers {
-            self.server_policy(&namespace, &name, &clients);
-        }
-    }
-
-    fn server_policy(&mut self, namespace: &str, name: &str, clients: &[(&Client, Edge)]) {
-        let server = match self.selectable(namespace, name) {
-            Ok(server) => server.clone(),
-            Err(why) => return self.left_out(format!("no ingress policy for {why}")),
-        };
-        let mut rules = Vec::new();
-        let mut peers_note = Vec::new();
-        for (client, edge) in clients {
-            let client = match self.selectable(&client.namespace, &client.name) {
-                Ok(client) => client.clone(),
-                Err(why) => {
-                    self.left_out(format!("ingress of {namespace}/{name} does not allow client {why}"));
-                    continue;
-                }
-            };
-            let (ports, why) = self.edge_ports(edge, &server);
-            peers_note.push(format!("{}.{}: {} ({why})", client.name, client.namespace, describe_ports(&ports)));
-            rules.push(Rule { peers: vec![Self::peer_of(&client)], ports, dns: false });
-        }
-        if self.info.is_dns_server(&server) {
-            peers_note.push("everyone: DNS (a backend of a Service on port 53)".to_owned());
-            let ports = self.info.dns_services().flat_map(|s| s.ports.iter()).filter(|(p, _)| *p == 53);
-            let ports: BTreeSet<TargetPort> = ports.map(|(_, t)| t.clone()).collect();
-            rules.push(Rule { peers: Vec::new(), ports: ports.into_iter().collect(), dns: false });
-        }
-        rules.extend(self.allow_from_rules());
-        let mut notes = workload_notes(&server);
-        notes.insert("peers".to_owned(), peers_note.join("; "));
-        self.plan.policies.push(Policy {
-            namespace: namespace.to_owned(),
-            name: object_name(name, "ingress"),
-            selector: server.selector.clone().unwrap_or_default(),
-            ingress: Some(rules),
-            egress: None,
-            notes,
-        });
-    }
-
-    fn egress(&mut self, client: &Client) {
-        let me = match self.selectable(&client.namespace, &client.name) {
-            Ok(me) => me.clone(),
-            Err(why) => return self.left_out(format!("no egress policy for {why}")),
-        };
-        let mut rules = Vec::new();
-        let mut peers_note = Vec::new();
-        let mut not_allowed = Vec::new();
-        for call in &client.calls {
-            match self.egress_rule(client, call) {
-                Ok((rule, note)) => {
-                    rules.push(rule);
-                    peers_note.push(note);
-                }
-                Err(why) => {
-                    not_allowed.push(why.clone());
-                    self.left_out(format!("egress of {}/{} does not allow {why}", client.namespace, client.name));
-                }
-            }
-        }
-        peers_note.push("DNS".to_owned());
-        rules.extend(self.dns_rules());
-        let mut notes = workload_notes(&me);
-        notes.insert("peers".to_owned(), peers_note.join("; "));
-        if !not_allowed.is_empty() {
-            notes.insert("not-allowed".to_owned(), not_allowed.join("; "));
-        }
-        self.plan.policies.push(Policy {
-            namespace: client.namespace.clone(),
-            name: object_name(&client.name, "egress"),
-            selector: me.selector.clone().unwrap_or_default(),
-            ingress: None,
-            egress: Some(rules),
-            notes,
-        });
-    }
-
-    fn egress_rule(&self, client: &Client, call: &Call) -> Result<(Rule, String), String> {
-        let Some(namespace) = &call.namespace else {
-            if self.options.fqdn {
-                let rule = Rule { peers: vec![Peer::Fqdn(call.server.clone())], ports: Vec::new(), dns: false };
-                return Ok((rule, format!("{}: all ports (outside the cluster, by name)", call.server)));
-            }
-            return Err(format!(
-                "{} (outside the cluster: a NetworkPolicy cannot name a DNS name; use --policy-format cilium)",
-                call.server
-            ));
-        };
-        if call.is_api_server() {
-            let cidrs: Vec<String> = self.info.api_server.iter().map(|ip| host_cidr(*ip)).collect();
-            if cidrs.is_empty() && !self.options.fqdn {
-                return Err("the API server (its addresses are unknown: add `endpointslices` of namespace \
-                            default to the inventory)"
-                    .to_owned());
-            }
-            let ports = self.info.api_server_ports.iter().copied().map(tcp).collect();
-            let rule = Rule { peers: vec![Peer::ApiServer(cidrs)], ports, dns: false };
-            return Ok((rule, "the API server".to_owned()));
-        }
-        let server = self.selectable(namespace, &call.server)?;
-        let (ports, why) = self.edge_ports(&edge(client, call), server);
-        let note = format!("{}.{}: {} ({why})", server.name, server.namespace, describe_ports(&ports));
-        Ok((Rule { peers: vec![Self::peer_of(server)], ports, dns: false }, note))
+    /// Whether the `direction` half of default-deny is withheld in `namespace` (and says why, once).
+    fn withheld(&mut self, namespace: &str, direction: &'static str) -> bool {
+        let Some(why) = self.no_deny.get(&(namespace.to_owned(), direction)).cloned() else { return false };
+        self.left_out(format!(
+            "no default-deny {direction} in namespace {namespace}: {why}, and a default-deny would cut off its \
+             observed traffic"
+        ));
+        true
     }
 }
 

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The node filter, live (docs/design.md §7, docs/capture.md): what the agent on the node that hosts CoreDNS costs
+# when the kernel passes it only answers to its own pods, side by side with the previous release, which copies
+# every answer of the cluster to user space and drops other nodes' there.
+#
+# Generates the capture of the CoreDNS node of a 20-node cluster (examples/dns_mix_gen.rs, counted for node-00,
+# where the CoreDNS pod runs; the inventory gives each node its pod CIDR) and, in the same run, replays it with
+# tcpreplay from one network namespace onto a veth whose peer each exporter captures in another (release builds,
+# --interface, --inventory-file, --node-name node-00, --no-socket-scan) at RATE responses/s: first the previous
+# release (benches/baseline.sh), then this tree. CPU is the exporter's utime + stime from ready until 1 s after the
+# replay, per second of that time; peak RSS is VmHWM.
+#
+# Run as root: benches/capture_node.sh   (env: RESPONSES=300000 RATE=25000 BASELINE_REF=8bea47d)
+# Exits non-zero when over budget: this tree's CPU per second above 1/5 of the previous release's, or either
+# exporter missing a count (node-00's answers counted exactly, the upstream answers to CoreDNS forwarded) or
+# dropping a frame in the kernel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RESPONSES=${RESPONSES:-300000}
+RATE=${RATE:-25000}
+NODE=node-00
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "capture_node: needs root (network namespaces, veth pairs, packet capture)" >&2
+  exit 1
+fi
+for tool in tcpreplay curl bc; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "capture_node: installing $tool" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$tool" >/dev/null
+  fi
+done
+
+cargo build --release --locked --bin network-mapper --example dns_mix_gen >&2
+baseline=$(benches/baseline.sh)
+current=target/release/network-mapper
+work=$(mktemp -d /tmp/nm-capnode.XXXXXX)
+tag="nmn$$"
+ns_replay="${tag}-replay"
+ns_capture="${tag}-capture"
+cleanup() {
+  [ -n "${exporter_pid:-}" ] && kill "$exporter_pid" 2>/dev/null || true
+  ip netns del "$ns_replay" 2>/dev/null || true
+  ip netns del "$ns_capture" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+DNS_MIX_SAMPLE_NODE=$NODE target/release/examples/dns_mix_gen "$work" "$RESPONSES" >&2
+expected() { awk -v k="$1" '$1 == k { print $2 }' "$work/expected.txt"; }
+frames=$(tcpdump -nr "$work/cluster.pcap" 2>/dev/null | wc -l)
+responses=$(expected responses)
+
+ip netns add "$ns_replay"
+ip netns add "$ns_capture"
+ip link add "${tag}a" type veth peer name "${tag}b"
+ip link set "${tag}a" netns "$ns_replay"
+ip link set "${tag}b" netns "$ns_capture"
+ip -n "$ns_replay" link set "${tag}a" up
+ip -n "$ns_capture" link set "${tag}b" up
+ip -n "$ns_capture" link set lo up
+
+ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+sample() { awk -v s="$2" '$1 == s { print $2 }' <<<"$1"; }
+now() { date +%s.%N; }
+
+rows=()
+cpu_per_second=()
+over_budget=0
+
+# run NAME BINARY: one exporter captures the replay; appends a table row and its CPU per second.
+run() {
+  local name=$1 binary=$2
+  ip netns exec "$ns_capture" "$binary" --interface "${tag}b" --inventory-file "$work/inventory.yaml" \
+    --node-name "$NODE" --no-socket-scan --listen-address 127.0.0.1:9953 >"$work/$name.log" 2>&1 &
+  exporter_pid=$!
+  for _ in $(seq 100); do
+    ip netns exec "$ns_capture" curl -sf -o /dev/null http://127.0.0.1:9953/readyz && break
+    sleep 0.1
+  done
+  sleep 0.5
+  local cpu0 started wall cpu1 metrics rss
+  cpu0=$(cpu_ticks "$exporter_pid")
+  started=$(now)
+  ip netns exec "$ns_replay" tcpreplay -q -i "${tag}a" --pps=$((RATE * frames / responses)) "$work/cluster.pcap" \
+    >"$work/tcpreplay-$name.log" 2>&1
+  wall=$(echo "$(now) - $started" | bc -l)
+  sleep 1
+  cpu1=$(cpu_ticks "$exporter_pid")
+  metrics=$(ip netns exec "$ns_capture" curl -sf http://127.0.0.1:9953/metrics)
+  rss=$(peak_rss_kib "$exporter_pid")
+  kill -TERM "$exporter_pid"
+  wait "$exporter_pid" || true
+  exporter_pid=
+  local drops counted forwarded other packets cpu_s per_s
+  drops=$(sample "$metrics" network_mapper_capture_kernel_drops_total)
+  counted=$(sample "$metrics" 'network_mapper_dns_responses_total{outcome="counted"}')
+  forwarded=$(sample "$metrics" 'network_mapper_dns_responses_total{outcome="forwarded"}')
+  other=$(sample "$metrics" 'network_mapper_dns_responses_total{outcome="other_node"}')
+  packets=$(sample "$metrics" network_mapper_capture_packets_total)
+  cpu_s=$(echo "($cpu1 - $cpu0) / $ticks" | bc -l)
+  per_s=$(echo "$cpu_s / ($wall + 1)" | bc -l)
+  cpu_per_second+=("$per_s")
+  rows+=("$(printf '| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f s | %.2f%% | %.1f |' "$name" \
+    "$(echo "$responses / $wall" | bc -l)" "$packets" "$counted" "$forwarded" "$other" "$drops" "$cpu_s" \
+    "$(echo "100 * $per_s" | bc -l)" "$(echo "$rss / 1024" | bc -l)")")
+  [ "${drops%.*}" = 0 ] && [ "${counted%.*}" = "$(expected sample_counted)" ] \
+    && [ "${forwarded%.*}" = "$(expected forwarded)" ] || over_budget=1
+}
+run "previous release ($(basename "$(dirname "$baseline")"))" "$baseline"
+run "this tree (node filter)" "$current"
+
+echo "capture_node: $responses responses ($frames frames) of a 20-node cluster's CoreDNS node, counted for $NODE; target $RATE responses/s; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| exporter | responses/s replayed | frames read | counted | forwarded | other_node | kernel drops | CPU | share of a core | peak RSS MiB |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
+echo
+ratio=$(echo "${cpu_per_second[1]} / ${cpu_per_second[0]}" | bc -l)
+printf 'this tree uses %.3f of the previous release'"'"'s CPU per second\n' "$ratio"
+if [ "$(echo "$ratio > 0.2" | bc -l)" = 1 ]; then over_budget=1; fi
+if [ "$over_budget" = 1 ]; then
+  echo "budget (<= 1/5 of the previous release's CPU per second, counts exact, 0 drops): MISSED"
+  exit 1
+fi
+echo "budget (<= 1/5 of the previous release's CPU per second, counts exact, 0 drops): met"
