@@ -42,16 +42,17 @@ impl Mesh {
             Mesh::Linkerd => "linkerd",
         }
     }
+}
 
-    /// The port a meshed client's proxy reaches a server of this mesh on, for an application port `target`:
-    /// ambient tunnels everything to ztunnel's HBONE port 15008, Linkerd to its inbound port 4143 (the target port
-    /// travels inside), a sidecar keeps the target port (its inbound REDIRECT happens inside the server pod).
-    pub fn wire_port(self, target: u16) -> u16 {
-        match self {
-            Mesh::IstioSidecar => target,
-            Mesh::IstioAmbient => HBONE_PORT,
-            Mesh::Linkerd => LINKERD_INBOUND_PORT,
-        }
+/// The port a call between a client and a server of these meshes surely takes on the wire instead of the
+/// server's target port: ztunnel's HBONE port between ambient pods, Linkerd's inbound port between Linkerd pods
+/// (the target port travels inside). `None` where the target port is on the wire: an Istio sidecar is reached on
+/// it (its REDIRECT happens inside the pod), and so is any pod from outside its mesh.
+pub fn tunnel_port(server: Option<Mesh>, client: Option<Mesh>) -> Option<u16> {
+    match (server?, client?) {
+        (Mesh::IstioAmbient, Mesh::IstioAmbient) => Some(HBONE_PORT),
+        (Mesh::Linkerd, Mesh::Linkerd) => Some(LINKERD_INBOUND_PORT),
+        _ => None,
     }
 }
 
@@ -141,8 +142,10 @@ mod tests {
         for port in PROXY_PORTS {
             assert!(!is_application_call(Plain, None, port), "{port}: HBONE, Linkerd's inbound, a scrape");
         }
-        assert_eq!(Mesh::IstioAmbient.wire_port(8080), 15008);
-        assert_eq!(Mesh::Linkerd.wire_port(8080), 4143);
-        assert_eq!(Mesh::IstioSidecar.wire_port(8080), 8080);
+        let (ambient, linkerd) = (Some(Mesh::IstioAmbient), Some(Mesh::Linkerd));
+        assert_eq!(tunnel_port(ambient, ambient), Some(15008));
+        assert_eq!(tunnel_port(linkerd, linkerd), Some(4143));
+        assert_eq!(tunnel_port(sidecar, sidecar), None, "a sidecar is reached on the target port");
+        assert_eq!(tunnel_port(ambient, None), None, "from outside the mesh: plain text to the target port");
     }
 }

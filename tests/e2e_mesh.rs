@@ -59,8 +59,18 @@ fn meshed_pods_are_mapped_as_if_there_were_no_mesh() {
     let later = lab.exporter().metrics().expect("/metrics");
     assert_eq!(edges_and_connections(&later), expected, "counts moved while connections were held");
     proxies_are_never_counted(&later);
+    the_listing_leaves_the_control_plane_out(&lab, &later);
     let _ = writeln!(std::io::stderr(), "e2e mesh: whole test {:?}", started.elapsed());
     drop(text);
+}
+
+/// `netmap-reduce` on the scrape: the applications' calls, without the proxies' calls to istiod.
+fn the_listing_leaves_the_control_plane_out(lab: &Lab, exposition: &str) {
+    let file = lab.dir().join("mesh.prom");
+    ok(std::fs::write(&file, exposition));
+    let output = ok(std::process::Command::new(&lab.bins.reduce).arg(&file).output());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), meshed::EXPECTED_LISTING);
 }
 
 /// The established sockets of `workload`'s pod, from its namespace's `/proc/net/tcp`.

@@ -159,3 +159,24 @@ pub fn expected_edges() -> Vec<(&'static str, &'static str, &'static str, Option
     edges.sort();
     edges
 }
+
+/// `netmap-reduce --format list` of the map: the proxies' calls to istiod are left out by default.
+pub const EXPECTED_LISTING: &str = "\
+catalog in namespace shop calls:
+  - legacy
+  - stock
+checkout in namespace shop calls:
+  - legacy
+  - payments
+  - reviews
+legacy in namespace shop calls:
+  - orders
+  - payments
+  - stock
+orders in namespace shop calls:
+  - legacy
+web in namespace shop calls:
+  - api.partner.example
+  - legacy
+  - orders
+";
