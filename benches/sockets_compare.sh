@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The socket scan's cost before and after a change, side by side in one run (docs/performance.md): builds
 # `cargo bench --bench sockets` of BASE (default: 8bea47d, the scanner before the service-mesh rules) in a
-# temporary git worktree sharing this checkout's target directory, then runs it and this checkout's bench in ROUNDS
+# temporary git worktree, with a target directory of its own under target/ (cargo names a workspace's artifacts
+# without their path, so two checkouts sharing one directory would overwrite each other's; the first run builds
+# the dependencies once more), then runs it and this checkout's bench in ROUNDS
 # interleaved rounds and prints the median of each figure: the steady scan of the fake /proc tree (every namespace
 # read: the parser and classifier, with the uid column and the mesh-listener check), the gated steady scan, the
 # row parser. The mesh work itself (a tree of sidecar pods with and without their listeners) is a line of the
@@ -16,15 +18,14 @@ ROUNDS=${ROUNDS:-3}
 work=$(mktemp -d /tmp/nm-sockets-compare.XXXXXX)
 trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 git worktree add --detach "$work/base" "$BASE" >/dev/null
-export CARGO_TARGET_DIR=$PWD/target
 
-bench() { # dir, output file; the bench exits non-zero over its budget, which is a figure here, not a failure
-  (cd "$1" && cargo bench --locked --bench sockets 2>/dev/null) >"$2" || true
+bench() { # dir, target dir, output file; the bench exits non-zero over its budget: a figure here, not a failure
+  (cd "$1" && CARGO_TARGET_DIR=$2 cargo bench --locked --bench sockets 2>/dev/null) >"$3" || true
 }
 
 for round in $(seq "$ROUNDS"); do
-  bench "$work/base" "$work/base.$round"
-  bench . "$work/new.$round"
+  bench "$work/base" "$PWD/target/sockets-compare-base" "$work/base.$round"
+  bench . "$PWD/target" "$work/new.$round"
 done
 
 # The number before "ms"/"µs"/"ns" after the first occurrence of `pattern`, in microseconds.

@@ -10,7 +10,7 @@ use std::sync::{Arc, LazyLock};
 use crate::UnixMicros;
 use crate::mesh::Mesh;
 use crate::sources::inventory::{
-    Inventory, OwnerRef, PodEntry, PodRecord, ServiceEntry, ServiceRecord, Unfetched, Wanted,
+    Inventory, OwnerRef, PodEntry, PodRecord, ServiceEntry, ServiceRecord, Unfetched, Wanted, naming,
 };
 
 static KIND_POD: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("Pod"));
@@ -571,9 +571,9 @@ impl<'a> Identity<'a> {
         Identity::new(pod.workload_override.as_ref().unwrap_or(name), &pod.namespace, kind)
     }
 
-    /// `.` separates name and namespace in intents, so it cannot appear in an identity name.
+    /// The name as `naming::identity_name` writes it; most names have no dot and share the index's string.
     fn workload(&self) -> Workload {
-        let name = if self.dotted { Arc::from(self.name.replace('.', "_")) } else { self.name.clone() };
+        let name = if self.dotted { Arc::from(naming::identity_name(self.name)) } else { self.name.clone() };
         Workload { name, namespace: self.namespace.clone(), kind: self.kind.clone() }
     }
 }

@@ -18,10 +18,7 @@ use super::labels::{common_labels, describe, matches, selector_of, stable_labels
 pub use super::services::{NamedPorts, PortRef, Service, TargetPort};
 use super::services::{api_server_endpoints, container_ports, parse_service};
 use crate::mesh::Mesh;
-use crate::sources::inventory::{SERVICE_NAME_ANNOTATION, WORKLOAD_NAME_ANNOTATION};
-
-/// Longest owner chain followed (real ones have two or three links; the bound stops reference cycles).
-const MAX_OWNER_HOPS: usize = 10;
+use crate::sources::inventory::naming;
 
 /// A workload as policies see it.
 #[derive(Debug, Clone)]
@@ -271,20 +268,21 @@ fn build(objects: Vec<Object>) -> ClusterInfo {
         }
     }
     // Identity → its pods.
-    let mut groups: BTreeMap<(String, String), (Option<OwnerKey>, Vec<Object>)> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String), (String, Option<OwnerKey>, Vec<Object>)> = BTreeMap::new();
     for pod in pods {
-        let (name, root) = identity(&pod, &owners);
-        groups.entry((pod.namespace.clone(), name)).or_insert_with(|| (root, Vec::new())).1.push(pod);
+        let (name, kind, root) = identity(&pod, &owners);
+        groups.entry((pod.namespace.clone(), name)).or_insert_with(|| (kind, root, Vec::new())).2.push(pod);
     }
     // Controllers without pods (scaled to zero, a CronJob between runs) are workloads too.
     for (key, object) in &owners {
         if object.owner.is_none() && object.makes_pods() {
-            groups.entry((key.0.clone(), object.name.replace('.', "_"))).or_insert_with(|| (Some(key.clone()), vec![]));
+            let name = naming::identity_name(&object.name).into_owned();
+            groups.entry((key.0.clone(), name)).or_insert_with(|| (object.kind.clone(), Some(key.clone()), vec![]));
         }
     }
-    for ((namespace, name), (root, pods)) in groups {
+    for ((namespace, name), (kind, root, pods)) in groups {
         let root = root.as_ref().and_then(|key| owners.get(key));
-        let workload = workload(namespace.clone(), name.clone(), root, &pods);
+        let workload = workload(namespace.clone(), (name.clone(), kind), root, &pods);
         info.workloads.insert((namespace, name), workload);
     }
     info.warnings = overlapping_selectors(&info);
@@ -302,46 +300,40 @@ fn add_api_server(info: &mut ClusterInfo, object: &Object) {
     }
 }
 
-/// The exporter's identity of a pod, and the root owner's key when the chain is followed.
-fn identity(pod: &Object, owners: &HashMap<OwnerKey, Object>) -> (String, Option<OwnerKey>) {
-    let annotated = [WORKLOAD_NAME_ANNOTATION, SERVICE_NAME_ANNOTATION]
-        .iter()
-        .find_map(|a| pod.annotations.get(*a).filter(|v| !v.is_empty()));
-    if let Some(name) = annotated {
-        return (name.replace('.', "_"), None);
+/// The exporter's identity of a pod (the one rule, `naming`): its name, its kind (the chain root's, as the
+/// exporter gives it, annotated or not), and the root owner's key when the name is the root's (its selector is
+/// then the workload's).
+fn identity(pod: &Object, owners: &HashMap<OwnerKey, Object>) -> (String, String, Option<OwnerKey>) {
+    let key = |owner: &(String, String)| (pod.namespace.clone(), owner.0.clone(), owner.1.clone());
+    let root = pod
+        .owner
+        .clone()
+        .map(|first| naming::chain_root(first, |current| owners.get(&key(current)).and_then(|o| o.owner.clone())));
+    let kind = root.as_ref().map_or_else(|| "Pod".to_owned(), |r| r.0.clone());
+    if let Some(name) = naming::annotated_name(|k| pod.annotations.get(k).map(String::as_str)) {
+        return (naming::identity_name(name).into_owned(), kind, None);
     }
-    let Some(mut current) = pod.owner.clone() else { return (pod.name.replace('.', "_"), None) };
-    for _ in 0..MAX_OWNER_HOPS {
-        let key = (pod.namespace.clone(), current.0.clone(), current.1.clone());
-        match owners.get(&key).and_then(|o| o.owner.clone()) {
-            Some(next) => current = next,
-            None => break,
-        }
+    match root {
+        Some(root) => (naming::identity_name(&root.1).into_owned(), kind, Some(key(&root))),
+        None => (naming::identity_name(&pod.name).into_owned(), kind, None),
     }
-    let key = (pod.namespace.clone(), current.0, current.1.clone());
-    (current.1.replace('.', "_"), Some(key))
 }
 
-fn workload(namespace: String, name: String, root: Option<&Object>, pods: &[Object]) -> Workload {
+fn workload(namespace: String, (name, kind): (String, String), root: Option<&Object>, pods: &[Object]) -> Workload {
     let pod_label_sets: Vec<_> = pods.iter().map(|p| p.labels.clone()).collect();
     let from_pods = || selector_of(common_labels(pod_label_sets.iter()));
-    let (kind, selector, source) = match root {
+    let (selector, source) = match root {
         Some(root) => {
             let own = root.selector.as_ref().and_then(stable_selector);
             let template = selector_of(stable_labels(&root.template_labels));
             match (own, template) {
-                (Some(s), _) => (root.kind.clone(), Some(s), format!("{} spec.selector", root.kind)),
-                (None, Some(t)) => (root.kind.clone(), Some(t), format!("{} pod template labels", root.kind)),
-                (None, None) => (root.kind.clone(), from_pods(), "labels common to its pods".to_owned()),
+                (Some(s), _) => (Some(s), format!("{} spec.selector", root.kind)),
+                (None, Some(t)) => (Some(t), format!("{} pod template labels", root.kind)),
+                (None, None) => (from_pods(), "labels common to its pods".to_owned()),
             }
         }
-        None if pods.len() == 1 && pods[0].owner.is_none() => {
-            ("Pod".to_owned(), from_pods(), "the pod's stable labels".to_owned())
-        }
-        None => {
-            let kind = pods.first().and_then(|p| p.owner.as_ref()).map_or("Pod".to_owned(), |o| o.0.clone());
-            (kind, from_pods(), "labels common to its pods".to_owned())
-        }
+        None if pods.len() == 1 && pods[0].owner.is_none() => (from_pods(), "the pod's stable labels".to_owned()),
+        None => (from_pods(), "labels common to its pods".to_owned()),
     };
     let host_network = match root {
         Some(root) if pods.is_empty() => root.host_network,

@@ -9,6 +9,7 @@ mod fetch_queue;
 mod file;
 mod index;
 mod kube;
+pub mod naming;
 mod objects;
 mod owners;
 mod table;
@@ -22,8 +23,8 @@ pub use fetch_queue::{FetchKind, FetchQueue, FetchRequests, FetchResult, Request
 pub use file::{load_file, parse_inventory};
 pub use index::{Counts, Endpoint, Fetching, Inventory, PodEntry, ServiceEntry, Unfetched, Wanted};
 pub use objects::{
-    DNS_PORT, EndpointRecord, NodeRecord, OwnerRecord, OwnerRef, PodRecord, SERVICE_NAME_ANNOTATION, ServicePort,
-    ServiceRecord, SlicePort, SliceRecord, TargetPort, WORKLOAD_NAME_ANNOTATION,
+    DNS_PORT, EndpointRecord, NodeRecord, OwnerRecord, OwnerRef, PodRecord, ServicePort, ServiceRecord, SlicePort,
+    SliceRecord, TargetPort,
 };
 
 /// Inventory errors.

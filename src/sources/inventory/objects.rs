@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::naming;
 use crate::IpNet;
 
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
@@ -14,10 +15,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 
 use crate::mesh::Mesh;
 
-/// The Otterize annotation that overrides a pod's workload name.
-pub const WORKLOAD_NAME_ANNOTATION: &str = "intents.otterize.com/workload-name";
-/// The deprecated Otterize annotation, used when the current one is absent.
-pub const SERVICE_NAME_ANNOTATION: &str = "intents.otterize.com/service-name";
 /// The label an EndpointSlice uses to name its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -211,10 +208,8 @@ impl PodRecord {
         }
         let phase = status.and_then(|s| s.phase.as_deref());
         let annotations = meta.annotations.as_ref();
-        let workload_override = annotations
-            .and_then(|a| a.get(WORKLOAD_NAME_ANNOTATION).or_else(|| a.get(SERVICE_NAME_ANNOTATION)))
-            .filter(|v| !v.is_empty())
-            .map(|v| Arc::from(v.as_str()));
+        let annotation = |key: &str| annotations.and_then(|a| a.get(key)).map(String::as_str);
+        let workload_override = naming::annotated_name(annotation).map(Arc::from);
         Some(PodRecord {
             namespace: namespace_of(meta)?,
             name: Arc::from(meta.name.as_deref()?),

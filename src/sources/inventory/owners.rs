@@ -9,11 +9,9 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashSet;
 
+use super::naming;
 use super::objects::{OwnerRecord, OwnerRef};
 use super::table::{Id, Interner, Key, Keyed, Slots};
-
-/// Longest owner chain followed; real chains have two or three links, the bound only stops reference cycles.
-pub const MAX_OWNER_HOPS: usize = 10;
 
 #[derive(Debug)]
 struct OwnerSlot {
@@ -84,14 +82,7 @@ impl Owners {
 
     /// The root of the chain that starts at owner slot `first`.
     pub fn root(&self, first: Id) -> OwnerRef {
-        let mut current = first;
-        for _ in 1..MAX_OWNER_HOPS {
-            match self.slots.get(current).parent {
-                Some(parent) => current = parent,
-                None => break,
-            }
-        }
-        self.reference(current)
+        self.reference(naming::chain_root(first, |id| self.slots.get(*id).parent))
     }
 
     /// The root of the chain that starts at `owner` in `namespace`, for a pod the index may not hold.
