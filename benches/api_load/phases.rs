@@ -130,7 +130,9 @@ impl Reference {
         let readers = paths
             .into_iter()
             .map(|path| {
-                let url = format!("{}{path}watch=true&resourceVersion={version}&timeoutSeconds=600", api.url());
+                // The streams end by themselves just after the churn, so dropping the reference never waits long.
+                let seconds = (CHURN_STEP * CHURN_STEPS as u32).as_secs() + 10;
+                let url = format!("{}{path}watch=true&resourceVersion={version}&timeoutSeconds={seconds}", api.url());
                 let stop = stop.clone();
                 std::thread::spawn(move || drain(&url, &stop))
             })

@@ -8,12 +8,14 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use hashbrown::HashTable;
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
+use std::hash::BuildHasher;
 
 use super::{ReasonLabel, RefusedReason};
 use crate::resolve::{Edge, Server, Workload};
@@ -119,10 +121,52 @@ pub enum EdgeOutcome {
     RefusedConnectionSeries,
 }
 
+/// Series keyed by what they export: an edge's names and namespaces (and a port), never the workloads' kinds,
+/// which `workload_info` carries. A server that shows as a Service and then as the Deployment behind it (its
+/// backing pods arrived) is one series, counted once against `--max-edges`.
+#[derive(Debug, Default)]
+struct Series {
+    table: HashTable<(Edge, Option<u16>, Counter)>,
+}
+
+impl Series {
+    /// The exported labels of an edge's server: its name, and its namespace unless it is outside the cluster.
+    fn server(edge: &Edge) -> (&str, Option<&str>) {
+        match &edge.server {
+            Server::Workload(w) => (&w.name, Some(&w.namespace)),
+            Server::External(name) => (name, None),
+        }
+    }
+
+    fn hash(edge: &Edge, port: Option<u16>) -> u64 {
+        FxBuildHasher.hash_one((&*edge.client.name, &*edge.client.namespace, Series::server(edge), port))
+    }
+
+    fn same(a: &Edge, b: &Edge) -> bool {
+        a.client.name == b.client.name
+            && a.client.namespace == b.client.namespace
+            && Series::server(a) == Series::server(b)
+    }
+
+    /// The series of `edge` (and `port`), and the edge it was last seen as.
+    fn get_mut(&mut self, edge: &Edge, port: Option<u16>) -> Option<&mut (Edge, Option<u16>, Counter)> {
+        self.table.find_mut(Series::hash(edge, port), |(e, p, _)| *p == port && Series::same(e, edge))
+    }
+
+    fn insert(&mut self, edge: Edge, port: Option<u16>, counter: Counter) {
+        let hash = Series::hash(&edge, port);
+        self.table.insert_unique(hash, (edge, port, counter), |(e, p, _)| Series::hash(e, *p));
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
-    counters: HashMap<Edge, Counter>,
-    connections: HashMap<(Edge, u16), Counter>,
+    counters: Series,
+    connections: Series,
     /// Keyed by (namespace, name) so a client whose kind changes keeps its budget.
     external_names: HashMap<(Arc<str>, Arc<str>), usize>,
 }
@@ -181,8 +225,12 @@ impl EdgeCounter {
     /// Counts one observation of `edge`.
     pub fn observe(&self, edge: &Edge) -> EdgeOutcome {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(counter) = state.counters.get(edge) {
+        if let Some((seen, _, counter)) = state.counters.get_mut(edge, None) {
             counter.inc();
+            if !same_kinds(seen, edge) {
+                self.rekind(seen, edge);
+                *seen = edge.clone();
+            }
             return EdgeOutcome::Counted;
         }
         if state.counters.len() >= self.limits.max_edges {
@@ -200,13 +248,20 @@ impl EdgeCounter {
         }
         let counter = self.edges.get_or_create_owned(&EdgeLabels::from(edge));
         counter.inc();
-        state.counters.insert(edge.clone(), counter);
+        state.counters.insert(edge.clone(), None, counter);
         self.distinct.set(i64::try_from(state.counters.len()).unwrap_or(i64::MAX));
-        self.workload_info.get_or_create(&WorkloadLabels::from(&edge.client)).set(1);
-        if let Server::Workload(server) = &edge.server {
-            self.workload_info.get_or_create(&WorkloadLabels::from(server)).set(1);
+        for workload in workloads(edge) {
+            self.workload_info.get_or_create(&WorkloadLabels::from(workload)).set(1);
         }
         EdgeOutcome::Counted
+    }
+
+    /// The edge's workloads changed kind since its series was made: `workload_info` says the new kind only.
+    fn rekind(&self, was: &Edge, now: &Edge) {
+        for (old, new) in workloads(was).zip(workloads(now)).filter(|(old, new)| old.kind != new.kind) {
+            self.workload_info.remove(&WorkloadLabels::from(old));
+            self.workload_info.get_or_create(&WorkloadLabels::from(new)).set(1);
+        }
     }
 
     /// Counts one TCP connection of `edge` to `port` on the server pod: the edge, and its connection series.
@@ -217,8 +272,7 @@ impl EdgeCounter {
             return outcome;
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (edge.clone(), port);
-        if let Some(counter) = state.connections.get(&key) {
+        if let Some((_, _, counter)) = state.connections.get_mut(edge, Some(port)) {
             counter.inc();
             return EdgeOutcome::Counted;
         }
@@ -228,7 +282,7 @@ impl EdgeCounter {
         }
         let counter = self.connections.get_or_create_owned(&ConnectionLabels { edge: EdgeLabels::from(edge), port });
         counter.inc();
-        state.connections.insert(key, counter);
+        state.connections.insert(edge.clone(), Some(port), counter);
         EdgeOutcome::Counted
     }
 
@@ -245,6 +299,20 @@ impl EdgeCounter {
     fn refuse(&self, reason: RefusedReason) {
         self.refused.get_or_create(&ReasonLabel(reason)).inc();
     }
+}
+
+/// The workloads of an edge: its client, and its server unless that is a name outside the cluster.
+fn workloads(edge: &Edge) -> impl Iterator<Item = &Workload> {
+    let server = match &edge.server {
+        Server::Workload(w) => Some(w),
+        Server::External(_) => None,
+    };
+    std::iter::once(&edge.client).chain(server)
+}
+
+/// Whether two observations of one series name their workloads with the same kinds.
+fn same_kinds(a: &Edge, b: &Edge) -> bool {
+    workloads(a).zip(workloads(b)).all(|(x, y)| x.kind == y.kind)
 }
 
 #[cfg(test)]
@@ -328,5 +396,22 @@ mod tests {
         );
         assert!(text.contains(r#"workload_info{workload="db",namespace="shop",kind="Deployment"} 1"#), "{text}");
         assert!(!text.contains(r#"workload="api.example.com""#), "{text}");
+    }
+
+    #[test]
+    fn a_server_that_changes_kind_stays_one_series_under_the_cap_and_shows_its_new_kind() {
+        let counter = EdgeCounter::new(Limits { max_edges: 1, max_external_names: 50 });
+        let service = Workload { kind: Arc::from("Service"), ..workload("cart") };
+        assert_eq!(counter.observe(&edge("web", Server::Workload(service))), EdgeOutcome::Counted);
+        assert_eq!(counter.observe(&edge("web", Server::Workload(workload("cart")))), EdgeOutcome::Counted);
+        assert_eq!(
+            counter.observe_connection(&edge("web", Server::Workload(workload("cart"))), 80),
+            EdgeOutcome::Counted
+        );
+        let text = scrape(&counter);
+        assert!(text.contains(r#"edge_total{client="web",namespace="shop",server="cart",server_namespace="shop"} 3"#));
+        assert!(text.contains("edges 1\n") && !text.contains("edges_refused_total"), "{text}");
+        assert!(text.contains(r#"workload_info{workload="cart",namespace="shop",kind="Deployment"} 1"#), "{text}");
+        assert!(!text.contains(r#"kind="Service""#), "one kind per workload: {text}");
     }
 }

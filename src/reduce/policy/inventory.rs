@@ -268,7 +268,7 @@ fn build(objects: Vec<Object>) -> ClusterInfo {
         }
     }
     // Identity → its pods.
-    let mut groups: BTreeMap<(String, String), (String, Option<OwnerKey>, Vec<Object>)> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
     for pod in pods {
         let (name, kind, root) = identity(&pod, &owners);
         groups.entry((pod.namespace.clone(), name)).or_insert_with(|| (kind, root, Vec::new())).2.push(pod);
@@ -299,6 +299,9 @@ fn add_api_server(info: &mut ClusterInfo, object: &Object) {
         info.api_server_ports.extend(ports);
     }
 }
+
+/// A workload's kind, the key of the owner its selector comes from, and its pods.
+type Group = (String, Option<OwnerKey>, Vec<Object>);
 
 /// The exporter's identity of a pod (the one rule, `naming`): its name, its kind (the chain root's, as the
 /// exporter gives it, annotated or not), and the root owner's key when the name is the root's (its selector is
