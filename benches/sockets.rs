@@ -3,7 +3,8 @@
 //! `CLOCK_THREAD_CPUTIME_ID`) with every namespace read (`ScanMode::EveryNamespace`, the parser's and
 //! classifier's cost) and checks each namespace's tables are read once; then the gated scan of the same tree
 //! when no namespace opened a connection. Fails when the ungated median exceeds the 50 ms budget. Also compares
-//! the row parser with `procfs`. The kernel's share on a real `/proc` is measured by `benches/sockets_live.sh`.
+//! the row parser with `procfs`, and measures the mesh work (docs/counting.md, "Service meshes") on a tree of
+//! Istio sidecar pods, side by side with the same tables when no mesh listener tells the scanner a proxy runs. The kernel's share on a real `/proc` is measured by `benches/sockets_live.sh`.
 //!
 //! Run: `cargo bench --bench sockets`
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use network_mapper::sources::sockets::table::{self, Family};
 use network_mapper::sources::sockets::{ProcRoot, ScanMode, Scanner};
-use testkit::procfs::{FakeProcShape, generated_clients_per_namespace, write_fake_proc};
+use testkit::procfs::{FakeProcShape, generated_clients_per_namespace, write_fake_meshed_proc, write_fake_proc};
 
 const SHAPE: FakeProcShape = FakeProcShape { namespaces: 200, sockets_per_namespace: 500, pids_per_namespace: 5 };
 const SCANS: usize = 30;
@@ -66,6 +67,7 @@ fn main() {
     println!("first scan (reports {clients} connections): cpu {first_cpu:.2?}, wall {first_wall:.2?}");
     println!("steady scan, median of {SCANS}: cpu {cpu:.2?}, wall {wall:.2?} (budget {BUDGET:?} cpu)");
     gated_steady_scan(dir.path(), clients);
+    meshed_steady_scan();
     compare_parsers();
     scan_real_proc();
     if cpu > BUDGET || first_cpu > BUDGET {
@@ -87,6 +89,40 @@ fn gated_steady_scan(root: &std::path::Path, clients: usize) {
         assert_eq!((report.namespaces, report.unchanged, report.tables_read), (0, SHAPE.namespaces, 0));
     }
     println!("gated steady scan (no connect anywhere), median of {SCANS}: cpu {:.2?}", median(cpu));
+}
+
+/// Every namespace read, every one an Istio sidecar pod: with Envoy's listeners on its ports the scanner builds
+/// the intercepted set, tells each client socket whose it is and reads `nf_conntrack`; on other ports the same
+/// tables take the plain path. The difference is the mesh work, per scan and per socket.
+fn meshed_steady_scan() {
+    let mut medians = Vec::new();
+    for listening in [false, true] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_fake_meshed_proc(dir.path(), SHAPE, listening).expect("write the meshed tree");
+        let mut scanner =
+            Scanner::new(ProcRoot(dir.path().to_path_buf())).expect("scanner").with_mode(ScanMode::EveryNamespace);
+        let first = scanner.scan().expect("scan");
+        // Per namespace: 125 intercepted application sockets and 125 Envoy upstreams.
+        assert_eq!(first.new_connections.len(), SHAPE.namespaces * SHAPE.sockets_per_namespace / 2);
+        assert_eq!(first.conntrack_read, if listening { SHAPE.namespaces } else { 0 });
+        let mut cpu = Vec::new();
+        for _ in 0..SCANS {
+            let cpu0 = thread_cpu();
+            let report = scanner.scan().expect("scan");
+            cpu.push(thread_cpu() - cpu0);
+            assert!(report.new_connections.is_empty());
+        }
+        medians.push(median(cpu));
+    }
+    let sockets = (SHAPE.namespaces * SHAPE.sockets_per_namespace) as u32;
+    let extra = medians[1].saturating_sub(medians[0]);
+    println!(
+        "sidecar tree, every namespace read, median of {SCANS}: cpu {:.2?} without mesh listeners, {:.2?} with \
+         (intercepted set, sightings, nf_conntrack): +{extra:.2?} per scan, +{:.0?} per socket",
+        medians[0],
+        medians[1],
+        extra / sockets
+    );
 }
 
 /// For scale: a scan of this machine's own `/proc`, where reading a table walks the kernel's TCP hash.

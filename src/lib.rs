@@ -14,9 +14,12 @@
 //! - [`exporter`]: the `network-mapper` runtime: the per-observation pipeline, the metrics (the only layer that
 //!   knows them), the HTTP server, the flags, and `run`, which wires them together.
 //! - [`reduce`]: the `netmap-reduce` CLI core: snapshot → listing, ClientIntents, graphs, policies.
+//! - [`mesh`]: shared vocabulary, like [`UnixMicros`]: service meshes as a node sees them (ports, annotations,
+//!   the application-call rule); every layer may use it.
 
 pub mod exporter;
 mod ipnet;
+pub mod mesh;
 pub mod reduce;
 pub mod resolve;
 pub mod sources;

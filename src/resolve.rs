@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, LazyLock};
 
 use crate::UnixMicros;
+use crate::mesh::Mesh;
 use crate::sources::inventory::{
     Inventory, OwnerRef, PodEntry, PodRecord, ServiceEntry, ServiceRecord, Unfetched, Wanted, naming,
 };
@@ -271,6 +272,12 @@ impl<'a> Resolver<'a> {
             .service_with_ip(&remote.ip())
             .and_then(|service| service.target_port(remote.port()))
             .unwrap_or(remote.port())
+    }
+
+    /// The mesh whose proxy runs in the pod that has `ip` at `at`, if any: a meshed pod's connections on the wire
+    /// are its proxy's (docs/counting.md, "Service meshes").
+    pub fn mesh_of(&self, ip: IpAddr, at: UnixMicros) -> Option<Mesh> {
+        self.pod_for_ip(&ip, at).ok()?.record().mesh
     }
 
     /// The edge, unless a pod's owner chain is still waiting for a watched or fetched owner (see

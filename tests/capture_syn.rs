@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use network_mapper::exporter::metrics::{DnsOutcome, Enabled, LabelValue, Limits, Metrics, Outcome, SynOutcome};
 use network_mapper::exporter::pipeline::{Counted, DnsPipeline, RETRY_MICROS, Recorder, SharedInventory};
 use network_mapper::exporter::server::{Exposition, encode_metrics};
+use network_mapper::mesh::Sighting;
 use network_mapper::resolve::ResolveConfig;
 use network_mapper::sources::capture::frame::{FrameDecoder, FrameOutcome, LinkType};
 use network_mapper::sources::capture::syn::{self, Syn};
@@ -24,8 +25,13 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn pod(name: &str, ns: &str, ip: &str, node: &str) -> String {
+    annotated_pod(name, ns, ip, node, "{}")
+}
+
+/// A pod with `annotations` (a YAML flow mapping), e.g. a mesh's.
+fn annotated_pod(name: &str, ns: &str, ip: &str, node: &str, annotations: &str) -> String {
     format!(
-        "- {{apiVersion: v1, kind: Pod, metadata: {{name: {name}, namespace: {ns}, creationTimestamp: '2026-01-01T00:00:00Z'}},
+        "- {{apiVersion: v1, kind: Pod, metadata: {{name: {name}, namespace: {ns}, creationTimestamp: '2026-01-01T00:00:00Z', annotations: {annotations}}},
     spec: {{nodeName: {node}, containers: [{{name: c, image: x}}]}}, status: {{phase: Running, podIP: {ip}, podIPs: [{{ip: {ip}}}]}}}}\n"
     )
 }
@@ -132,7 +138,7 @@ fn a_clusterip_connection_counts_once_across_nat_copy_retransmit_and_socket_scan
     h.frame(AT + 30, &synth::tcp_syn(client, natted, 1000));
     h.frame(AT + 1_000_000, &synth::tcp_syn(client, dialled, 1000));
     h.frame(AT + 1_000_030, &synth::tcp_syn(client, natted, 1000));
-    assert_eq!(h.recorder.socket(client, dialled, AT + 5_000_000), Counted::Duplicate);
+    assert_eq!(h.recorder.socket(client, dialled, Sighting::Plain, AT + 5_000_000), Counted::Duplicate);
     assert_eq!((h.syns("counted"), h.syns("duplicate")), (1, 3));
     let text = h.scrape();
     let edge = r#"client="web",namespace="shop",server="cart",server_namespace="shop""#;
@@ -148,7 +154,7 @@ fn a_clusterip_connection_counts_once_across_nat_copy_retransmit_and_socket_scan
 fn an_ipv6_syn_and_a_socket_seen_first_count_once() {
     let mut h = harness();
     let (client, server) = (addr("10.0.1.10:41000"), addr("10.0.1.20:8080"));
-    assert_eq!(h.recorder.socket(client, server, AT), Counted::Counted);
+    assert_eq!(h.recorder.socket(client, server, Sighting::Plain, AT), Counted::Counted);
     h.frame(AT - 100, &synth::tcp_syn(client, server, 3));
     assert_eq!((h.syns("counted"), h.syns("duplicate")), (0, 1));
     // IPv6 clients are resolved like IPv4 ones: unknown here, so it waits and is then unresolved.
@@ -164,7 +170,10 @@ fn only_the_client_node_counts_and_dns_over_tcp_is_no_call() {
     h.frame(AT, &synth::tcp_syn(addr("10.0.2.10:40000"), addr("10.96.0.20:80"), 1));
     h.frame(AT, &synth::tcp_syn(addr("10.0.1.10:40001"), addr("10.96.0.10:53"), 2));
     h.frame(AT, &synth::tcp_syn(addr("10.0.1.10:40002"), addr("10.0.0.53:53"), 3));
-    assert_eq!(h.recorder.socket(addr("10.0.1.10:40003"), addr("10.96.0.10:53"), AT), Counted::DnsLookup);
+    assert_eq!(
+        h.recorder.socket(addr("10.0.1.10:40003"), addr("10.96.0.10:53"), Sighting::Plain, AT),
+        Counted::DnsLookup
+    );
     assert_eq!((h.syns("other_node"), h.syns("dns_lookup"), h.syns("counted")), (1, 2, 0));
     assert!(!h.scrape().contains("server=\"coredns\""));
 }
@@ -209,6 +218,76 @@ fn a_client_pod_that_arrives_late_is_retried_and_one_that_never_does_is_unresolv
     assert!(
         h.scrape().contains(r#"network_mapper_unresolved_total{source="syn",side="client",reason="unknown_ip"} 1"#)
     );
+}
+
+/// The shop with meshed pods on node-a: web with an Istio sidecar, amb in ambient, lk with Linkerd; istiod
+/// (15012) in istio-system.
+fn meshed_harness() -> Harness {
+    let mut text = cluster();
+    text += &annotated_pod("web-mesh", "shop", "10.0.1.40", "node-a", "{sidecar.istio.io/status: '{}'}");
+    text += &annotated_pod("amb", "shop", "10.0.1.41", "node-a", "{ambient.istio.io/redirection: enabled}");
+    text += &annotated_pod("lk", "shop", "10.0.1.42", "node-a", "{linkerd.io/proxy-version: edge-25.1.1}");
+    text += &pod("istiod", "istio-system", "10.0.0.15", "node-a");
+    text += "- {apiVersion: v1, kind: Service, metadata: {name: istiod, namespace: istio-system},
+    spec: {clusterIP: 10.96.0.15, clusterIPs: [10.96.0.15], ports: [{name: xds, port: 15012}]}}
+- {apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, addressType: IPv4,
+    metadata: {name: istiod-x, namespace: istio-system, labels: {kubernetes.io/service-name: istiod}},
+    endpoints: [{addresses: [10.0.0.15], targetRef: {kind: Pod, name: istiod, namespace: istio-system}}],
+    ports: [{name: xds, port: 15012, protocol: TCP}]}
+";
+    Harness::new(parse_inventory(&text).unwrap())
+}
+
+#[test]
+fn a_meshed_pod_counts_its_applications_connections_and_its_proxys_control_plane_only() {
+    let mut h = meshed_harness();
+    let (web, amb, lk) = (addr("10.0.1.40:40000"), addr("10.0.1.41:40000"), addr("10.0.1.42:40000"));
+    // On the wire: each proxy's upstream to cart (Envoy to the target port, ztunnel's HBONE, Linkerd's 4143),
+    // and an unmeshed client's call to the meshed server by pod address.
+    h.frame(AT, &synth::tcp_syn(web, addr("10.0.1.20:8080"), 1));
+    h.frame(AT, &synth::tcp_syn(amb, addr("10.0.1.20:15008"), 2));
+    h.frame(AT, &synth::tcp_syn(lk, addr("10.0.1.20:4143"), 3));
+    h.frame(AT, &synth::tcp_syn(addr("10.0.1.10:40000"), addr("10.0.1.40:8080"), 4));
+    assert_eq!((h.syns("mesh_proxy"), h.syns("counted")), (3, 1));
+    // In the pods' tables: the applications' intercepted sockets keep the ClusterIP they dialled.
+    for client in ["10.0.1.40:40100", "10.0.1.41:40100", "10.0.1.42:40100"] {
+        let counted = h.recorder.socket(addr(client), addr("10.96.0.20:80"), Sighting::Intercepted, AT + 1_000_000);
+        assert_eq!(counted, Counted::Counted, "{client}");
+    }
+    // The proxies' own sockets: the upstream just seen (a relay), ztunnel's re-originated inbound socket in the
+    // server pod (bound to the client's address), and Envoy's xDS stream to istiod, which counts once.
+    assert_eq!(h.recorder.socket(web, addr("10.0.1.20:8080"), Sighting::Proxy, AT), Counted::Duplicate);
+    let reoriginated = h.recorder.socket(addr("10.0.1.10:41000"), addr("10.0.1.41:8080"), Sighting::Proxy, AT);
+    assert_eq!(reoriginated, Counted::MeshProxy);
+    h.frame(AT, &synth::tcp_syn(addr("10.0.1.40:40200"), addr("10.96.0.15:15012"), 5));
+    let xds = h.recorder.socket(addr("10.0.1.40:40200"), addr("10.96.0.15:15012"), Sighting::Proxy, AT + 1);
+    assert_eq!(xds, Counted::Duplicate);
+    // A port excluded from capture: the application's own connection.
+    assert_eq!(
+        h.recorder.socket(addr("10.0.1.40:40300"), addr("10.0.1.20:9090"), Sighting::Bypass, AT),
+        Counted::Counted
+    );
+    let text = h.scrape();
+    let series = |client: &str, server: &str, ns: &str, port: u16| {
+        format!(
+            r#"network_mapper_edge_connections_total{{client="{client}",namespace="shop",server="{server}",server_namespace="{ns}",port="{port}"}}"#
+        )
+    };
+    for (client, server, ns, port, n) in [
+        ("web-mesh", "cart", "shop", 8080, 1),
+        ("web-mesh", "cart", "shop", 9090, 1),
+        ("amb", "cart", "shop", 8080, 1),
+        ("lk", "cart", "shop", 8080, 1),
+        ("web", "web-mesh", "shop", 8080, 1),
+        ("web-mesh", "istiod", "istio-system", 15012, 1),
+    ] {
+        assert!(
+            text.contains(&format!("{} {n}", series(client, server, ns, port))),
+            "{client} -> {server}:{port}\n{text}"
+        );
+    }
+    assert!(!text.contains(r#"port="15008""#) && !text.contains(r#"port="4143""#), "{text}");
+    assert!(!text.contains(r#"client="web",namespace="shop",server="amb""#), "{text}");
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use network_mapper::mesh::Sighting;
 use network_mapper::sources::sockets::netns::PodHash;
 use network_mapper::sources::sockets::{Connection, Error, ProcRoot, ScanMode, ScanReport, Scanner, SocketOutcomes};
 use testkit::procfs::{ESTABLISHED, LISTEN, Row, SYN_SENT, copy_tree, snmp_text, table_text};
@@ -18,7 +19,13 @@ fn ino(path: &Path) -> u64 {
 }
 
 fn conn(local: &str, remote: &str, netns: u64, inode: u64) -> Connection {
-    Connection { local: local.parse().unwrap(), remote: remote.parse().unwrap(), netns, inode }
+    Connection {
+        local: local.parse().unwrap(),
+        remote: remote.parse().unwrap(),
+        netns,
+        inode,
+        sighting: Sighting::Plain,
+    }
 }
 
 /// The six client-side connections of the fixture, as the first scan must report them.
@@ -77,6 +84,9 @@ fn first_scan_finds_exactly_the_client_side_connections_reading_each_namespace_o
                 not_established: 7,
                 malformed: 0,
             },
+            // No mesh proxy listens in the fixture, so no connection tracking table is read.
+            conntrack_read: 0,
+            closed_intercepted: 0,
         }
     );
     assert_eq!(scanner.tracked_connections(), 6);

@@ -33,9 +33,9 @@ fn endpoint(v6: bool) -> impl Strategy<Value = SocketAddr> {
 }
 
 fn table_rows(v6: bool) -> impl Strategy<Value = Vec<Row>> {
-    let row = (endpoint(v6), endpoint(v6), 1u8..=12, any::<u64>());
+    let row = (endpoint(v6), endpoint(v6), 1u8..=12, any::<u64>(), any::<u32>());
     prop::collection::vec(row, 0..40).prop_map(|rows| {
-        rows.into_iter().map(|(local, remote, state, inode)| Row { local, remote, state, inode }).collect()
+        rows.into_iter().map(|(local, remote, state, inode, uid)| Row { local, remote, state, inode, uid }).collect()
     })
 }
 
@@ -57,6 +57,7 @@ fn check_against_procfs(v6: bool, rows: &[Row]) -> Result<(), TestCaseError> {
         prop_assert_eq!(ours.remote, canonical(theirs.remote_address));
         prop_assert_eq!(ours.state, theirs.state.to_u8());
         prop_assert_eq!(ours.inode, theirs.inode);
+        prop_assert_eq!(ours.uid, theirs.uid);
     }
     Ok(())
 }

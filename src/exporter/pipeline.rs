@@ -18,6 +18,7 @@ use crate::exporter::connections::{self, ConnectionMemory};
 use crate::exporter::metrics::{
     DnsOutcome, EdgeOutcome, Metrics, ObservationSource, Outcome, SocketOutcome, SynOutcome,
 };
+use crate::mesh::{self, Sighting};
 use crate::resolve::{Reason, Resolution, ResolveConfig, Resolver, Side};
 use crate::sources::capture::dedup::{DEFAULT_MAX_ENTRIES, DEFAULT_WINDOW_MICROS};
 use crate::sources::capture::dns::{self, DnsResponse};
@@ -106,6 +107,9 @@ pub enum Counted {
     Pending,
     /// A connection over loopback: inside one pod (or the node), not an edge.
     Loopback,
+    /// A mesh proxy's connection (a relay's upstream, a tunnel, a scrape of the proxy): the application's own
+    /// connection is what counts ([`mesh::is_application_call`]).
+    MeshProxy,
 }
 
 /// The SYN and socket outcome labels share `Counted`'s variants; `Pending` is never counted as such (the outcome
@@ -122,6 +126,7 @@ macro_rules! outcome_from_counted {
                     Counted::Duplicate => $outcome::Duplicate,
                     Counted::DnsLookup => $outcome::DnsLookup,
                     Counted::Loopback => $outcome::Loopback,
+                    Counted::MeshProxy => $outcome::MeshProxy,
                 }
             }
         }
@@ -161,7 +166,7 @@ struct Pending {
 
 #[derive(Clone, Debug)]
 enum Waiting {
-    Connection { source: ConnectionSource, client: SocketAddr, server: SocketAddr },
+    Connection { source: ConnectionSource, client: SocketAddr, server: SocketAddr, sighting: Sighting },
     Answer { client: IpAddr, question: Box<str>, addresses: Box<[IpAddr]> },
 }
 
@@ -266,13 +271,15 @@ impl Recorder {
             return Counted::Loopback;
         }
         let first = self.memory().syn(syn.client, syn.server, syn.isn, at);
-        self.connection_outcome(ConnectionSource::Syn, first, syn.client, syn.server, at)
+        let connection = (syn.client, syn.server, Sighting::Plain);
+        self.connection_outcome(ConnectionSource::Syn, first, connection, at)
     }
 
-    /// A client-side socket the socket scan reports for the first time.
-    pub fn socket(&self, local: SocketAddr, remote: SocketAddr, at: UnixMicros) -> Counted {
+    /// A client-side socket the socket scan reports for the first time, as the scan saw it with respect to a mesh
+    /// proxy in its namespace.
+    pub fn socket(&self, local: SocketAddr, remote: SocketAddr, sighting: Sighting, at: UnixMicros) -> Counted {
         let first = self.memory().socket(local, remote, at);
-        self.connection_outcome(ConnectionSource::Socket, first, local, remote, at)
+        self.connection_outcome(ConnectionSource::Socket, first, (local, remote, sighting), at)
     }
 
     /// Retries the observations waiting for their client pod or a fetched object; those past [`RETRY_MICROS`] or
@@ -284,8 +291,9 @@ impl Recorder {
             let bound = if fetching { FETCH_WAIT_MICROS } else { RETRY_MICROS };
             let may_wait = !give_up && now.saturating_sub(since) < bound;
             match observation {
-                Waiting::Connection { source, client, server } => {
-                    let counted = self.resolve_connection(source, client, server, (at, Some(since)), may_wait);
+                Waiting::Connection { source, client, server, sighting } => {
+                    let connection = (client, server, sighting);
+                    let counted = self.resolve_connection(source, connection, (at, Some(since)), may_wait);
                     self.count_connection_outcome(source, counted);
                 }
                 Waiting::Answer { client, question, addresses } => {
@@ -371,16 +379,16 @@ impl Recorder {
         &self,
         source: ConnectionSource,
         first: bool,
-        client: SocketAddr,
-        server: SocketAddr,
+        connection: Sighted,
         at: UnixMicros,
     ) -> Counted {
+        let server = connection.1;
         let counted = if !first {
             Counted::Duplicate
         } else if server.port() == DNS_PORT && self.is_dns_server(&server.ip()) {
             Counted::DnsLookup
         } else {
-            self.resolve_connection(source, client, server, (at, None), true)
+            self.resolve_connection(source, connection, (at, None), true)
         };
         self.count_connection_outcome(source, counted);
         counted
@@ -391,24 +399,29 @@ impl Recorder {
     fn resolve_connection(
         &self,
         source: ConnectionSource,
-        client: SocketAddr,
-        server: SocketAddr,
+        connection: Sighted,
         (at, since): (UnixMicros, Option<UnixMicros>),
         may_wait: bool,
     ) -> Counted {
+        let (client, server, sighting) = connection;
         let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
         let resolver = Resolver::new(&inventory, &self.config);
         let resolution = resolver.connection(client.ip(), server.ip(), at);
         let port = resolver.server_port(server);
+        let relay = is_mesh_relay(&resolver, &resolution, connection, at);
         drop(inventory);
+        if relay {
+            return Counted::MeshProxy;
+        }
         let wanted = match &resolution {
             Resolution::Unresolved(Side::Client, Reason::UnknownIp | Reason::OwnerPending) => Some(None),
             Resolution::Fetch(_, wanted) => Some(Some(wanted)),
             _ => None,
         };
+        let waiting = || Waiting::Connection { source, client, server, sighting };
         if let Some(wanted) = wanted
             && may_wait
-            && self.wait_for(wanted, || Waiting::Connection { source, client, server }, (at, since))
+            && self.wait_for(wanted, waiting, (at, since))
         {
             return Counted::Pending;
         }
@@ -460,6 +473,26 @@ impl Recorder {
             }
         }
     }
+}
+
+/// A connection as a source saw it: client end, server end as dialled, and how a mesh proxy was involved.
+type Sighted = (SocketAddr, SocketAddr, Sighting);
+
+/// Whether a connection whose client is this node's pod is a mesh proxy's rather than an application call
+/// (docs/counting.md, "Service meshes"). A plain sighting (a SYN, a socket where the scan saw no proxy) asks the
+/// client pod's mesh, which its annotation gives; the second lookup of the client's address finds it in cache.
+fn is_mesh_relay(resolver: &Resolver<'_>, resolution: &Resolution, connection: Sighted, at: UnixMicros) -> bool {
+    let (client, server, sighting) = connection;
+    if matches!(
+        resolution,
+        Resolution::OtherNode | Resolution::Unresolved(Side::Client, _) | Resolution::Fetch(Side::Client, _)
+    ) {
+        return false;
+    }
+    let port = server.port();
+    let needs_mesh = sighting == Sighting::Plain && !mesh::is_proxy_port(port) && !mesh::is_control_plane_port(port);
+    let client_mesh = if needs_mesh { resolver.mesh_of(client.ip(), at) } else { None };
+    !mesh::is_application_call(sighting, client_mesh, port)
 }
 
 /// Per-outcome counter handles, created once so the hot path skips the family's label hashing.

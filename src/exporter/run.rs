@@ -561,7 +561,7 @@ fn scan_once(scanner: &mut Scanner, recorder: &Recorder) {
     };
     let at = now_micros();
     for conn in &report.new_connections {
-        recorder.socket(conn.local, conn.remote, at);
+        recorder.socket(conn.local, conn.remote, conn.sighting, at);
     }
     recorder.retry_pending(at, false);
     // Client sockets are the new connections just counted by resolution outcome above.

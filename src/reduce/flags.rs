@@ -84,6 +84,11 @@ const FLAGS: &[Applies] = &[
     },
     Applies { flags: &["--declared"], when: |r| r.mode == Mode::Declared, goes_with: "--format list" },
     Applies {
+        flags: &["--show-control-plane"],
+        when: |r| matches!(r.mode, Mode::Render(OutputFormat::List | OutputFormat::Intents)),
+        goes_with: "--format list or intents (policies and the other formats keep control-plane calls)",
+    },
+    Applies {
         flags: &["--policy-format", "--policy-direction", "--no-default-deny"],
         when: |r| r.mode == Mode::NetworkPolicy,
         goes_with: "--format networkpolicy",

@@ -10,6 +10,7 @@
 //!   [`validate`] tells a wrong input (no network-mapper series) from an empty map; [`time`] holds first/last
 //!   seen where the source has timestamps;
 //! - [`model`]: sums edges across inputs and nodes, joins kinds, filters, sorts → [`model::ServiceMap`];
+//!   [`control_plane`] leaves the mesh proxies' calls to their control plane out of listings and intents;
 //! - [`graph`]: the map as nodes and edges, `--focus`, `--group-by namespace`;
 //! - renderers: [`render`] (list, json, dot, mermaid), [`html`] (the interactive map), [`intents`]
 //!   (ClientIntents v2beta1 / v1alpha3) and [`outdir`] (`--output-dir`, `--prune`);
@@ -19,6 +20,7 @@
 //! The binary only parses arguments and maps [`ReduceError::exit_code`] to the process exit code.
 
 pub mod api;
+pub mod control_plane;
 pub mod declared;
 pub mod diff;
 pub mod error;
@@ -99,6 +101,18 @@ pub struct ReduceRequest {
     pub declared: Vec<PathBuf>,
     /// `--skip-renamed`: leave out edge series scraped without `honor_labels: true` instead of failing.
     pub skip_renamed: bool,
+    /// `--show-control-plane`: keep mesh proxies' calls to their control plane in `list` and `intents`.
+    pub show_control_plane: bool,
+}
+
+impl ReduceRequest {
+    /// `list` and `intents` leave out mesh control-plane calls unless asked ([`control_plane`]); they need the
+    /// per-port connections to tell them.
+    fn hides_control_plane(&self) -> bool {
+        !self.show_control_plane
+            && self.declared.is_empty()
+            && matches!(self.format, OutputFormat::List | OutputFormat::Intents)
+    }
 }
 
 /// How a successful run ended.
@@ -161,10 +175,14 @@ pub fn render_with(
 pub fn run(request: &ReduceRequest, out: &mut dyn Write) -> Result<Outcome> {
     check_request(request)?;
     let with_times = request.show_seen || matches!(request.format, OutputFormat::Json | OutputFormat::Html);
-    let with_ports = request.format == OutputFormat::Json;
+    let with_ports = request.format == OutputFormat::Json || request.hides_control_plane();
     let snapshot = load_snapshot_with(&request.source, request.skip_renamed, with_times, with_ports)?;
     let renamed_skipped = snapshot.stats.renamed_skipped;
-    let (mut map, report) = snapshot.into_map_reported(&request.filter);
+    let (mut map, mut report) = snapshot.into_map_reported(&request.filter);
+    if request.hides_control_plane() && control_plane::leave_out(&mut map) > 0 {
+        let left = map.clients.iter().map(|client| client.calls.len()).sum();
+        report.stages.push(("leaving out mesh control-plane calls (--show-control-plane keeps them)".into(), left));
+    }
     if let Some(focus) = &request.graph.focus {
         map = graph::focus(map, focus, request.graph.depth).map_err(ReduceError::Usage)?;
     }

@@ -209,6 +209,11 @@ pub struct ViewArgs {
     #[arg(long, env = "NETMAP_SHOW_SEEN")]
     pub show_seen: bool,
 
+    /// With --format list or intents: keep the calls of mesh proxies to their control plane (every connection to
+    /// istiod's 15010 or 15012), which are left out by default: every meshed workload "calls" istiod.
+    #[arg(long, env = "NETMAP_SHOW_CONTROL_PLANE")]
+    pub show_control_plane: bool,
+
     /// With --output-dir: remove the files an earlier run wrote there for clients that are gone (only files
     /// that start with netmap-reduce's marker line). An empty map prunes nothing without --allow-empty.
     #[arg(long, env = "NETMAP_PRUNE", requires = "output_dir")]

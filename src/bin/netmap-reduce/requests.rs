@@ -179,5 +179,6 @@ pub fn request_from(args: Args) -> Result<ReduceRequest, ReduceError> {
         show_seen: args.views.show_seen,
         declared: args.views.declared,
         skip_renamed: args.filters.skip_renamed,
+        show_control_plane: args.views.show_control_plane,
     })
 }

@@ -106,6 +106,9 @@ label_enum! {
         ServerSide => "server_side",
         /// A connection over loopback.
         Loopback => "loopback",
+        /// A mesh proxy's connection (a relay's upstream, a tunnel, the proxy's socket re-originating inbound
+        /// traffic): its application's intercepted connection counts instead (docs/counting.md).
+        MeshProxy => "mesh_proxy",
         /// LISTEN, TIME_WAIT and every other state that is not ESTABLISHED.
         NotEstablished => "not_established",
         /// A table row that could not be parsed.
@@ -124,6 +127,9 @@ label_enum! {
         DnsLookup => "dns_lookup",
         /// A connection inside a pod or the node.
         Loopback => "loopback",
+        /// A meshed pod's proxy connecting on its application's behalf, or anything to a mesh proxy's port: the
+        /// application's intercepted connection counts instead (docs/counting.md).
+        MeshProxy => "mesh_proxy",
         /// The client is on another node, which counts it.
         OtherNode => "other_node",
         /// The client or the server did not resolve (after the retries).

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use super::evaluate::{Endpoint, Evaluator, Labels, Pod, Reach};
 use super::ports::PortSet;
 use super::set::Policy;
+use crate::mesh;
 use crate::reduce::model::{Call, Client, Edge, EdgePorts, ServiceMap};
 use crate::reduce::policy::inventory::{ClusterInfo, PortRef, Workload};
 
@@ -99,9 +100,13 @@ fn check_edge(
     };
     let reaches: Vec<Reach> = clients.iter().flat_map(|c| servers.iter().map(|s| evaluator.reach(*c, *s))).collect();
     let unknowns = unknown_facts(cluster, edge, call, client_workload.is_some(), server_workload);
+    // Between pods of one mesh that tunnels (ambient's HBONE, Linkerd's 4143) the wire carries the call on the
+    // mesh's port, whatever the target port it is reported on (docs/policies.md, "Service meshes").
+    let tunnel = mesh::tunnel_port(server_workload.and_then(|w| w.mesh), client_workload.and_then(|w| w.mesh));
     let mut out = Vec::new();
     for port in ports_to_check(cluster, edge, call, ports, server_workload) {
-        let verdicts = reaches.iter().map(|reach| verdict(reach, port, evaluator, edge, &unknowns));
+        let on_the_wire = tunnel.map_or(port, Some);
+        let verdicts = reaches.iter().map(|reach| verdict(reach, on_the_wire, evaluator, edge, &unknowns));
         out.push((port, worst(verdicts)));
     }
     out

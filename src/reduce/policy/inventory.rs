@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::labels::{common_labels, describe, matches, selector_of, stable_labels, stable_selector};
 pub use super::services::{NamedPorts, PortRef, Service, TargetPort};
 use super::services::{api_server_endpoints, container_ports, parse_service};
+use crate::mesh::Mesh;
 use crate::sources::inventory::naming;
 
 /// A workload as policies see it.
@@ -37,6 +38,9 @@ pub struct Workload {
     /// Named container ports of its pods (or pod template): name → (number, protocol), for policies that name
     /// a port.
     pub named_ports: NamedPorts,
+    /// The service mesh of its pods, from the annotation the mesh writes on them: what reaches them on the wire
+    /// differs from the application's port (docs/policies.md, "Service meshes").
+    pub mesh: Option<Mesh>,
 }
 
 impl Workload {
@@ -350,7 +354,8 @@ fn workload(namespace: String, (name, kind): (String, String), root: Option<&Obj
         }
         (pod_label_sets, ports)
     };
-    Workload { namespace, name, kind, selector, selector_source: source, host_network, pod_labels, named_ports }
+    let mesh = pods.iter().find_map(|pod| Mesh::from_annotations(|key| pod.annotations.get(key).map(String::as_str)));
+    Workload { namespace, name, kind, selector, selector_source: source, host_network, pod_labels, named_ports, mesh }
 }
 
 /// A selector that also matches another workload's pods would let traffic through that was never seen.

@@ -13,6 +13,8 @@ use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
+use crate::mesh::Mesh;
+
 /// The label an EndpointSlice uses to name its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -40,6 +42,9 @@ pub struct PodRecord {
     pub terminating: bool,
     /// `status.phase` is `Succeeded` or `Failed`: the pod no longer holds its IP.
     pub finished: bool,
+    /// The service mesh whose proxy runs in the pod, from its mesh's annotation (docs/counting.md, "Service
+    /// meshes"): its connections on the wire are the proxy's.
+    pub mesh: Option<Mesh>,
     /// `metadata.creationTimestamp`, in seconds since the epoch.
     pub created_unix: Option<i64>,
     /// `spec.nodeName`, once scheduled.
@@ -180,6 +185,7 @@ impl PodRecord {
             host_network: false,
             terminating: false,
             finished: false,
+            mesh: None,
             created_unix: None,
             workload_override: None,
             owner: None,
@@ -212,6 +218,7 @@ impl PodRecord {
             host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
             terminating: meta.deletion_timestamp.is_some(),
             finished: matches!(phase, Some("Succeeded" | "Failed")),
+            mesh: Mesh::from_annotations(|key| annotations.and_then(|a| a.get(key)).map(String::as_str)),
             created_unix: meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
             workload_override,
             owner: owner_of(meta),

@@ -3,7 +3,9 @@
 //!
 //! Layers, from the bytes up:
 //! - [`table`]: parses `net/tcp` and `net/tcp6` text; pure.
-//! - [`classify`]: client side, server side, loopback or not established, per namespace; pure.
+//! - [`classify`]: client side, server side, loopback or not established, per namespace, and whose a client
+//!   socket is where a mesh proxy runs; pure.
+//! - [`conntrack`]: parses `net/nf_conntrack` for the connections a mesh proxy intercepted; pure.
 //! - [`seen`]: reports each connection once, forgets closed ones.
 //! - [`gate`]: which namespaces a scan must read: those whose `ActiveOpens` moved, and new ones.
 //! - [`netns`]: identifies a process's network namespace and the host's, from stats under the procfs root.
@@ -13,6 +15,7 @@
 //! them [`Connection`]s and the per-outcome counts in [`ScanReport`].
 
 pub mod classify;
+pub mod conntrack;
 pub mod gate;
 pub mod netns;
 mod scanner;

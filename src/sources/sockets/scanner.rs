@@ -8,12 +8,14 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 
-use super::classify::{Listeners, Outcome, classify};
+use super::classify::{Intercepted, Listeners, Outcome, classify};
+use super::conntrack;
 use super::gate::{self, Decision, Gate, ScanMode};
 use super::netns::{self, HostNetns, NetnsKey};
 use super::seen::{SeenConnections, SocketKey};
 use super::table::{self, Family, SocketRow};
 use super::{Error, ProcRoot};
+use crate::mesh::Sighting;
 
 /// A client-side ESTABLISHED connection, reported the first time a scan sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -24,8 +26,11 @@ pub struct Connection {
     pub remote: SocketAddr,
     /// The namespace: the `ns/net` inode (`net:[N]`) where permitted, else the `net/tcp` inode (see [`netns`]).
     pub netns: u64,
-    /// Socket inode; 0 when the socket is no longer owned by a file descriptor.
+    /// Socket inode; 0 when the socket is no longer owned by a file descriptor, or when the connection was found
+    /// in connection tracking after it closed.
     pub inode: u64,
+    /// Whether a mesh proxy in the namespace intercepted it, made it, or let it through (`Plain` where none runs).
+    pub sighting: Sighting,
 }
 
 /// Sockets of the scanned namespaces, by outcome. The sum is [`ScanReport::sockets`] plus `malformed`.
@@ -58,7 +63,7 @@ impl SocketOutcomes {
 
     fn count(&mut self, outcome: Outcome) {
         match outcome {
-            Outcome::Client => self.client += 1,
+            Outcome::Client(_) => self.client += 1,
             Outcome::ServerSide => self.server_side += 1,
             Outcome::Loopback => self.loopback += 1,
             Outcome::NotEstablished => self.not_established += 1,
@@ -90,6 +95,11 @@ pub struct ScanReport {
     /// Whether processes in the host's own namespace were found and skipped.
     pub skipped_host_netns: bool,
     pub outcomes: SocketOutcomes,
+    /// `net/nf_conntrack` files read: one per namespace read that runs a mesh proxy.
+    pub conntrack_read: usize,
+    /// New connections that only connection tracking still showed (intercepted by a mesh proxy and closed before
+    /// the scan); they are among `new_connections`, not among the sockets.
+    pub closed_intercepted: usize,
 }
 
 /// Scans a procfs tree. Keeps the "seen" set between scans, and buffers reused across namespaces.
@@ -103,6 +113,10 @@ pub struct Scanner {
     table: Vec<u8>,
     rows: Vec<SocketRow>,
     listeners: Listeners,
+    intercepted: Intercepted,
+    /// Whether a scan has completed: until then, intercepted connections that had closed before the exporter
+    /// started are remembered, not reported (as a closed connection without a mesh would not be seen either).
+    scanned_once: bool,
 }
 
 /// Bookkeeping for one scan: which namespaces are settled, under either identity.
@@ -131,6 +145,8 @@ impl Scanner {
             table: Vec::new(),
             rows: Vec::new(),
             listeners: Listeners::default(),
+            intercepted: Intercepted::default(),
+            scanned_once: false,
         })
     }
 
@@ -178,6 +194,7 @@ impl Scanner {
         }
         self.seen.finish_scan();
         self.gate.finish_scan();
+        self.scanned_once = true;
         Ok(pass.report)
     }
 
@@ -256,7 +273,33 @@ impl Scanner {
         report.sockets += self.rows.len();
         report.outcomes.malformed += malformed;
         self.classify_rows(key, tcp_file, report);
+        if self.listeners.proxy_uid().is_some() {
+            self.read_intercepted(pid_dir, key, tcp_file, report);
+        }
         Ok(())
+    }
+
+    /// In a namespace with a mesh proxy, the intercepted connections that connection tracking still shows: those
+    /// that opened and closed since the last read too (docs/counting.md, "Service meshes"). A kernel without
+    /// `nf_conntrack` in procfs, or a process gone since its tables were read, leaves the sockets alone to tell.
+    fn read_intercepted(&mut self, pid_dir: &Path, key: NetnsKey, tcp_file: u64, report: &mut ScanReport) {
+        if let Err(err) = read_whole(&pid_dir.join("net/nf_conntrack"), &mut self.table) {
+            tracing::debug!(pid_dir = %pid_dir.display(), error = %err, "no connection tracking table");
+            return;
+        }
+        report.conntrack_read += 1;
+        for entry in conntrack::intercepted(&self.table) {
+            if self.seen.observe(tcp_file, SocketKey::Tuple(entry.client, entry.dialled)) && self.scanned_once {
+                report.closed_intercepted += 1;
+                report.new_connections.push(Connection {
+                    local: entry.client,
+                    remote: entry.dialled,
+                    netns: key.id(),
+                    inode: 0,
+                    sighting: Sighting::Intercepted,
+                });
+            }
+        }
     }
 
     /// Reads and parses both tables of a process (`tcp6` only if `v6`) into `self.rows`; returns the malformed
@@ -282,22 +325,29 @@ impl Scanner {
         Ok(malformed)
     }
 
-    /// Classifies the rows of one namespace, just read into `self.rows`.
+    /// Classifies the rows of one namespace, just read into `self.rows`. An intercepted socket is keyed by its
+    /// 4-tuple, which its connection tracking entry shares ([`Self::read_intercepted`]).
     fn classify_rows(&mut self, key: NetnsKey, tcp_file: u64, report: &mut ScanReport) {
         self.listeners.clear();
         self.rows.iter().for_each(|row| self.listeners.add(row));
+        self.intercepted.clear();
+        if self.listeners.proxy_uid().is_some() {
+            self.rows.iter().for_each(|row| self.intercepted.add(row));
+        }
         for row in &self.rows {
-            let outcome = classify(row, &self.listeners);
-            if outcome != Outcome::Client {
+            let outcome = classify(row, &self.listeners, &self.intercepted);
+            let Outcome::Client(sighting) = outcome else {
                 report.outcomes.count(outcome);
-            } else if self.seen.observe(tcp_file, SocketKey::new(row.inode, row.local, row.remote)) {
+                continue;
+            };
+            let seen_as = match sighting {
+                Sighting::Intercepted => SocketKey::Tuple(row.local, row.remote),
+                _ => SocketKey::new(row.inode, row.local, row.remote),
+            };
+            if self.seen.observe(tcp_file, seen_as) {
                 report.outcomes.count(outcome);
-                report.new_connections.push(Connection {
-                    local: row.local,
-                    remote: row.remote,
-                    netns: key.id(),
-                    inode: row.inode,
-                });
+                let (local, remote, inode, netns) = (row.local, row.remote, row.inode, key.id());
+                report.new_connections.push(Connection { local, remote, netns, inode, sighting });
             } else {
                 report.outcomes.already_seen += 1;
             }

@@ -9,6 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::mem;
 use std::net::SocketAddr;
 
+use rustc_hash::FxHashSet;
+
 /// Identity of one connection inside its namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SocketKey {
@@ -38,15 +40,18 @@ pub struct SeenConnections {
 #[derive(Debug, Default)]
 struct Namespace {
     inodes: HashSet<u64>,
-    tuples: HashSet<(SocketAddr, SocketAddr)>,
+    /// Keyed by the 4-tuple: sockets without an inode, and connections a mesh proxy intercepted (their socket and
+    /// their conntrack entry are one), a hundred or more per read in a busy meshed pod: hashed with Fx, not SipHash.
+    tuples: FxHashSet<(SocketAddr, SocketAddr)>,
 }
 
 impl Namespace {
-    fn insert(&mut self, key: SocketKey) {
+    /// True when the key was not there yet.
+    fn insert(&mut self, key: SocketKey) -> bool {
         match key {
             SocketKey::Inode(inode) => self.inodes.insert(inode),
             SocketKey::Tuple(local, remote) => self.tuples.insert((local, remote)),
-        };
+        }
     }
 
     fn contains(&self, key: SocketKey) -> bool {
@@ -62,11 +67,13 @@ impl Namespace {
 }
 
 impl SeenConnections {
-    /// Records that the connection is open now; true when the previous read of its namespace did not have it.
+    /// Records that the connection is open now; true when neither the previous read of its namespace nor an
+    /// earlier sighting in this one had it (one connection may be seen twice in a read: a mesh-intercepted socket
+    /// and its connection tracking entry).
     pub fn observe(&mut self, namespace: u64, key: SocketKey) -> bool {
         let spare = &mut self.spare;
-        self.current.entry(namespace).or_insert_with(|| spare.pop().unwrap_or_default()).insert(key);
-        !self.previous.get(&namespace).is_some_and(|seen| seen.contains(key))
+        let fresh = self.current.entry(namespace).or_insert_with(|| spare.pop().unwrap_or_default()).insert(key);
+        fresh && !self.previous.get(&namespace).is_some_and(|seen| seen.contains(key))
     }
 
     /// Keeps a namespace's connections as the previous read left them: its tables were not read this scan.
@@ -116,6 +123,14 @@ mod tests {
         seen.finish_scan();
         assert!(seen.is_empty());
         assert!(seen.observe(7, SocketKey::Inode(100)));
+    }
+
+    #[test]
+    fn a_second_sighting_in_the_same_read_is_not_new() {
+        let mut seen = SeenConnections::default();
+        let key = SocketKey::Tuple(addr("10.0.0.1:1000"), addr("10.96.0.2:80"));
+        assert!(seen.observe(7, key));
+        assert!(!seen.observe(7, key), "the conntrack entry of the socket just seen");
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct SocketRow {
     pub state: u8,
     /// Socket inode; 0 for sockets no longer owned by a file (e.g. orphaned while closing).
     pub inode: u64,
+    /// The socket's owner (the `uid` column): tells a mesh proxy's sockets from its pod's application's.
+    pub uid: u32,
 }
 
 /// A row the parser could not read. Only that row is lost.
@@ -93,11 +95,13 @@ pub fn parse_row(mut text: &[u8], family: Family) -> Result<SocketRow, &'static 
         Some(s) if state.len() == 2 => s as u8,
         _ => return Err("bad state"),
     };
-    for what in ["missing queues", "missing timer", "missing retransmits", "missing uid", "missing timeout"] {
+    for what in ["missing queues", "missing timer", "missing retransmits"] {
         next(what)?;
     }
+    let uid = decimal(next("missing uid")?).and_then(|uid| u32::try_from(uid).ok()).ok_or("bad uid")?;
+    next("missing timeout")?;
     let inode = decimal(next("missing inode")?).ok_or("bad inode")?;
-    Ok(SocketRow { local, remote, state, inode })
+    Ok(SocketRow { local, remote, state, inode, uid })
 }
 
 /// Splits the next whitespace-separated field off the front of `text`.
@@ -189,12 +193,14 @@ mod tests {
                     remote: "0.0.0.0:0".parse().unwrap(),
                     state: state::LISTEN,
                     inode: 1163,
+                    uid: 0,
                 }),
                 Ok(SocketRow {
                     local: "10.0.0.10:42482".parse().unwrap(),
                     remote: "10.0.0.11:8080".parse().unwrap(),
                     state: state::ESTABLISHED,
                     inode: 4242,
+                    uid: 1000,
                 }),
             ]
         );

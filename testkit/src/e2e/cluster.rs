@@ -23,6 +23,31 @@ pub enum Controller {
     CronJob,
 }
 
+/// The mesh data plane a workload's pods run; the lab's proxies are in [`super::mesh`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dataplane {
+    /// An Istio sidecar; `dns_capture` is `ISTIO_META_DNS_CAPTURE` (UDP 53 answered by the proxy on 15053).
+    IstioSidecar {
+        dns_capture: bool,
+    },
+    /// Istio ambient with in-pod redirection (its DNS capture is on, the default since Istio 1.25).
+    IstioAmbient,
+    Linkerd,
+}
+
+impl Dataplane {
+    /// The annotation the mesh writes on the pod (the injector, or istio-cni for ambient).
+    pub fn annotation(self) -> (&'static str, &'static str) {
+        match self {
+            Dataplane::IstioSidecar { .. } => {
+                ("sidecar.istio.io/status", r#"{"containers":["istio-proxy"],"initContainers":["istio-init"]}"#)
+            }
+            Dataplane::IstioAmbient => ("ambient.istio.io/redirection", "enabled"),
+            Dataplane::Linkerd => ("linkerd.io/proxy-version", "edge-25.1.1"),
+        }
+    }
+}
+
 /// One pod of a workload: its IP, its node, and whether it uses the node's network.
 #[derive(Clone, Debug)]
 pub struct Placement {
@@ -46,6 +71,8 @@ pub struct Workload {
     pub pods: Vec<Placement>,
     /// Created now rather than long ago (a pod added while the exporter runs).
     pub created: Option<String>,
+    /// The mesh proxy in its pods, if any.
+    pub dataplane: Option<Dataplane>,
 }
 
 /// A pod as the API shows it.
@@ -131,6 +158,9 @@ impl Workload {
                 .host_network(pod.host_network);
             if let Some(hostname) = &pod.hostname {
                 built = built.hostname(hostname);
+            }
+            if let Some((key, value)) = self.dataplane.map(Dataplane::annotation) {
+                built = built.with(json!({"metadata": {"annotations": {key: value}}}));
             }
             let mut object = built.json();
             let mut labels = self.stable_labels();

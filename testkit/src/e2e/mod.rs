@@ -8,8 +8,13 @@
 //!   lookups, `dig +tcp`, process usage.
 //! - [`monitor`]: the exporter, Prometheus, `netmap-reduce`.
 //! - [`shop`]: the scenario (a shop of 12 workloads) with its traffic and the exact map it must produce.
+//! - [`mesh`]: meshed pods: each mesh's rules in the pod's namespace and stand-ins for its proxies.
+//! - [`meshed`]: the mesh scenario (Istio sidecars, ambient with and without a waypoint, Linkerd, and pods without
+//!   a mesh calling them and called by them) with the exact map it must produce.
 
 pub mod cluster;
+pub mod mesh;
+pub mod meshed;
 pub mod monitor;
 pub mod node;
 pub mod procs;
@@ -40,6 +45,8 @@ pub struct Lab {
     pub prometheus: Option<Prometheus>,
     /// The application of each simulated pod, by pod name; `node` is a process of the node itself.
     pub agents: BTreeMap<String, Agent>,
+    /// Mesh proxies of meshed pods ([`mesh`]).
+    pub proxies: Vec<crate::cmd::LineChild>,
     pub dns: Option<Guarded>,
     /// DNS servers besides kube-dns: an upstream resolver outside the cluster, a NodeLocal DNSCache.
     pub more_dns: Vec<Guarded>,
@@ -67,6 +74,7 @@ impl Lab {
             exporter: None,
             prometheus: None,
             agents: BTreeMap::new(),
+            proxies: Vec::new(),
             dns: None,
             more_dns: Vec::new(),
             api,

@@ -39,15 +39,20 @@ pub const UPSTREAM_LOOKUPS: usize = 2;
 pub const NODE_LOCAL_DNS: Ipv4Addr = Ipv4Addr::new(169, 254, 20, 10);
 pub const NODE_LOCAL_LOOKUPS: usize = 2;
 
-fn here(last: u8) -> Placement {
+pub(super) fn here(last: u8) -> Placement {
     Placement::on(NODE, [10, 244, 0, last])
 }
 
-fn workload(name: &'static str, namespace: &'static str, controller: Controller, pods: Vec<Placement>) -> Workload {
-    Workload { name, namespace, controller, pods, created: None }
+pub(super) fn workload(
+    name: &'static str,
+    namespace: &'static str,
+    controller: Controller,
+    pods: Vec<Placement>,
+) -> Workload {
+    Workload { name, namespace, controller, pods, created: None, dataplane: None }
 }
 
-fn service(
+pub(super) fn service(
     name: &'static str,
     namespace: &'static str,
     ip: Option<[u8; 4]>,
@@ -246,8 +251,13 @@ pub fn expected_connection_series() -> Vec<Connections> {
 
 /// The exposition lines of [`expected_edges`], sorted.
 pub fn expected_edge_lines() -> Vec<String> {
-    let mut lines: Vec<String> = expected_edges()
-        .into_iter()
+    edge_lines(&expected_edges())
+}
+
+/// `network_mapper_edge_total` lines of (client, namespace, server, server namespace, count), sorted.
+pub fn edge_lines(edges: &[(&str, &str, &str, Option<&str>, usize)]) -> Vec<String> {
+    let mut lines: Vec<String> = edges
+        .iter()
         .map(|(client, ns, server, server_ns, n)| {
             let server_ns = server_ns.map(|s| format!(",server_namespace=\"{s}\"")).unwrap_or_default();
             format!(
@@ -280,15 +290,18 @@ pub fn expected_connections() -> Vec<(&'static str, &'static str, u16, usize)> {
 
 /// The exposition lines of [`expected_connections`], sorted.
 pub fn expected_connection_lines() -> Vec<String> {
-    let namespace = |w: &str| if w == "payments" { "payments" } else { "shop" };
-    let mut lines: Vec<String> = expected_connections()
-        .into_iter()
-        .map(|(client, server, port, n)| {
+    connection_lines(&expected_connection_series())
+}
+
+/// `network_mapper_edge_connections_total` lines of [`Connections`], sorted.
+pub fn connection_lines(series: &[Connections]) -> Vec<String> {
+    let mut lines: Vec<String> = series
+        .iter()
+        .map(|(client, ns, server, server_ns, port, n)| {
+            let server_ns = server_ns.unwrap_or_default();
             format!(
-                "network_mapper_edge_connections_total{{client=\"{client}\",namespace=\"{}\",server=\"{server}\",\
-                 server_namespace=\"{}\",port=\"{port}\"}} {n}",
-                namespace(client),
-                namespace(server)
+                "network_mapper_edge_connections_total{{client=\"{client}\",namespace=\"{ns}\",server=\"{server}\",\
+                 server_namespace=\"{server_ns}\",port=\"{port}\"}} {n}"
             )
         })
         .collect();

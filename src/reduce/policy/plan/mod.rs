@@ -8,7 +8,9 @@
 //! - egress per client (optional): observed servers, the API server by address, DNS always;
 //! - DNS servers (backends of a Service with port 53) accept DNS from everywhere;
 //! - a `default-deny` policy in each client namespace, so pods the map never saw talk get nothing but DNS;
-//! - only in the `scope` namespaces (`--namespace`), whose servers keep every observed client, from anywhere.
+//! - only in the `scope` namespaces (`--namespace`), whose servers keep every observed client, from anywhere;
+//! - a meshed pod is allowed what its mesh puts on the wire ([`mesh`]): HBONE's 15008 between ambient pods,
+//!   4143 between Linkerd pods.
 //!
 //! Safe by construction: a peer that cannot be expressed (a workload missing from the inventory or without a
 //! stable selector, a hostNetwork pod, for NetworkPolicy a name outside the cluster) is allowed as "any peer on
@@ -20,6 +22,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+mod mesh;
 mod workloads;
 
 use super::inventory::{ClusterInfo, PortRef, TargetPort, Workload};

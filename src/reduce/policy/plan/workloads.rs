@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::mesh::{self, PeerMesh};
 use super::{Peer, Planner, Policy, Rule, describe_ports, edge, host_cidr, object_name, tcp, workload_notes};
 use crate::reduce::model::{Call, Client, Edge, ServiceMap};
 use crate::reduce::policy::inventory::{TargetPort, Workload};
@@ -52,6 +53,9 @@ impl Planner<'_> {
         rules.extend(self.allow_from_rules());
         let mut notes = workload_notes(&server);
         notes.insert("peers".to_owned(), peers_note.join("; "));
+        if let Some(server_mesh) = server.mesh {
+            notes.insert("mesh".to_owned(), mesh::ingress_note(server_mesh));
+        }
         self.plan.policies.push(Policy {
             namespace: namespace.to_owned(),
             name: object_name(name, "ingress"),
@@ -68,10 +72,12 @@ impl Planner<'_> {
         let (ports, why) = self.edge_ports(edge, server);
         match self.selectable(&client.namespace, &client.name) {
             Ok(client) => {
+                let ports = mesh::wire_ports(server.mesh, PeerMesh::Known(client.mesh), ports);
                 let note = format!("{}.{}: {} ({why})", client.name, client.namespace, describe_ports(&ports));
                 (Rule { peers: vec![Self::peer_of(client)], ports, dns: false }, note)
             }
             Err(unselectable) => {
+                let ports = mesh::wire_ports(server.mesh, PeerMesh::Unknown, ports);
                 let note = format!("any source on {} ({why})", describe_ports(&ports));
                 self.left_out(format!(
                     "ingress of {}/{} allows {note} for client {}",
@@ -115,6 +121,9 @@ impl Planner<'_> {
         rules.extend(self.dns_rules());
         let mut notes = workload_notes(&me);
         notes.insert("peers".to_owned(), peers_note.join("; "));
+        if let Some(my_mesh) = me.mesh {
+            notes.insert("mesh".to_owned(), mesh::egress_note(my_mesh));
+        }
         if !open.is_empty() {
             notes.insert("open".to_owned(), open.join("; "));
         }
@@ -162,6 +171,8 @@ impl Planner<'_> {
         }
         let server = self.selectable(namespace, &call.server).map_err(|u| u.why)?;
         let (ports, why) = self.edge_ports(&edge(client, call), server);
+        let me = self.info.workload(&client.namespace, &client.name).map(|me| me.mesh);
+        let ports = mesh::wire_ports(server.mesh, me.map_or(PeerMesh::Unknown, PeerMesh::Known), ports);
         let note = format!("{}.{}: {} ({why})", server.name, server.namespace, describe_ports(&ports));
         Ok((Rule { peers: vec![Self::peer_of(server)], ports, dns: false }, note))
     }
