@@ -45,7 +45,7 @@ impl Clients {
 }
 
 fn filter_for(hosts: &[IpAddr]) -> String {
-    let node = NodeAddresses { networks: Vec::new(), hosts: hosts.to_vec() };
+    let node = NodeAddresses { hosts: hosts.to_vec(), ..NodeAddresses::default() };
     node_filter::for_node(DEFAULT_FILTER, Some(SYN_FILTER), &node).unwrap()
 }
 

@@ -159,7 +159,7 @@ impl Args {
     /// [`Args::capture_filter`].
     pub fn live_capture_filter(&self) -> String {
         let Some(spec) = self.node_filter() else { return self.capture_filter() };
-        let networks = NodeAddresses { networks: self.pod_networks(), hosts: Vec::new() };
+        let networks = NodeAddresses { networks: self.pod_networks(), ..NodeAddresses::default() };
         node_filter::for_node(&spec.answers, spec.syns.as_deref(), &networks).unwrap_or_else(|| self.capture_filter())
     }
 

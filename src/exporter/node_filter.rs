@@ -12,6 +12,7 @@ use crate::exporter::metrics::{FilterOutcome, Metrics, Outcome};
 use crate::exporter::pipeline::SharedInventory;
 use crate::sources::capture::node_filter::{self, NodeAddresses};
 use crate::sources::capture::source::PacketSource;
+use crate::sources::inventory::Inventory;
 
 /// What the node filter is built from.
 #[derive(Clone, Debug)]
@@ -78,7 +79,20 @@ impl NodeFilter {
             return None;
         }
         self.seen = Some(changes);
-        let pods: Vec<IpAddr> = inventory.node_pod_addresses(&self.spec.node);
-        Some(NodeAddresses::of(inventory.node_pod_cidrs(&self.spec.node), &pods))
+        Some(node_addresses(&inventory, &self.spec.node))
+    }
+}
+
+/// What `node`'s pods send from and receive at, by the inventory's account: the node's CIDRs where they describe
+/// its pods, else the pods' addresses; answers to its DNS servers left out.
+pub fn node_addresses(inventory: &Inventory, node: &str) -> NodeAddresses {
+    let pods: Vec<IpAddr> = inventory.node_pod_addresses(node);
+    NodeAddresses::of(inventory.node_pod_cidrs(node), &pods).except_dns_servers(inventory.dns_server_addresses())
+}
+
+impl NodeFilterSpec {
+    /// The node filter for what `inventory` knows now; `None` while it knows no address of the node.
+    pub fn filter(&self, inventory: &Inventory) -> Option<String> {
+        node_filter::for_node(&self.answers, self.syns.as_deref(), &node_addresses(inventory, &self.node))
     }
 }

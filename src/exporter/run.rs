@@ -153,7 +153,12 @@ impl Sources {
             },
             None => {
                 let (interface, delivery) = (args.interface.clone(), args.delivery());
-                let filter = args.live_capture_filter();
+                // A loaded inventory knows the node's pods already: the capture opens filtered to them.
+                let known = match (&inventory, args.node_filter()) {
+                    (InventorySource::Loaded(loaded), Some(spec)) => spec.filter(loaded),
+                    _ => None,
+                };
+                let filter = known.unwrap_or_else(|| args.live_capture_filter());
                 tracing::info!(delivery = ?delivery, filter = %filter, "live capture");
                 Packets {
                     source: source::open_live_with(&interface, &filter, delivery)?,

@@ -17,6 +17,9 @@ pub struct NodeAddresses {
     pub networks: Vec<IpNet>,
     /// Single addresses: pods' own, where no CIDR describes them.
     pub hosts: Vec<IpAddr>,
+    /// The node's DNS servers (CoreDNS, a node-local cache pod): answers to them are lookups they forwarded,
+    /// never counted (docs/design.md §3), so the kernel keeps them out; their SYNs still pass.
+    pub dns_servers: Vec<IpAddr>,
 }
 
 impl NodeAddresses {
@@ -26,10 +29,20 @@ impl NodeAddresses {
     pub fn of(cidrs: &[IpNet], pod_addresses: &[IpAddr]) -> NodeAddresses {
         let described = pod_addresses.iter().all(|ip| cidrs.iter().any(|net| net.contains(ip)));
         if !cidrs.is_empty() && described {
-            NodeAddresses { networks: cidrs.to_vec(), hosts: Vec::new() }
+            NodeAddresses { networks: cidrs.to_vec(), ..NodeAddresses::default() }
         } else {
-            NodeAddresses { networks: Vec::new(), hosts: pod_addresses.to_vec() }
+            NodeAddresses { hosts: pod_addresses.to_vec(), ..NodeAddresses::default() }
         }
+    }
+
+    /// The same, without answers to these DNS servers (the node's own ones among them).
+    pub fn except_dns_servers(mut self, servers: impl IntoIterator<Item = IpAddr>) -> NodeAddresses {
+        let own = |ip: &IpAddr| self.hosts.contains(ip) || self.networks.iter().any(|net| net.contains(ip));
+        let mut servers: Vec<IpAddr> = servers.into_iter().filter(own).collect();
+        servers.sort_unstable();
+        servers.dedup();
+        self.dns_servers = servers;
+        self
     }
 
     /// How many networks and addresses the filter names.
@@ -44,14 +57,17 @@ impl NodeAddresses {
 
     /// `dst net N or dst host H ...` (with `dir` = `dst` or `src`).
     fn terms(&self, dir: &str) -> String {
-        let mut terms = String::new();
-        for net in &self.networks {
-            let _ = write!(terms, "{}{dir} net {net}", if terms.is_empty() { "" } else { " or " });
+        let nets = self.networks.iter().map(|net| format!("{dir} net {net}"));
+        nets.chain(self.hosts.iter().map(|host| format!("{dir} host {host}"))).collect::<Vec<_>>().join(" or ")
+    }
+
+    /// ` and not (dst host D ...)` for the DNS servers, or nothing.
+    fn except_answers_to_dns_servers(&self) -> String {
+        if self.dns_servers.is_empty() {
+            return String::new();
         }
-        for host in &self.hosts {
-            let _ = write!(terms, "{}{dir} host {host}", if terms.is_empty() { "" } else { " or " });
-        }
-        terms
+        let hosts: Vec<String> = self.dns_servers.iter().map(|ip| format!("dst host {ip}")).collect();
+        format!(" and not ({})", hosts.join(" or "))
     }
 }
 
@@ -63,7 +79,7 @@ pub fn for_node(answers: &str, syns: Option<&str>, node: &NodeAddresses) -> Opti
         return None;
     }
     // pcap's `and` and `or` bind equally, left to right: each conjunction needs its own parentheses.
-    let mut filter = format!("(({answers}) and ({}))", node.terms("dst"));
+    let mut filter = format!("(({answers}) and ({}){})", node.terms("dst"), node.except_answers_to_dns_servers());
     if let Some(syns) = syns {
         let _ = write!(filter, " or (({syns}) and ({}))", node.terms("src"));
     }
@@ -82,7 +98,7 @@ mod tests {
     fn cidrs_that_hold_every_pod_are_the_filter_otherwise_the_pods_are() {
         let cidrs: Vec<IpNet> = vec!["10.244.3.0/24".parse().unwrap()];
         let inside = NodeAddresses::of(&cidrs, &ips(&["10.244.3.5", "10.244.3.9"]));
-        assert_eq!(inside, NodeAddresses { networks: cidrs.clone(), hosts: Vec::new() });
+        assert_eq!(inside, NodeAddresses { networks: cidrs.clone(), ..NodeAddresses::default() });
         let elsewhere = NodeAddresses::of(&cidrs, &ips(&["10.244.3.5", "192.168.7.2"]));
         assert_eq!(elsewhere.hosts, ips(&["10.244.3.5", "192.168.7.2"]));
         assert!(elsewhere.networks.is_empty());
@@ -92,7 +108,11 @@ mod tests {
 
     #[test]
     fn the_filter_keeps_answers_to_and_syns_from_the_node() {
-        let node = NodeAddresses { networks: vec!["10.244.3.0/24".parse().unwrap()], hosts: ips(&["fd00::7"]) };
+        let node = NodeAddresses {
+            networks: vec!["10.244.3.0/24".parse().unwrap()],
+            hosts: ips(&["fd00::7"]),
+            ..NodeAddresses::default()
+        };
         assert_eq!(
             for_node("udp src port 53", Some("tcp[13] == 2"), &node).unwrap(),
             "((udp src port 53) and (dst net 10.244.3.0/24 or dst host fd00::7)) or ((tcp[13] == 2) and \
@@ -100,5 +120,12 @@ mod tests {
         );
         assert_eq!(for_node("udp", None, &node).unwrap(), "((udp) and (dst net 10.244.3.0/24 or dst host fd00::7))");
         assert_eq!(for_node("udp", None, &NodeAddresses::default()), None);
+        let dns = node.except_dns_servers(ips(&["10.244.3.53", "10.96.0.10"]));
+        assert_eq!(dns.dns_servers, ips(&["10.244.3.53"]), "only the node's own");
+        assert_eq!(
+            for_node("udp", Some("syn"), &dns).unwrap(),
+            "((udp) and (dst net 10.244.3.0/24 or dst host fd00::7) and not (dst host 10.244.3.53)) or ((syn) and \
+             (src net 10.244.3.0/24 or src host fd00::7))"
+        );
     }
 }

@@ -335,6 +335,12 @@ impl Inventory {
             || self.services_by_ip.get(ip).is_some_and(|&id| self.services.get(id).dns)
     }
 
+    /// Every address the DNS-server rule names by the inventory's account: backends of Services that expose
+    /// port 53.
+    pub fn dns_server_addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.dns_servers.keys().copied()
+    }
+
     /// The known pods behind a service's endpoints, in slice-name then endpoint order, each with the
     /// endpoint's hostname.
     pub fn backing_pods<'s>(
