@@ -48,28 +48,41 @@ impl Collector for ProcessCollector {
 }
 
 fn sample() -> Option<Sample> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) may contain spaces and parentheses; fields are counted after its last ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3)?.parse::<f64>().ok();
-    let ticks = clock_ticks_per_second();
-    let page = page_size();
-    let boot = boot_time_seconds()?;
+    let stat = procfs::process::Process::myself().and_then(|me| me.stat()).ok()?;
+    let ticks = procfs::ticks_per_second() as f64;
+    let boot = procfs::boot_time_secs().ok()? as f64;
     Some(Sample {
-        rss_bytes: field(24)? * page,
-        cpu_seconds: (field(14)? + field(15)?) / ticks,
-        start_time_seconds: boot + field(22)? / ticks,
+        rss_bytes: stat.rss as f64 * procfs::page_size() as f64,
+        cpu_seconds: (stat.utime + stat.stime) as f64 / ticks,
+        start_time_seconds: boot + stat.starttime as f64 / ticks,
     })
 }
 
-fn boot_time_seconds() -> Option<f64> {
-    procfs::boot_time_secs().ok().map(|s| s as f64)
-}
+#[cfg(test)]
+mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
 
-fn clock_ticks_per_second() -> f64 {
-    procfs::ticks_per_second() as f64
-}
-
-fn page_size() -> f64 {
-    procfs::page_size() as f64
+    #[test]
+    fn the_sample_is_this_process() {
+        let sample = super::sample().expect("/proc/self/stat is readable");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let vm_rss_kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            (sample.rss_bytes / 1024.0 - vm_rss_kib).abs() < vm_rss_kib / 2.0,
+            "{} vs {vm_rss_kib} KiB",
+            sample.rss_bytes
+        );
+        assert!(sample.cpu_seconds >= 0.0);
+        // The test process started within the last hour (the clock's ticks make it exact to 10 ms, boot time to 1 s).
+        assert!(sample.start_time_seconds <= now + 1.0 && sample.start_time_seconds > now - 3600.0);
+    }
 }

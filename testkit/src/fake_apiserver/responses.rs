@@ -4,7 +4,7 @@
 use std::io;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt};
 use http_body_util::BodyExt;
 use http_body_util::StreamBody;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -65,7 +65,7 @@ pub(super) fn failure(
 /// A response of one piece carrying `sent`.
 pub(super) fn single(code: u16, body: Bytes, sent: Sent, meter: &Meter) -> Response<Body> {
     let chunk = Chunk { bytes: body, sent, ends_list: false };
-    metered(code, futures::stream::iter([Ok(chunk)]), meter.clone(), None)
+    metered(code, futures_util::stream::iter([Ok(chunk)]), meter.clone(), None)
 }
 
 /// A response streaming `chunks`, each counted as hyper takes it; `guard` (a list in flight) is released with

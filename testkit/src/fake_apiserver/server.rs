@@ -6,7 +6,7 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures_util::StreamExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -282,7 +282,7 @@ fn list(shared: &Arc<Shared>, call: &Call, route: &Route, filter: &Filter, meter
     );
     // Yielding after each piece lets concurrent lists progress side by side, as on a real server, instead of
     // one filling the socket buffers while the others wait unanswered.
-    let chunks = futures::stream::iter(list_chunks(head, items)).then(|chunk| async {
+    let chunks = futures_util::stream::iter(list_chunks(head, items)).then(|chunk| async {
         tokio::task::yield_now().await;
         Ok(chunk)
     });

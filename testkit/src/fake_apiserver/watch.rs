@@ -42,7 +42,7 @@ pub(super) fn watch(
 ) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<io::Result<Chunk>>(16);
     tokio::spawn(async move { run(&shared, &request, &tx).await });
-    let chunks = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
     metered(200, chunks, meter, guard)
 }
 

@@ -306,7 +306,7 @@ pub fn client_config(kubeconfig: Option<&Path>) -> Result<Config, Error> {
 fn from_kubeconfig(kubeconfig: Kubeconfig) -> Result<Config, KubeconfigError> {
     // The loader is async only in signature (exec credentials run later, per request), so this returns at
     // once without a runtime.
-    futures::executor::block_on(Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()))
+    futures_executor::block_on(Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()))
 }
 
 /// A client that counts watch requests per kind into `status` (the watcher re-watches silently after a

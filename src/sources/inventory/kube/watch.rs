@@ -11,8 +11,8 @@ use tokio::time::Instant;
 use ::kube::Resource;
 use ::kube::api::{Api, PartialObjectMeta};
 use ::kube::runtime::watcher::{self, Event};
-use futures::StreamExt;
-use futures::stream::BoxStream;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -280,7 +280,11 @@ enum Refusal {
 impl Watch {
     /// The next batch of events; `None` when the stream ended, or when a streaming list did not end by
     /// `deadline` (the watch then lists instead).
-    async fn next_batch<S: futures::Stream + Unpin>(&mut self, events: &mut S, deadline: Instant) -> Option<S::Item> {
+    async fn next_batch<S: futures_util::Stream + Unpin>(
+        &mut self,
+        events: &mut S,
+        deadline: Instant,
+    ) -> Option<S::Item> {
         if !self.streaming || self.index.lists_done > 0 {
             return events.next().await;
         }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::config::{KubeConfigOptions, Kubeconfig};
