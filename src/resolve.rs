@@ -329,19 +329,13 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// The workload identity of a pod (docs/design.md §4.1). The resolver itself uses the owner-chain root the index
-    /// keeps for each pod; this walks the chain for a record from anywhere, with the same result.
-    pub fn workload_of(&self, pod: &PodRecord) -> Workload {
-        Identity::of(pod, self.inventory.owner_root(&pod.namespace, pod.owner.as_ref()).as_ref()).workload()
-    }
-
-    /// The client pod, or why this observation is not counted here.
     /// Whether `client` is a pod on another node at `at` (always false without `--node-name`): the test the
     /// resolver applies first to a DNS answer, available before the answer is parsed.
     pub fn client_on_other_node(&self, client: IpAddr, at: UnixMicros) -> bool {
         self.config.node_name.is_some() && matches!(self.local_client(client, at), Err(Resolution::OtherNode))
     }
 
+    /// The client pod, or why this observation is not counted here.
     fn local_client(&self, ip: IpAddr, at: UnixMicros) -> Result<&'a PodEntry, Resolution> {
         let pod = match self.pod_for_ip(&ip, at) {
             Ok(pod) => pod,

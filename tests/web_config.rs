@@ -120,7 +120,7 @@ fn tls_and_basic_auth_are_enforced() {
     let plain_url = format!("http://127.0.0.1:{port}/metrics");
     assert_eq!(status(&plain, &plain_url, Some(("prometheus", "right-password"))), None, "plain HTTP is refused");
 
-    // A changed file takes effect at the next connection (a rotated Secret), no restart.
+    // A changed file takes effect within a second (a rotated Secret), no restart.
     std::fs::write(&config, web_config("rotated", "")).unwrap();
     eventually("the rewritten web config to be picked up", Duration::from_secs(10), || {
         (status(&client, &metrics, Some(("prometheus", "rotated"))) == Some(200)).then_some(())

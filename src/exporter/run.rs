@@ -55,6 +55,9 @@ pub enum Error {
     /// The web configuration file (`--web-config-file`) cannot be used.
     #[error(transparent)]
     WebConfig(#[from] crate::exporter::web_config::Error),
+    /// A source's thread could not start (the system's thread or memory limits).
+    #[error("cannot start the {0} thread: {1}")]
+    Thread(&'static str, std::io::Error),
     /// The flags do not describe a runnable configuration.
     #[error("{0}")]
     Usage(String),
@@ -67,7 +70,7 @@ impl Error {
             Error::Inventory(e) => e.is_bad_input(),
             Error::Kube(e) => e.is_bad_input(),
             Error::Capture(e) => e.is_bad_input(),
-            Error::Listen(_) | Error::Runtime(_) | Error::Sockets(_) => false,
+            Error::Listen(_) | Error::Runtime(_) | Error::Sockets(_) | Error::Thread(..) => false,
             Error::Usage(_) | Error::WebConfig(_) => true,
         }
     }
@@ -306,9 +309,11 @@ pub async fn run(settings: Settings, sources: Sources, shutdown: impl Future<Out
     if let Some(sockets) = sources.sockets {
         threads.push(spawn_socket_scanner(sockets, &core, stop.clone())?);
     }
-    let state =
-        AppState { registry: core.registry.clone(), readiness: core.readiness.clone(), web: Arc::new(settings.web) };
+    let web = Arc::new(settings.web);
+    let reload = tokio::spawn(web.clone().watch());
+    let state = AppState { registry: core.registry.clone(), readiness: core.readiness.clone(), web };
     server::serve(settings.listener, state, shutdown).await;
+    reload.abort();
     stop.store(true, Ordering::Release);
     for thread in threads {
         if thread.join().is_err() {
@@ -343,7 +348,7 @@ fn spawn_capture(packets: Packets, core: &Core, stop: Arc<AtomicBool>) -> Result
         let capture = Capture { pipeline, metrics, stop, node_filter };
         capture_loop(source, capture, packets.reopen);
     });
-    thread.map_err(|e| Error::Usage(format!("cannot start the capture thread: {e}")))
+    thread.map_err(|e| Error::Thread("capture", e))
 }
 
 /// Marks a source down when its thread unwinds, so a dead thread shows on `/metrics` at once.
@@ -547,7 +552,7 @@ fn spawn_socket_scanner(sockets: SocketScan, core: &Core, stop: Arc<AtomicBool>)
             }
         }
     });
-    thread.map_err(|e| Error::Usage(format!("cannot start the socket scan thread: {e}")))
+    thread.map_err(|e| Error::Thread("socket scan", e))
 }
 
 /// One full scan: new client-side connections are resolved and counted; the rest feeds the self-metrics.

@@ -24,8 +24,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use rustls::server::WebPkiClientVerifier;
@@ -102,19 +102,29 @@ impl std::fmt::Debug for Settings {
 }
 
 /// The web configuration of a running server: the file, its current settings, and what to watch for changes.
+/// A connection only reads the settings; [`WebConfig::watch`] stats the files, off the request path.
 #[derive(Debug, Default)]
 pub struct WebConfig {
     path: Option<PathBuf>,
-    state: Mutex<Loaded>,
+    settings: RwLock<Settings>,
+    files: Mutex<Files>,
 }
 
 #[derive(Debug, Default)]
 struct Loaded {
     settings: Settings,
-    /// The modification times of the web config and every file it names, as last loaded.
-    fingerprint: Vec<Option<SystemTime>>,
-    watched: Vec<PathBuf>,
+    files: Files,
 }
+
+/// What the last load read, and when each file was modified then.
+#[derive(Debug, Default)]
+struct Files {
+    watched: Vec<PathBuf>,
+    fingerprint: Vec<Option<SystemTime>>,
+}
+
+/// How often [`WebConfig::watch`] looks for a changed file: a rotated Secret takes effect within this.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 impl WebConfig {
     /// No TLS, no auth (no `--web-config-file`).
@@ -124,29 +134,49 @@ impl WebConfig {
 
     /// Loads `path`; any problem is a start-up error naming the file and the field.
     pub fn load(path: &Path) -> Result<WebConfig, Error> {
-        let loaded = load_file(path)?;
-        Ok(WebConfig { path: Some(path.to_owned()), state: Mutex::new(loaded) })
+        let Loaded { settings, files } = load_file(path)?;
+        Ok(WebConfig { path: Some(path.to_owned()), settings: RwLock::new(settings), files: Mutex::new(files) })
     }
 
-    /// The settings for a new connection, re-read first if a watched file changed since the last load.
+    /// The settings for a new connection.
     pub fn current(&self) -> Settings {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(path) = &self.path
-            && fingerprint(&state.watched) != state.fingerprint
-        {
-            match load_file(path) {
-                Ok(loaded) => {
-                    tracing::info!(file = %path.display(), settings = ?loaded.settings, "web config reloaded");
-                    *state = loaded;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "web config changed but does not load; keeping the previous one");
-                    // Do not retry on every connection until the files change again.
-                    state.fingerprint = fingerprint(&state.watched);
-                }
+        self.settings.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Re-reads the file if it or a file it names changed since the last load; a file that no longer loads keeps
+    /// the previous settings (logged once per change). Blocking: it stats and reads files.
+    pub fn refresh(&self) {
+        let Some(path) = &self.path else { return };
+        let mut files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+        if fingerprint(&files.watched) == files.fingerprint {
+            return;
+        }
+        match load_file(path) {
+            Ok(loaded) => {
+                tracing::info!(file = %path.display(), settings = ?loaded.settings, "web config reloaded");
+                *self.settings.write().unwrap_or_else(PoisonError::into_inner) = loaded.settings;
+                *files = loaded.files;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "web config changed but does not load; keeping the previous one");
+                files.fingerprint = fingerprint(&files.watched);
             }
         }
-        state.settings.clone()
+    }
+
+    /// Refreshes every [`RELOAD_INTERVAL`] on a blocking thread, for as long as the server runs; returns at once
+    /// without a file.
+    pub async fn watch(self: Arc<Self>) {
+        if self.path.is_none() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(RELOAD_INTERVAL).await;
+            let this = self.clone();
+            if tokio::task::spawn_blocking(move || this.refresh()).await.is_err() {
+                tracing::error!("the web config reload panicked");
+            }
+        }
     }
 }
 
@@ -177,7 +207,7 @@ fn load_file(path: &Path) -> Result<Loaded, Error> {
         None => None,
     };
     let fingerprint = fingerprint(&watched);
-    Ok(Loaded { settings: Settings { tls, auth }, fingerprint, watched })
+    Ok(Loaded { settings: Settings { tls, auth }, files: Files { watched, fingerprint } })
 }
 
 fn field(file: &Path, field: &'static str, message: impl Into<String>) -> Error {
@@ -303,11 +333,14 @@ fn read_certs(file: &Path, what: &'static str, path: &Path) -> Result<Vec<Certif
 #[derive(Debug)]
 pub struct BasicAuth {
     users: BTreeMap<String, String>,
+    /// What an unknown user's password is checked against: the costliest configured hash.
+    decoy: String,
     verified: Mutex<HashSet<[u8; 32]>>,
 }
 
-/// A valid bcrypt hash checked for unknown users, so that a wrong user name costs as long as a wrong password
-/// and response times do not tell which user names exist.
+/// Checked for an unknown user when no user is configured. With users, an unknown user is checked against the
+/// costliest configured hash instead (a success still refuses): a wrong user name then costs as long as the
+/// slowest wrong password, and response times do not tell which user names exist.
 const DUMMY_HASH: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
 
 impl BasicAuth {
@@ -323,7 +356,9 @@ impl BasicAuth {
                 return Err(field(file, "basic_auth_users", message));
             }
         }
-        Ok(BasicAuth { users, verified: Mutex::new(HashSet::new()) })
+        let cost = |hash: &String| hash.parse::<bcrypt::HashParts>().map_or(0, |parts| parts.get_cost());
+        let decoy = users.values().max_by_key(|hash| cost(hash)).cloned().unwrap_or_else(|| DUMMY_HASH.to_owned());
+        Ok(BasicAuth { users, decoy, verified: Mutex::new(HashSet::new()) })
     }
 
     /// Whether an `Authorization` header value carries valid credentials. Runs bcrypt on a blocking thread.
@@ -336,7 +371,7 @@ impl BasicAuth {
         }
         let this = self.clone();
         let checked = tokio::task::spawn_blocking(move || {
-            let ok = bcrypt::verify(&password, hash.as_deref().unwrap_or(DUMMY_HASH)).unwrap_or(false);
+            let ok = bcrypt::verify(&password, hash.as_deref().unwrap_or(&this.decoy)).unwrap_or(false);
             let ok = ok && hash.is_some();
             if ok {
                 this.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
@@ -429,5 +464,38 @@ mod tests {
     #[test]
     fn the_dummy_hash_is_a_valid_bcrypt_hash() {
         assert!(DUMMY_HASH.parse::<bcrypt::HashParts>().is_ok());
+    }
+
+    #[test]
+    fn an_unknown_user_costs_the_costliest_configured_hash() {
+        let (cheap, dear) = (bcrypt::hash("a", 4).unwrap(), bcrypt::hash("b", 6).unwrap());
+        let users = BTreeMap::from([("x".to_owned(), dear.clone()), ("y".to_owned(), cheap)]);
+        assert_eq!(BasicAuth::new(Path::new("web.yml"), users).unwrap().decoy, dear);
+        assert_eq!(BasicAuth::new(Path::new("web.yml"), BTreeMap::new()).unwrap().decoy, DUMMY_HASH);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_with_a_known_users_password_is_refused() {
+        let users = BTreeMap::from([("prom".to_owned(), bcrypt::hash("s3cret", 4).unwrap())]);
+        let auth = Arc::new(BasicAuth::new(Path::new("web.yml"), users).unwrap());
+        let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("intruder:s3cret"));
+        assert!(!auth.authorize(Some(header.as_bytes())).await);
+    }
+
+    #[test]
+    fn a_changed_file_is_picked_up_by_refresh_and_a_broken_one_keeps_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "web.yml", "");
+        let config = WebConfig::load(&path).unwrap();
+        let hash = bcrypt::hash("p", 4).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        write(dir.path(), "web.yml", &format!("basic_auth_users:\n  prom: {hash}\n"));
+        assert!(config.current().auth.is_none(), "connections read the settings; only refresh re-reads the file");
+        config.refresh();
+        assert!(config.current().auth.is_some());
+        std::thread::sleep(Duration::from_millis(20));
+        write(dir.path(), "web.yml", "basic_auth_user: {}\n");
+        config.refresh();
+        assert!(config.current().auth.is_some(), "a broken file keeps the previous settings");
     }
 }

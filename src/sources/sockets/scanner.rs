@@ -49,18 +49,6 @@ pub struct SocketOutcomes {
 }
 
 impl SocketOutcomes {
-    /// `(label, count)` pairs with short stable labels, for a self-metric.
-    pub fn by_label(&self) -> [(&'static str, usize); 6] {
-        [
-            ("client", self.client),
-            ("already_seen", self.already_seen),
-            ("server_side", self.server_side),
-            ("loopback", self.loopback),
-            ("not_established", self.not_established),
-            ("malformed", self.malformed),
-        ]
-    }
-
     fn count(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Client(_) => self.client += 1,
