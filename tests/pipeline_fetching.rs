@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use network_mapper::IpNet;
 use network_mapper::exporter::metrics::{DnsOutcome, Enabled, LabelValue, Limits, Metrics, Outcome};
-use network_mapper::exporter::pipeline::{DnsPipeline, RETRY_MICROS, Recorder, SharedInventory};
+use network_mapper::exporter::pipeline::{DnsPipeline, FETCH_WAIT_MICROS, RETRY_MICROS, Recorder, SharedInventory};
 use network_mapper::exporter::server::{Exposition, encode_metrics};
 use network_mapper::resolve::ResolveConfig;
 use network_mapper::sources::capture::frame::LinkType;
@@ -130,6 +130,8 @@ fn a_failed_or_late_fetch_is_unresolved_never_the_services_name() {
     h.recorder.retry_pending(AT + 1_000_000, false);
     assert_eq!((h.dns("unresolved"), h.recorder.pending()), (1, 1), "cart failed; db still waits");
     h.recorder.retry_pending(AT + 1_000_000 + RETRY_MICROS, false);
+    assert_eq!(h.recorder.pending(), 1, "a fetch is waited for longer than a client pod");
+    h.recorder.retry_pending(AT + 1_000_000 + FETCH_WAIT_MICROS, false);
     assert_eq!((h.dns("unresolved"), h.dns("counted"), h.recorder.pending()), (2, 0, 0), "db waited too long");
     let failed = r#"network_mapper_unresolved_total{source="dns",side="server",reason="fetch_failed"} 2"#;
     assert!(h.scrape().contains(failed), "{}", h.scrape());
