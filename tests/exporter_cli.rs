@@ -94,6 +94,46 @@ fn invalid_inventory_file_exits_2_naming_the_file() {
 }
 
 #[test]
+fn an_inventory_that_cannot_name_workloads_is_loud() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("inventory.yaml");
+    let print = |file: &std::path::Path| {
+        run(&["--pcap-file", CAPTURE, "--inventory-file", file.to_str().unwrap(), "--print-metrics"])
+    };
+    // Deployments and Services but no Pod: no client can be named.
+    std::fs::write(
+        &file,
+        "kind: List\nitems:\n- {kind: Deployment, metadata: {name: web, namespace: shop}}\n\
+         - {kind: Service, metadata: {name: web, namespace: shop}, spec: {clusterIP: 10.96.0.9}}\n",
+    )
+    .unwrap();
+    let out = print(&file);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("inventory.yaml") && err.contains("holds no Pod (only 1 Service(s), 1 other object(s))"),
+        "{err}"
+    );
+    assert!(err.contains(network_mapper::sources::inventory::naming::KUBECTL_GET), "{err}");
+
+    // Pods whose ReplicaSet is missing: counted, with a warning naming the kind.
+    std::fs::write(
+        &file,
+        "kind: List\nitems:\n- kind: Pod\n  metadata: {name: web-7d9f-x, namespace: shop, ownerReferences: \
+         [{kind: ReplicaSet, name: web-7d9f, controller: true, apiVersion: apps/v1, uid: u}]}\n  \
+         status: {podIP: 10.0.1.10}\n",
+    )
+    .unwrap();
+    let out = print(&file);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 pod(s) owned by a ReplicaSet that the inventory does not hold"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn truncated_and_corrupt_capture_files_exit_2_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let whole = std::fs::read(CAPTURE).unwrap();

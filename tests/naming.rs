@@ -110,3 +110,44 @@ fn the_exporter_and_the_reducer_name_every_shape_of_pod_alike() {
         assert_eq!(workload.kind, kind, "the reducer's kind of {name}");
     }
 }
+
+#[test]
+fn both_binaries_warn_alike_about_an_inventory_that_cannot_name_pods() {
+    use network_mapper::sources::inventory::naming::KUBECTL_GET;
+    let orphan = Pod::new("shop", "web-7d9f-x", "10.0.1.10").owner("ReplicaSet", "web-7d9f").json();
+    let cluster = ClusterInfo::from_objects(vec![orphan.clone()]).unwrap();
+    let expected = "1 pod(s) owned by a ReplicaSet that the inventory does not hold";
+    assert!(
+        cluster.warnings.iter().any(|w| w.starts_with(expected) && w.ends_with(KUBECTL_GET)),
+        "{:?}",
+        cluster.warnings
+    );
+    let list = json!({"kind": "List", "items": [orphan]}).to_string();
+    let inventory = parse_inventory(&list).unwrap();
+    assert_eq!(inventory.pods_of_missing_owners(), [("ReplicaSet".to_owned(), 1)].into());
+
+    let no_pods = ClusterInfo::from_objects(vec![
+        json!({"kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}}),
+    ]);
+    let no_pods = no_pods.unwrap();
+    assert!(no_pods.warnings.iter().any(|w| w.contains("holds no Pod (only Deployment)")), "{:?}", no_pods.warnings);
+}
+
+/// The docs give one `kubectl get` for an inventory file, the one both binaries name in their help and errors.
+#[test]
+fn every_inventory_command_in_the_docs_is_the_one() {
+    use network_mapper::sources::inventory::naming::KUBECTL_GET;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    files.extend(std::fs::read_dir(root.join("docs")).unwrap().map(|e| e.unwrap().path()));
+    let mut found = 0;
+    for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "md")) {
+        for line in std::fs::read_to_string(file).unwrap().lines() {
+            if line.trim_start().starts_with("kubectl get") && line.contains("pods") {
+                assert_eq!(line.trim(), KUBECTL_GET, "{}", file.display());
+                found += 1;
+            }
+        }
+    }
+    assert!(found >= 1, "the docs show the command");
+}

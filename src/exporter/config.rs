@@ -99,9 +99,12 @@ pub struct Args {
     #[arg(long, env = "NETMAP_START_JITTER", default_value = "5s", value_parser = humantime::parse_duration)]
     pub start_jitter: Duration,
 
-    /// Static inventory instead of the API: a Kubernetes List, YAML or JSON
-    /// (e.g. `kubectl get pods,services,endpointslices,replicasets,jobs -A -o yaml`).
-    #[arg(long, env = "NETMAP_INVENTORY_FILE")]
+    /// Static inventory instead of the API: a Kubernetes List, YAML or JSON.
+    #[arg(
+        long,
+        env = "NETMAP_INVENTORY_FILE",
+        help = concat!("Static inventory instead of the API: a Kubernetes List, YAML or JSON, as `", crate::kubectl_get_inventory!(), "` writes it")
+    )]
     pub inventory_file: Option<PathBuf>,
 
     /// Cluster DNS domain [default: from the /etc/resolv.conf search list, else cluster.local].

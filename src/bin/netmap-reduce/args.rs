@@ -71,9 +71,14 @@ pub struct Args {
 /// Where the workloads' labels and selectors come from (`--format networkpolicy`, `impact`).
 #[derive(Debug, clap::Args)]
 pub struct ClusterArgs {
-    /// Workloads from this `kubectl get deploy,sts,ds,cronjobs,jobs,pods,services,endpointslices,namespaces -A
-    /// -o yaml` file instead of the API.
-    #[arg(long, env = "NETMAP_INVENTORY_FILE", value_name = "PATH", conflicts_with = "kubeconfig")]
+    /// Workloads from this file instead of the API.
+    #[arg(
+        long,
+        env = "NETMAP_INVENTORY_FILE",
+        value_name = "PATH",
+        conflicts_with = "kubeconfig",
+        help = concat!("Workloads from this file instead of the API, as `", network_mapper::kubectl_get_inventory!(), "` writes it")
+    )]
     pub inventory_file: Option<PathBuf>,
 
     /// Workloads from the API with this kubeconfig (default: in-cluster, $KUBECONFIG, ~/.kube/config).

@@ -1,6 +1,6 @@
 //! What policies need to know about the cluster: each workload's pod selector and network mode, the Services
 //! in front of them (their target ports), the DNS servers and the API server's addresses. Built from
-//! Kubernetes objects as `kubectl get deploy,sts,ds,cronjobs,jobs,pods,services -A -o yaml` prints them, or as
+//! Kubernetes objects as [`naming::KUBECTL_GET`] prints them, or as
 //! the API lists them ([`super::api`]); both arrive here as JSON values.
 //!
 //! Workloads are named exactly as the exporter names them (`docs/design.md` §4.1): the Otterize annotation,
@@ -110,9 +110,7 @@ impl ClusterInfo {
             flatten(value, &mut values);
         }
         if values.is_empty() {
-            return Err("no Kubernetes objects found: expected the output of `kubectl get deploy,sts,ds,cronjobs,\
-                        jobs,pods,services -A -o yaml`"
-                .into());
+            return Err(format!("no Kubernetes objects found: expected the output of `{}`", naming::KUBECTL_GET));
         }
         Self::from_objects(values)
     }
@@ -267,6 +265,7 @@ fn build(objects: Vec<Object>) -> ClusterInfo {
             }
         }
     }
+    let mut warnings = naming_gaps(&pods, &owners);
     // Identity → its pods.
     let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
     for pod in pods {
@@ -285,8 +284,30 @@ fn build(objects: Vec<Object>) -> ClusterInfo {
         let workload = workload(namespace.clone(), (name.clone(), kind), root, &pods);
         info.workloads.insert((namespace, name), workload);
     }
-    info.warnings = overlapping_selectors(&info);
+    warnings.extend(overlapping_selectors(&info));
+    info.warnings = warnings;
     info
+}
+
+/// What the objects lack to name workloads as the exporter does: Pods at all (the controllers' own selectors
+/// still serve, but host-network pods and named ports are unknown), or the ReplicaSets and Jobs that own pods.
+fn naming_gaps(pods: &[Object], owners: &HashMap<OwnerKey, Object>) -> Vec<String> {
+    if pods.is_empty() {
+        let mut kinds: Vec<String> = owners.values().map(|o| o.kind.clone()).collect();
+        kinds.sort();
+        kinds.dedup();
+        return vec![naming::no_pods_message(&kinds)];
+    }
+    let mut missing = BTreeMap::new();
+    for pod in pods {
+        let Some((kind, name)) = &pod.owner else { continue };
+        if naming::OWNED_OWNER_KINDS.contains(&kind.as_str())
+            && !owners.contains_key(&(pod.namespace.clone(), kind.clone(), name.clone()))
+        {
+            *missing.entry(kind.clone()).or_insert(0) += 1;
+        }
+    }
+    naming::missing_owners_warning(&missing).into_iter().collect()
 }
 
 /// The API server's addresses and ports, when `object` holds `default/kubernetes`'s endpoints.

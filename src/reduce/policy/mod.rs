@@ -54,7 +54,7 @@ pub enum PolicyFormat {
 /// Where the workloads' selectors come from.
 #[derive(Debug, Clone)]
 pub enum ClusterSource {
-    /// `--inventory-file`: `kubectl get deploy,sts,ds,cronjobs,jobs,pods,services -A -o yaml`.
+    /// `--inventory-file`, as [`crate::sources::inventory::naming::KUBECTL_GET`] writes it.
     File(PathBuf),
     /// The API (`--kubeconfig`, else in-cluster or `$KUBECONFIG`).
     Api(Option<PathBuf>),

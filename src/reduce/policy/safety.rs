@@ -12,6 +12,7 @@ use crate::reduce::impact::report::render_text;
 use crate::reduce::impact::set::Policy;
 use crate::reduce::impact::{Checked, Verdict, check_map, load};
 use crate::reduce::model::{Client, EdgePorts, Filter, FilterReport, ServiceMap, Snapshot};
+use crate::sources::inventory::naming;
 
 /// The map policies are generated from. Without `--namespace`, the filtered map. With it, every edge whose
 /// client *or server* is in those namespaces: a server there must keep its clients from other namespaces.
@@ -50,10 +51,10 @@ pub fn check_inventory(map: &ServiceMap, cluster: &ClusterInfo, source: &Cluster
         &source.describe(),
         format!(
             "the inventory names none of the map's {} workload(s) (e.g. {}): it is not the inventory of the cluster \
-             the map comes from. Give that cluster's: kubectl get deploy,sts,ds,cronjobs,jobs,pods,services,\
-             endpointslices,namespaces -A -o yaml > inventory.yaml (or --kubeconfig with its context)",
+             the map comes from. Give that cluster's: {} (or --kubeconfig with its context)",
             workloads.len(),
-            examples.join(", ")
+            examples.join(", "),
+            naming::KUBECTL_GET
         ),
     ))
 }

@@ -1,5 +1,5 @@
 //! `--inventory-file`: a static inventory from a Kubernetes `List` (YAML or JSON), e.g. the output of
-//! `kubectl get pods,services,endpointslices,replicasets,jobs -A -o yaml`.
+//! [`super::naming::KUBECTL_GET`].
 //!
 //! Several YAML documents, and Lists nested in documents, are accepted too. Pods, Services and EndpointSlices
 //! are projected into their records; every other namespaced object becomes a potential owner, which is how
@@ -16,14 +16,25 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::objects::{NodeRecord, OwnerRecord, PodRecord, ServiceRecord, SliceRecord};
-use super::{Error, Inventory};
+use super::{Error, Inventory, naming};
 
 const NO_OBJECTS: &str = "no Kubernetes objects found: expected a List with `items` (kubectl get … -o yaml)";
 
-/// Reads and indexes an inventory file.
+/// Reads and indexes an inventory file. A file that holds no Pod names no client and is an error; pods whose
+/// ReplicaSet or Job the file lacks are named after it, and a warning says so.
 pub fn load_file(path: &Path) -> Result<Inventory, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
-    parse_inventory(&text).map_err(|message| Error::Invalid { path: path.to_owned(), message })
+    let inventory = parse_inventory(&text).map_err(|message| Error::Invalid { path: path.to_owned(), message })?;
+    let counts = inventory.counts();
+    if counts.pods == 0 {
+        let held = [(counts.services, "Service"), (counts.slices, "EndpointSlice"), (counts.owners, "other object")];
+        let held: Vec<String> = held.iter().filter(|(n, _)| *n > 0).map(|(n, kind)| format!("{n} {kind}(s)")).collect();
+        return Err(Error::Invalid { path: path.to_owned(), message: naming::no_pods_message(&held) });
+    }
+    if let Some(warning) = naming::missing_owners_warning(&inventory.pods_of_missing_owners()) {
+        tracing::warn!(file = %path.display(), "{warning}");
+    }
+    Ok(inventory)
 }
 
 /// Parses inventory text (YAML or JSON, one or several documents). The error is a message without the path.

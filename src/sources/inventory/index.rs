@@ -12,11 +12,13 @@
 //! A key that something refers to keeps its slot while the object itself is absent (an endpoint naming a pod
 //! not seen yet, a slice of a Service not seen yet); such slots are invisible to lookups and counts.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
+use super::naming;
 use super::objects::{NodeRecord, OwnerRecord, OwnerRef, PodRecord, ServiceRecord, SliceRecord};
 use super::owners::Owners;
 use super::table::{Id, Interner, IpMap, Key, Slots};
@@ -369,6 +371,21 @@ impl Inventory {
             services: self.present_services,
             slices: self.slices.len(),
         }
+    }
+
+    /// Present pods by the kind of their owner, for owners of a kind in [`naming::OWNED_OWNER_KINDS`] that the
+    /// inventory does not hold: such pods are named after that owner, not the workload above it.
+    pub fn pods_of_missing_owners(&self) -> BTreeMap<String, usize> {
+        let mut missing = BTreeMap::new();
+        for (_, pod) in self.pods.iter().filter(|(_, pod)| pod.present) {
+            let Some(owner) = &pod.record.owner else { continue };
+            if naming::OWNED_OWNER_KINDS.contains(&&*owner.kind)
+                && self.owner(&pod.record.namespace, &owner.kind, &owner.name).is_none()
+            {
+                *missing.entry(owner.kind.to_string()).or_insert(0) += 1;
+            }
+        }
+        missing
     }
 
     /// The number of upserts so far: objects upserted later have a larger stamp.

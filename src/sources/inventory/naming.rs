@@ -7,6 +7,53 @@
 //! owner chain, else the pod itself; `.` becomes `_`.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// The one command that writes an inventory file both binaries read in full (`--inventory-file`): the pods and
+/// their owners to name workloads, Services and EndpointSlices to name servers, the controllers and Namespaces
+/// the reducer's policies select, and Nodes for the exporter's node filter. A macro so that flag help can
+/// `concat!` it.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! kubectl_get_inventory {
+    () => {
+        "kubectl get pods,services,endpointslices,replicasets,jobs,deployments,statefulsets,daemonsets,cronjobs,\
+         namespaces,nodes -A -o yaml > inventory.yaml"
+    };
+}
+
+/// [`kubectl_get_inventory!`] as a value.
+pub const KUBECTL_GET: &str = kubectl_get_inventory!();
+
+/// Owner kinds that are themselves owned (by a Deployment, a CronJob): a pod whose owner of this kind is missing
+/// from an inventory file is named after that owner instead of the workload above it.
+pub const OWNED_OWNER_KINDS: [&str; 2] = ["ReplicaSet", "Job"];
+
+/// What an inventory file lacks to name its pods, or `None`: `missing` counts pods by the kind of an owner in
+/// [`OWNED_OWNER_KINDS`] that the file does not hold.
+pub fn missing_owners_warning(missing: &BTreeMap<String, usize>) -> Option<String> {
+    if missing.is_empty() {
+        return None;
+    }
+    let mut counts = String::new();
+    for (kind, pods) in missing {
+        let sep = if counts.is_empty() { "" } else { ", " };
+        let _ = write!(counts, "{sep}{pods} pod(s) owned by a {kind}");
+    }
+    Some(format!(
+        "{counts} that the inventory does not hold: they are named after it (e.g. `checkout-7d9f`), not after \
+         their Deployment or CronJob. Write the file with: {KUBECTL_GET}"
+    ))
+}
+
+/// Why an inventory file that holds no Pod can name no client.
+pub fn no_pods_message(kinds: &[String]) -> String {
+    let held = if kinds.is_empty() { "nothing the inventory reads".to_owned() } else { kinds.join(", ") };
+    format!(
+        "it holds no Pod (only {held}): no client can be named, so no edge could be counted. Write the file with: {KUBECTL_GET}"
+    )
+}
 
 /// The Otterize annotation that overrides a pod's workload name.
 pub const WORKLOAD_NAME_ANNOTATION: &str = "intents.otterize.com/workload-name";
@@ -57,6 +104,16 @@ mod tests {
         assert_eq!(annotated_name(given(&[(SERVICE_NAME_ANNOTATION, "b")])), Some("b"));
         assert_eq!(annotated_name(given(&[(WORKLOAD_NAME_ANNOTATION, ""), (SERVICE_NAME_ANNOTATION, "b")])), Some("b"));
         assert_eq!(annotated_name(given(&[(WORKLOAD_NAME_ANNOTATION, "")])), None);
+    }
+
+    #[test]
+    fn the_warnings_name_the_missing_kinds_and_the_command() {
+        assert_eq!(missing_owners_warning(&BTreeMap::new()), None);
+        let missing = BTreeMap::from([("Job".to_owned(), 1), ("ReplicaSet".to_owned(), 12)]);
+        let warning = missing_owners_warning(&missing).unwrap();
+        assert!(warning.starts_with("1 pod(s) owned by a Job, 12 pod(s) owned by a ReplicaSet that the inventory"));
+        assert!(warning.ends_with(KUBECTL_GET) && KUBECTL_GET.contains("replicasets,jobs,"), "{warning}");
+        assert!(no_pods_message(&["Deployment".into()]).contains("no Pod (only Deployment)"));
     }
 
     #[test]
