@@ -23,12 +23,12 @@
 //! override 100, 10 and 16384 (the `own` hash's buckets; 0 skips that lab).
 
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use network_mapper::sources::sockets::{ProcRoot, ScanMode, Scanner};
 use testkit::cmd;
-use testkit::netns::in_netns;
+use testkit::netns::{Netns, in_netns, remove_leftovers};
 
 const CONNECTIONS: usize = 200;
 const EXTRA_PIDS: usize = 4;
@@ -70,10 +70,11 @@ impl Drop for ChildEhash {
     }
 }
 
-/// Holds the namespaces and their processes; removes them on drop, even after a panic.
+/// Holds the namespaces (the kit's guards delete them) and their processes, ended first; all of it goes on drop,
+/// even after a panic, and a killed run's leftovers go at the next start ([`LAB_PREFIX`]).
 struct Lab {
-    names: Vec<String>,
     children: Vec<Child>,
+    namespaces: Vec<Netns>,
 }
 
 impl Drop for Lab {
@@ -82,16 +83,17 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for name in &self.names {
-            let _ = Command::new("ip").args(["netns", "delete", name]).status();
-        }
     }
 }
 
-/// Runs `ip ARGS`; a failure panics with the command line and its stderr.
-fn ip(args: &[&str]) -> String {
-    String::from_utf8_lossy(&cmd::ok(cmd::run("ip", args)).stdout).trim().to_string()
+impl Lab {
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.namespaces.iter().map(|ns| ns.name.as_str())
+    }
 }
+
+/// The prefix of this benchmark's namespaces (`<prefix><pid>-…`, see `testkit::netns`).
+const LAB_PREFIX: &str = "nmb";
 
 const POOL: &str = "import socket,sys,time\n\
 l=socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
@@ -101,22 +103,22 @@ s=[l.accept()[0] for _ in range(n)]\n\
 print('ready', flush=True); time.sleep(1e6)\n";
 
 fn build(namespaces: usize, hash: Hash) -> Lab {
-    let mut lab = Lab { names: Vec::new(), children: Vec::new() };
+    let mut lab = Lab { children: Vec::new(), namespaces: Vec::new() };
     let has_setting = std::path::Path::new(CHILD_EHASH).exists();
     for i in 0..namespaces {
-        let name = format!("nmb{}-{}-{i}", std::process::id(), hash.label());
-        {
+        let name = format!("{LAB_PREFIX}{}-{}-{i}", std::process::id(), hash.label());
+        let netns = {
             // The hash is chosen when the namespace is created, from the creator's namespace: set only meanwhile
             // (to 0 for the shared lab, in case the host is tuned already).
             let _sysctl = match hash {
                 Hash::Shared => has_setting.then(|| ChildEhash::set(0)),
                 Hash::Own(entries) => Some(ChildEhash::set(entries)),
             };
-            ip(&["netns", "add", &name]);
-        }
-        lab.names.push(name.clone());
+            cmd::ok(Netns::create(&name))
+        };
         if has_setting {
-            let buckets = ip(&["netns", "exec", &name, "cat", "/proc/sys/net/ipv4/tcp_ehash_entries"]);
+            let out = cmd::ok(cmd::run("ip", &["netns", "exec", &name, "cat", "/proc/sys/net/ipv4/tcp_ehash_entries"]));
+            let buckets = String::from_utf8_lossy(&out.stdout).trim().to_string();
             // The kernel shows a shared hash as the negative of the host's size, and rounds its own up to a power
             // of two.
             match hash {
@@ -126,9 +128,9 @@ fn build(namespaces: usize, hash: Hash) -> Lab {
                 }
             }
         }
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        let mut pool = Command::new("ip")
-            .args(["netns", "exec", &name, "python3", "-c", POOL, &CONNECTIONS.to_string()])
+        let mut pool = netns
+            .command("python3")
+            .args(["-c", POOL, &CONNECTIONS.to_string()])
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the pool process");
@@ -138,8 +140,9 @@ fn build(namespaces: usize, hash: Hash) -> Lab {
         assert_eq!(ready.trim(), "ready", "pool in {name}");
         lab.children.push(pool);
         for _ in 0..EXTRA_PIDS {
-            lab.children.push(Command::new("ip").args(["netns", "exec", &name, "sleep", "1000000"]).spawn().unwrap());
+            lab.children.push(netns.command("sleep").arg("1000000").spawn().unwrap());
         }
+        lab.namespaces.push(netns);
     }
     lab
 }
@@ -179,6 +182,7 @@ fn main() {
         eprintln!("sockets_live: needs root (creates network namespaces); run with sudo");
         std::process::exit(2);
     }
+    remove_leftovers(LAB_PREFIX);
     let env = |key, default| std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let (namespaces, scans) = (env("SOCKETS_LIVE_NAMESPACES", 100), env("SOCKETS_LIVE_SCANS", 10));
     let mut hashes = vec![Hash::Shared];
@@ -201,7 +205,7 @@ fn main() {
     let mut failed = false;
     for hash in hashes {
         let lab = build(namespaces, hash);
-        let churning: Vec<String> = lab.names.iter().step_by(10).cloned().collect();
+        let churning: Vec<String> = lab.names().step_by(10).map(str::to_owned).collect();
         let hash_label = match hash {
             Hash::Shared => "shared".to_string(),
             Hash::Own(entries) => format!("own, {} buckets", entries.next_power_of_two()),

@@ -103,7 +103,7 @@ pub struct Args {
     #[arg(
         long,
         env = "NETMAP_INVENTORY_FILE",
-        help = concat!("Static inventory instead of the API: a Kubernetes List, YAML or JSON, as `", crate::kubectl_get_inventory!(), "` writes it")
+        help = format!("Static inventory instead of the API: a Kubernetes List, YAML or JSON, as `{}` writes it", crate::sources::inventory::naming::KUBECTL_GET)
     )]
     pub inventory_file: Option<PathBuf>,
 

@@ -77,7 +77,7 @@ pub struct ClusterArgs {
         env = "NETMAP_INVENTORY_FILE",
         value_name = "PATH",
         conflicts_with = "kubeconfig",
-        help = concat!("Workloads from this file instead of the API, as `", network_mapper::kubectl_get_inventory!(), "` writes it")
+        help = format!("Workloads from this file instead of the API, as `{}` writes it", network_mapper::sources::inventory::naming::KUBECTL_GET)
     )]
     pub inventory_file: Option<PathBuf>,
 

@@ -12,19 +12,9 @@ use std::fmt::Write as _;
 
 /// The one command that writes an inventory file both binaries read in full (`--inventory-file`): the pods and
 /// their owners to name workloads, Services and EndpointSlices to name servers, the controllers and Namespaces
-/// the reducer's policies select, and Nodes for the exporter's node filter. A macro so that flag help can
-/// `concat!` it.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! kubectl_get_inventory {
-    () => {
-        "kubectl get pods,services,endpointslices,replicasets,jobs,deployments,statefulsets,daemonsets,cronjobs,\
-         namespaces,nodes -A -o yaml > inventory.yaml"
-    };
-}
-
-/// [`kubectl_get_inventory!`] as a value.
-pub const KUBECTL_GET: &str = kubectl_get_inventory!();
+/// the reducer's policies select, and Nodes for the exporter's node filter.
+pub const KUBECTL_GET: &str = "kubectl get pods,services,endpointslices,replicasets,jobs,deployments,statefulsets,\
+                               daemonsets,cronjobs,namespaces,nodes -A -o yaml > inventory.yaml";
 
 /// Owner kinds that are themselves owned (by a Deployment, a CronJob): a pod whose owner of this kind is missing
 /// from an inventory file is named after that owner instead of the workload above it.
