@@ -19,16 +19,9 @@ cd "$(dirname "$0")/.."
 ANSWERS=${ANSWERS:-200000}
 RATES=${RATES:-"25000 60000"}
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "capture_live: needs root (network namespaces, veth pairs, packet capture)" >&2
-  exit 1
-fi
-for tool in tcpreplay curl bc; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "capture_live: installing $tool" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$tool" >/dev/null
-  fi
-done
+. benches/support/live.sh
+require_root capture_live "network namespaces, veth pairs, packet capture"
+install_missing capture_live tcpreplay curl bc
 
 cargo build --release --locked --bin network-mapper --example capture_bench_gen >&2
 exporter=target/release/network-mapper

@@ -22,16 +22,9 @@ RESPONSES=${RESPONSES:-1000000}
 RATE=${RATE:-25000}
 NODE=node-00
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "capture_node: needs root (network namespaces, veth pairs, packet capture)" >&2
-  exit 1
-fi
-for tool in tcpreplay curl bc; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "capture_node: installing $tool" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$tool" >/dev/null
-  fi
-done
+. benches/support/live.sh
+require_root capture_node "network namespaces, veth pairs, packet capture"
+install_missing capture_node tcpreplay curl bc
 
 cargo build --release --locked --bin network-mapper --example dns_mix_gen >&2
 baseline=$(benches/baseline.sh)
