@@ -93,7 +93,7 @@ fn operating_md_lists_exactly_the_metric_families_with_their_labels_and_values()
         match documented.get(name) {
             None => problems.push(format!("{name}: served, missing from docs/operating.md")),
             Some(doc) if doc != family => {
-                problems.push(format!("{name}: docs/operating.md says {doc:?}, the exporter's table {family:?}"))
+                problems.push(format!("{name}: docs/operating.md says {doc:?}, the exporter's table {family:?}"));
             }
             Some(_) => {}
         }
