@@ -8,7 +8,8 @@ vocabulary: `nodeGraph`, not `nodegraph`, which Grafana shows as "panel plugin n
 For every query of every dashboard (panel targets, also inside rows, and template variables):
   - it is valid PromQL: the queries, with Grafana's macros and variables substituted, become
     recording rules in a generated rule file that `promtool check rules` must accept;
-  - it names only metrics the exporter exposes (the contract in docs/design.md), never a
+  - it names only metrics the exporter exposes (its own table of families, printed by
+    `network-mapper --print-metric-families`; $NETMAP_EXPORTER names the binary, else `cargo run`), never a
     recording rule of alerts/: `kubectl apply -k deploy/` installs no rules, and the dashboard
     must show the map on that fresh install (names read with the `promql-parser` AST);
   - every exporter metric sits under an aggregation (sum/max/count/histogram_quantile of a
@@ -27,6 +28,7 @@ Exit 0 when all pass, 1 on a failed check, 2 on unreadable input or a missing to
 """
 
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -43,21 +45,6 @@ except ImportError:
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NODE_GRAPH_TYPE = "nodeGraph"
 
-# What network-mapper exposes (counters with their `_total`, histograms expanded below).
-EXPORTED = {
-    "network_mapper_edge_total", "network_mapper_workload_info", "network_mapper_build_info",
-    "network_mapper_capture_packets_total", "network_mapper_capture_kernel_drops_total",
-    "network_mapper_capture_errors_total", "network_mapper_dns_responses_total",
-    "network_mapper_unresolved_total", "network_mapper_socket_scans_total",
-    "network_mapper_socket_namespaces", "network_mapper_socket_connections_total",
-    "network_mapper_inventory_objects", "network_mapper_inventory_synced",
-    "network_mapper_inventory_watch_errors_total", "network_mapper_edges", "network_mapper_edges_max",
-    "network_mapper_edges_refused_total",
-    "process_resident_memory_bytes", "process_cpu_seconds_total", "process_start_time_seconds",
-}
-HISTOGRAMS = {"network_mapper_socket_scan_duration_seconds"}
-EXPORTED |= {h + suffix for h in HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
-
 # Grafana macros, replaced by a representative value so promtool sees plain PromQL.
 MACROS = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1d", "${__range}": "1d"}
 # A dashboard variable; `$1` in label_replace is a regex group, not a variable.
@@ -65,6 +52,27 @@ VARIABLE = re.compile(r"\$\{?([A-Za-z_]\w*)(?::\w+)?\}?")
 LABEL_VALUES = re.compile(r"^\s*label_values\((.*),\s*\w+\s*\)\s*$", re.S)
 
 failures = []
+
+
+def exported_names():
+    """Every sample name network-mapper serves, from the exporter's own table of families."""
+    binary = os.environ.get("NETMAP_EXPORTER")
+    command = [binary] if binary else ["cargo", "run", "--quiet", "--locked", "--bin", "network-mapper", "--"]
+    command.append("--print-metric-families")
+    try:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    except FileNotFoundError:
+        sys.exit(f"check-grafana: cannot run {command[0]} (set NETMAP_EXPORTER to a built network-mapper)")
+    if done.returncode != 0:
+        sys.exit(f"check-grafana: {' '.join(command)} failed:\n{done.stderr.strip()}")
+    names = set()
+    for family in json.loads(done.stdout):
+        name = family["exposed_name"]
+        if family["type"] == "histogram":
+            names |= {name + suffix for suffix in ("_bucket", "_sum", "_count")}
+        else:
+            names.add(name)
+    return names
 
 
 def recording_rules():
@@ -125,7 +133,7 @@ def queries(dashboard):
         yield f"variable {var['name']}", match.group(1), True
 
 
-def check_names(source, where, expr, is_variable, records):
+def check_names(source, where, expr, is_variable, records, exported):
     try:
         ast = promql_parser.parse(expr)
     except Exception as err:  # the parser raises plain exceptions with its message
@@ -135,7 +143,7 @@ def check_names(source, where, expr, is_variable, records):
         if name in records:
             failures.append(f"FAIL {source} {where}: {name!r} is a recording rule that `kubectl apply -k deploy/` "
                             "does not install, so a fresh install shows no data; query the exporter's metrics")
-        elif name not in EXPORTED:
+        elif name not in exported:
             failures.append(f"FAIL {source} {where}: metric {name!r} is not exported by network-mapper")
         elif not is_variable and not aggregated:
             failures.append(f"FAIL {source} {where}: raw metric {name!r} is not aggregated across nodes/pods")
@@ -295,6 +303,7 @@ def check_provisioned():
 def main(argv):
     paths = [pathlib.Path(p) for p in argv] or sorted(ROOT.glob("grafana/*.json"))
     records = recording_rules()
+    exported = exported_names()
     known_types = sdk_panel_types()
     if not argv:
         check_generated()
@@ -311,7 +320,7 @@ def main(argv):
         node_graph_test(path.name, dashboard)
         for where, expr, is_variable in queries(dashboard):
             plain = substitute(expr)
-            check_names(path.name, where, plain, is_variable, records)
+            check_names(path.name, where, plain, is_variable, records, exported)
             exprs.append((f"{path.name} {where}", plain))
     count = promtool_check(exprs)
     for line in failures:

@@ -14,7 +14,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let result = if args.print_metrics {
+    let result = if args.print_metric_families {
+        println!("{}", exporter::metrics::Metrics::families_json());
+        Ok(())
+    } else if args.print_metrics {
         exporter::print_metrics(&args, Exposition::OpenMetrics).map(|text| print!("{text}"))
     } else {
         run(args)

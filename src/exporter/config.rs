@@ -61,6 +61,11 @@ pub struct Args {
     #[arg(long, env = "NETMAP_PRINT_METRICS", requires = "pcap_file")]
     pub print_metrics: bool,
 
+    /// Print the table of metric families the exporter serves (name, type, help, labels and their fixed values)
+    /// as JSON and exit: what `scripts/check-grafana.py` checks the dashboard against.
+    #[arg(long, env = "NETMAP_PRINT_METRIC_FAMILIES", hide = true)]
+    pub print_metric_families: bool,
+
     /// Where the host's /proc is mounted (/host/proc in the DaemonSet).
     #[arg(long, env = "NETMAP_PROCFS_ROOT", default_value = "/proc")]
     pub procfs_root: PathBuf,

@@ -13,10 +13,10 @@ use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 use rustc_hash::{FxBuildHasher, FxHashMap as HashMap};
 use std::hash::BuildHasher;
 
+use super::families::{self as f, DescribeLabels, LabelSpec, Registrar};
 use super::{ReasonLabel, RefusedReason};
 use crate::resolve::{Edge, Server, Workload};
 
@@ -60,6 +60,12 @@ impl EncodeLabelSet for EdgeLabels {
     }
 }
 
+impl DescribeLabels for EdgeLabels {
+    fn labels() -> Vec<LabelSpec> {
+        ["client", "namespace", "server", "server_namespace"].map(LabelSpec::open).to_vec()
+    }
+}
+
 impl From<&Edge> for EdgeLabels {
     fn from(edge: &Edge) -> Self {
         let (server, server_namespace) = match &edge.server {
@@ -91,6 +97,14 @@ impl EncodeLabelSet for ConnectionLabels {
     }
 }
 
+impl DescribeLabels for ConnectionLabels {
+    fn labels() -> Vec<LabelSpec> {
+        let mut labels = EdgeLabels::labels();
+        labels.push(LabelSpec::open("port"));
+        labels
+    }
+}
+
 /// The labels of `network_mapper_workload_info`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 pub struct WorkloadLabels {
@@ -100,6 +114,12 @@ pub struct WorkloadLabels {
     pub namespace: Arc<str>,
     /// Its kind.
     pub kind: Arc<str>,
+}
+
+impl DescribeLabels for WorkloadLabels {
+    fn labels() -> Vec<LabelSpec> {
+        ["workload", "namespace", "kind"].map(LabelSpec::open).to_vec()
+    }
 }
 
 impl From<&Workload> for WorkloadLabels {
@@ -180,46 +200,19 @@ pub struct EdgeCounter {
     connections: Family<ConnectionLabels, Counter>,
     workload_info: Family<WorkloadLabels, Gauge>,
     distinct: Gauge,
-    max: Gauge,
-    pub(super) refused: Family<ReasonLabel<RefusedReason>, Counter>,
+    refused: Family<ReasonLabel<RefusedReason>, Counter>,
 }
 
 impl EdgeCounter {
-    /// A counter with these caps.
-    pub fn new(limits: Limits) -> Self {
-        let max = Gauge::default();
+    /// A counter with these caps, its families registered by `r`.
+    pub(super) fn new(limits: Limits, r: &mut Registrar<'_>) -> Self {
+        let (edges, connections) = (r.add(&f::EDGE, Family::default()), r.add(&f::EDGE_CONNECTIONS, Family::default()));
+        let workload_info = r.add(&f::WORKLOAD_INFO, Family::default());
+        let distinct = r.add(&f::EDGES, Gauge::default());
+        let max: Gauge = r.add(&f::EDGES_MAX, Gauge::default());
         max.set(i64::try_from(limits.max_edges).unwrap_or(i64::MAX));
-        EdgeCounter {
-            state: Arc::default(),
-            limits,
-            edges: Family::default(),
-            connections: Family::default(),
-            workload_info: Family::default(),
-            distinct: Gauge::default(),
-            max,
-            refused: Family::default(),
-        }
-    }
-
-    pub(super) fn register(&self, reg: &mut Registry) {
-        reg.register(
-            "edge",
-            "Observations of a client workload calling a server (DNS answers and new client-side TCP connections)",
-            self.edges.clone(),
-        );
-        reg.register(
-            "edge_connections",
-            "TCP connections of an edge (SYN capture and socket scan) by the server pod's port",
-            self.connections.clone(),
-        );
-        reg.register("workload_info", "Kind of every workload that appears in an edge", self.workload_info.clone());
-        reg.register("edges", "Distinct edge series exported", self.distinct.clone());
-        reg.register("edges_max", "The configured cap on distinct edge series (--max-edges)", self.max.clone());
-        reg.register(
-            "edges_refused",
-            "Observations of new edges refused by a cardinality cap, by reason",
-            self.refused.clone(),
-        );
+        let refused = r.add(&f::EDGES_REFUSED, Family::default());
+        EdgeCounter { state: Arc::default(), limits, edges, connections, workload_info, distinct, refused }
     }
 
     /// Counts one observation of `edge`.
@@ -318,6 +311,8 @@ fn same_kinds(a: &Edge, b: &Edge) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exporter::metrics::Enabled;
+    use prometheus_client::registry::Registry;
 
     fn workload(name: &str) -> Workload {
         Workload { name: Arc::from(name), namespace: Arc::from("shop"), kind: Arc::from("Deployment") }
@@ -331,23 +326,29 @@ mod tests {
         Server::External(Arc::from(name))
     }
 
-    fn scrape(counter: &EdgeCounter) -> String {
-        let mut reg = Registry::default();
-        counter.register(&mut reg);
+    /// A counter and the registry that serves it.
+    fn counter(limits: Limits) -> (EdgeCounter, Registry) {
+        let mut root = Registry::default();
+        let prefixed = root.sub_registry_with_prefix(crate::exporter::metrics::PREFIX);
+        let counter = EdgeCounter::new(limits, &mut Registrar::new(prefixed, Enabled::default()));
+        (counter, root)
+    }
+
+    fn scrape(reg: &Registry) -> String {
         let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+        prometheus_client::encoding::text::encode(&mut text, reg).unwrap();
         text
     }
 
     #[test]
     fn beyond_max_edges_new_edges_are_refused_and_old_ones_keep_counting() {
-        let counter = EdgeCounter::new(Limits { max_edges: 2, max_external_names: 50 });
+        let (counter, reg) = counter(Limits { max_edges: 2, max_external_names: 50 });
         let (a, b, c) = (edge("a", external("x.com")), edge("b", external("x.com")), edge("c", external("x.com")));
         assert_eq!(counter.observe(&a), EdgeOutcome::Counted);
         assert_eq!(counter.observe(&b), EdgeOutcome::Counted);
         assert_eq!(counter.observe(&c), EdgeOutcome::RefusedMaxEdges);
         assert_eq!(counter.observe(&a), EdgeOutcome::Counted);
-        let text = scrape(&counter);
+        let text = scrape(&reg);
         assert!(text.contains(r#"edge_total{client="a",namespace="shop",server="x.com"} 2"#), "{text}");
         assert!(text.contains(r#"edges_refused_total{reason="max_edges"} 1"#), "{text}");
         assert!(text.contains("edges 2\n") && text.contains("edges_max 2\n"), "{text}");
@@ -356,7 +357,7 @@ mod tests {
 
     #[test]
     fn external_names_are_capped_per_client_but_in_cluster_servers_are_not() {
-        let counter = EdgeCounter::new(Limits { max_edges: 100, max_external_names: 2 });
+        let (counter, reg) = counter(Limits { max_edges: 100, max_external_names: 2 });
         for name in ["a.com", "b.com"] {
             assert_eq!(counter.observe(&edge("web", external(name))), EdgeOutcome::Counted);
         }
@@ -364,18 +365,18 @@ mod tests {
         assert_eq!(counter.observe(&edge("api", external("c.com"))), EdgeOutcome::Counted, "the cap is per client");
         assert_eq!(counter.observe(&edge("web", Server::Workload(workload("db")))), EdgeOutcome::Counted);
         assert_eq!(counter.observe(&edge("web", external("a.com"))), EdgeOutcome::Counted, "known names keep counting");
-        assert!(scrape(&counter).contains(r#"edges_refused_total{reason="max_external_names"} 1"#));
+        assert!(scrape(&reg).contains(r#"edges_refused_total{reason="max_external_names"} 1"#));
     }
 
     #[test]
     fn connections_count_the_edge_and_their_port_series_under_the_cap() {
-        let counter = EdgeCounter::new(Limits { max_edges: 2, max_external_names: 50 });
+        let (counter, reg) = counter(Limits { max_edges: 2, max_external_names: 50 });
         let db = edge("web", Server::Workload(workload("db")));
         assert_eq!(counter.observe_connection(&db, 5432), EdgeOutcome::Counted);
         assert_eq!(counter.observe_connection(&db, 5432), EdgeOutcome::Counted);
         assert_eq!(counter.observe_connection(&db, 9187), EdgeOutcome::Counted);
         assert_eq!(counter.observe_connection(&db, 8000), EdgeOutcome::RefusedConnectionSeries);
-        let text = scrape(&counter);
+        let text = scrape(&reg);
         let series = r#"edge_connections_total{client="web",namespace="shop",server="db",server_namespace="shop""#;
         assert!(text.contains(&format!(r#"{series},port="5432"}} 2"#)), "{text}");
         assert!(text.contains(&format!(r#"{series},port="9187"}} 1"#)), "{text}");
@@ -385,10 +386,10 @@ mod tests {
 
     #[test]
     fn server_namespace_is_absent_for_external_names_and_workloads_get_info() {
-        let counter = EdgeCounter::new(Limits::default());
+        let (counter, reg) = counter(Limits::default());
         counter.observe(&edge("web", external("api.example.com")));
         counter.observe(&edge("web", Server::Workload(workload("db"))));
-        let text = scrape(&counter);
+        let text = scrape(&reg);
         assert!(text.contains(r#"edge_total{client="web",namespace="shop",server="api.example.com"} 1"#), "{text}");
         assert!(
             text.contains(r#"edge_total{client="web",namespace="shop",server="db",server_namespace="shop"} 1"#),
@@ -400,7 +401,7 @@ mod tests {
 
     #[test]
     fn a_server_that_changes_kind_stays_one_series_under_the_cap_and_shows_its_new_kind() {
-        let counter = EdgeCounter::new(Limits { max_edges: 1, max_external_names: 50 });
+        let (counter, reg) = counter(Limits { max_edges: 1, max_external_names: 50 });
         let service = Workload { kind: Arc::from("Service"), ..workload("cart") };
         assert_eq!(counter.observe(&edge("web", Server::Workload(service))), EdgeOutcome::Counted);
         assert_eq!(counter.observe(&edge("web", Server::Workload(workload("cart")))), EdgeOutcome::Counted);
@@ -408,9 +409,11 @@ mod tests {
             counter.observe_connection(&edge("web", Server::Workload(workload("cart"))), 80),
             EdgeOutcome::Counted
         );
-        let text = scrape(&counter);
+        let text = scrape(&reg);
         assert!(text.contains(r#"edge_total{client="web",namespace="shop",server="cart",server_namespace="shop"} 3"#));
-        assert!(text.contains("edges 1\n") && !text.contains("edges_refused_total"), "{text}");
+        assert!(text.contains("edges 1\n"), "{text}");
+        let refused = |l: &&str| l.starts_with("network_mapper_edges_refused_total{") && !l.ends_with(" 0");
+        assert!(!text.lines().any(|l| refused(&l)), "nothing refused: {text}");
         assert!(text.contains(r#"workload_info{workload="cart",namespace="shop",kind="Deployment"} 1"#), "{text}");
         assert!(!text.contains(r#"kind="Service""#), "one kind per workload: {text}");
     }

@@ -7,6 +7,7 @@ use std::hash::Hash;
 
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 
+use super::families::{DescribeLabels, LabelSpec};
 use crate::resolve::{Reason as UnresolvedReason, Side};
 use crate::sources::capture::ErrorKind as CaptureErrorKind;
 use crate::sources::capture::frame::FrameOutcome;
@@ -23,6 +24,11 @@ pub trait LabelValue: Copy + Debug + Hash + Eq + Send + Sync + 'static {
     fn from_metric_label(label: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|v| v.metric_label() == label)
     }
+}
+
+/// The label `name` with every value of `T`.
+fn fixed<T: LabelValue>(name: &'static str) -> LabelSpec {
+    LabelSpec { name, values: Some(T::ALL.iter().map(|v| v.metric_label()).collect()) }
 }
 
 /// Implements [`LabelValue`] for enums that already carry `ALL` and `metric_label()` of their own (the sources'
@@ -254,6 +260,15 @@ macro_rules! one_label {
                 ($label, self.0.metric_label()).encode(encoder.encode_label())
             }
         }
+
+        impl<T: LabelValue> DescribeLabels for $name<T> {
+            fn labels() -> Vec<LabelSpec> {
+                vec![fixed::<T>($label)]
+            }
+            fn every() -> Vec<Self> {
+                T::ALL.iter().map(|&v| $name(v)).collect()
+            }
+        }
     };
 }
 
@@ -292,6 +307,16 @@ pub struct FetchLabels {
     pub result: FetchResult,
 }
 
+impl DescribeLabels for FetchLabels {
+    fn labels() -> Vec<LabelSpec> {
+        vec![fixed::<FetchKind>("kind"), fixed::<FetchResult>("result")]
+    }
+    fn every() -> Vec<Self> {
+        let pairs = FetchKind::ALL.into_iter().flat_map(|kind| FetchResult::ALL.map(|result| (kind, result)));
+        pairs.map(|(kind, result)| FetchLabels { kind, result }).collect()
+    }
+}
+
 impl EncodeLabelSet for FetchLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder<'_>) -> Result<(), fmt::Error> {
         ("kind", self.kind.metric_label()).encode(encoder.encode_label())?;
@@ -308,6 +333,13 @@ pub struct UnresolvedLabels {
     pub side: Side,
     /// Why.
     pub reason: UnresolvedReason,
+}
+
+/// Fixed, but not zeroed: source × side × reason is 54 mostly-empty series.
+impl DescribeLabels for UnresolvedLabels {
+    fn labels() -> Vec<LabelSpec> {
+        vec![fixed::<ObservationSource>("source"), fixed::<Side>("side"), fixed::<UnresolvedReason>("reason")]
+    }
 }
 
 impl EncodeLabelSet for UnresolvedLabels {

@@ -1,10 +1,12 @@
 //! Metrics: the edge counter with its cardinality caps (`edges`), the exporter's self-metrics, and process
-//! metrics (`process`), all in one registry served on `/metrics`.
+//! metrics (`process`), all in one registry served on `/metrics`. Every family is a row of the one table in
+//! `families`, and is registered only from its row.
 //!
 //! Labels identify workloads, never pod IPs or ports: a workload-level map stays small however many pods churn,
 //! and it is what access policy is written against. Self-metric labels are short fixed strings.
 
 mod edges;
+pub mod families;
 mod inventory;
 mod labels;
 mod process;
@@ -17,10 +19,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
 pub use edges::{ConnectionLabels, EdgeCounter, EdgeLabels, EdgeOutcome, Limits, WorkloadLabels};
+pub use families::{FAMILIES, FamilyInfo, FamilySpec, LabelSpec, MetricType, Shown};
 pub use inventory::InventoryReport;
 pub use labels::{
     DnsOutcome, ErrorLabel, FetchLabels, FilterOutcome, InventoryKind, KindLabel, LabelValue, ObservationSource,
@@ -28,6 +31,7 @@ pub use labels::{
     UnresolvedLabels,
 };
 
+use self::families::{self as f, DescribeLabels, Registrar};
 use crate::resolve::{Reason, Side};
 use crate::sources::capture::ErrorKind as CaptureErrorKind;
 use crate::sources::capture::frame::FrameOutcome;
@@ -39,6 +43,12 @@ pub const PREFIX: &str = "network_mapper";
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
+}
+
+impl DescribeLabels for BuildLabels {
+    fn labels() -> Vec<LabelSpec> {
+        vec![LabelSpec::open("version")]
+    }
 }
 
 /// A gauge holding seconds since the Unix epoch.
@@ -117,169 +127,67 @@ impl Metrics {
     /// Creates the metrics, registers them (with the process collector) in a new registry, and creates the
     /// zero series of every fixed label value, for the sources that are `enabled`.
     pub fn new(limits: Limits, enabled: Enabled) -> (Metrics, Registry) {
-        let metrics = Metrics {
-            capture_packets: Counter::default(),
-            capture_kernel_drops: Counter::default(),
-            capture_frames: Family::default(),
-            capture_errors: Family::default(),
-            capture_filter_updates: Family::default(),
-            capture_filter_addresses: Gauge::default(),
-            dns_responses: Family::default(),
-            syns: Family::default(),
-            observations_pending: Gauge::default(),
-            unresolved: Family::default(),
-            socket_scans: Family::default(),
-            socket_scan_duration: Histogram::new(exponential_buckets(0.000_5, 2.0, 14)),
-            socket_namespaces: Gauge::default(),
-            socket_namespaces_unchanged: Gauge::default(),
-            socket_scan_sockets: Gauge::default(),
-            socket_connections: Family::default(),
-            socket_processes_skipped: Family::default(),
-            inventory_objects: Family::default(),
-            inventory_synced: Family::default(),
-            inventory_watch_errors: Family::default(),
-            inventory_relists: Family::default(),
-            inventory_watch_restarts: Family::default(),
-            inventory_fetches: Family::default(),
-            source_up: Family::default(),
-            source_last_success: Family::default(),
-            edges: EdgeCounter::new(limits),
-        };
+        let (metrics, registry, _) = Metrics::build(limits, enabled);
+        (metrics, registry)
+    }
+
+    /// Every family the exporter serves, with its labels: the table of [`FAMILIES`] as registered.
+    pub fn families() -> Vec<FamilyInfo> {
+        let every = Enabled { capture: true, sockets: true, api_inventory: true };
+        Metrics::build(Limits::default(), every).2
+    }
+
+    /// [`Metrics::families`] as JSON, for `network-mapper --print-metric-families`.
+    pub fn families_json() -> String {
+        serde_json::to_string_pretty(&Metrics::families()).unwrap_or_else(|e| unreachable!("plain data: {e}"))
+    }
+
+    /// Each handle is made by registering its row of [`FAMILIES`]: a family cannot exist unregistered.
+    fn build(limits: Limits, enabled: Enabled) -> (Metrics, Registry, Vec<FamilyInfo>) {
         let mut root = Registry::default();
-        metrics.register(root.sub_registry_with_prefix(PREFIX));
+        let mut r = Registrar::new(root.sub_registry_with_prefix(PREFIX), enabled);
+        r.register(&f::BUILD, Info::new(BuildLabels { version: env!("CARGO_PKG_VERSION") }));
+        let edges = EdgeCounter::new(limits, &mut r);
+        let metrics = Metrics {
+            capture_packets: r.add(&f::CAPTURE_PACKETS, Counter::default()),
+            capture_kernel_drops: r.add(&f::CAPTURE_KERNEL_DROPS, Counter::default()),
+            capture_frames: r.add(&f::CAPTURE_FRAMES, Family::default()),
+            capture_errors: r.add(&f::CAPTURE_ERRORS, Family::default()),
+            capture_filter_updates: r.add(&f::CAPTURE_FILTER_UPDATES, Family::default()),
+            capture_filter_addresses: r.add(&f::CAPTURE_FILTER_ADDRESSES, Gauge::default()),
+            dns_responses: r.add(&f::DNS_RESPONSES, Family::default()),
+            syns: r.add(&f::SYNS, Family::default()),
+            observations_pending: r.add(&f::OBSERVATIONS_PENDING, Gauge::default()),
+            unresolved: r.add(&f::UNRESOLVED, Family::default()),
+            socket_scans: r.add(&f::SOCKET_SCANS, Family::default()),
+            socket_scan_duration: r
+                .add(&f::SOCKET_SCAN_DURATION, Histogram::new(exponential_buckets(0.000_5, 2.0, 14))),
+            socket_namespaces: r.add(&f::SOCKET_NAMESPACES, Gauge::default()),
+            socket_namespaces_unchanged: r.add(&f::SOCKET_NAMESPACES_UNCHANGED, Gauge::default()),
+            socket_scan_sockets: r.add(&f::SOCKET_SCAN_SOCKETS, Gauge::default()),
+            socket_connections: r.add(&f::SOCKET_CONNECTIONS, Family::default()),
+            socket_processes_skipped: r.add(&f::SOCKET_PROCESSES_SKIPPED, Family::default()),
+            inventory_objects: r.add(&f::INVENTORY_OBJECTS, Family::default()),
+            inventory_synced: r.add(&f::INVENTORY_SYNCED, Family::default()),
+            inventory_watch_errors: r.add(&f::INVENTORY_WATCH_ERRORS, Family::default()),
+            inventory_relists: r.add(&f::INVENTORY_RELISTS, Family::default()),
+            inventory_watch_restarts: r.add(&f::INVENTORY_WATCH_RESTARTS, Family::default()),
+            inventory_fetches: r.add(&f::INVENTORY_FETCHES, Family::default()),
+            source_up: r.add(&f::SOURCE_UP, Family::default()),
+            source_last_success: r.add(&f::SOURCE_LAST_SUCCESS, Family::default()),
+            edges,
+        };
+        r.collected(process::FAMILIES);
+        let families = r.finish();
         root.register_collector(Box::new(process::ProcessCollector));
-        metrics.zero_series(enabled);
-        (metrics, root)
+        metrics.source_zero_series(enabled);
+        (metrics, root, families)
     }
 
-    fn register(&self, reg: &mut Registry) {
-        reg.register(
-            "build",
-            "Build information of the running exporter",
-            Info::new(BuildLabels { version: env!("CARGO_PKG_VERSION") }),
-        );
-        self.edges.register(reg);
-        reg.register("capture_packets", "Frames read from the capture source", self.capture_packets.clone());
-        reg.register(
-            "capture_kernel_drops",
-            "Frames the kernel dropped because the capture buffer was full (pcap stats)",
-            self.capture_kernel_drops.clone(),
-        );
-        reg.register("capture_frames", "Captured frames by what decoding found", self.capture_frames.clone());
-        reg.register("capture_errors", "Errors reading the capture source, by error", self.capture_errors.clone());
-        reg.register(
-            "capture_filter_updates",
-            "Replacements of the capture's kernel filter as this node's pods come and go, by outcome",
-            self.capture_filter_updates.clone(),
-        );
-        reg.register(
-            "capture_filter_addresses",
-            "Networks and addresses the capture's kernel filter passes answers to and SYNs from (0: not restricted to this node)",
-            self.capture_filter_addresses.clone(),
-        );
-        reg.register("dns_responses", "DNS responses captured, by outcome", self.dns_responses.clone());
-        reg.register("syns", "Client SYNs captured, by outcome", self.syns.clone());
-        reg.register(
-            "observations_pending",
-            "Observations waiting, for a few seconds at most, for their client pod to reach the inventory or for a remote pod or owner being fetched",
-            self.observations_pending.clone(),
-        );
-        reg.register(
-            "unresolved",
-            "Observations whose client or server did not resolve to a workload, by source, side and reason",
-            self.unresolved.clone(),
-        );
-        reg.register("socket_scans", "Full socket scans, by outcome", self.socket_scans.clone());
-        reg.register_with_unit(
-            "socket_scan_duration",
-            "Wall-clock duration of one full socket scan",
-            Unit::Seconds,
-            self.socket_scan_duration.clone(),
-        );
-        reg.register(
-            "socket_namespaces",
-            "Network namespaces read by the last socket scan",
-            self.socket_namespaces.clone(),
-        );
-        reg.register(
-            "socket_namespaces_unchanged",
-            "Network namespaces the last socket scan did not read: their TCP ActiveOpens had not moved since their last read",
-            self.socket_namespaces_unchanged.clone(),
-        );
-        reg.register(
-            "socket_scan_sockets",
-            "TCP sockets read by the last socket scan",
-            self.socket_scan_sockets.clone(),
-        );
-        reg.register("socket_connections", "Sockets seen by socket scans, by outcome", self.socket_connections.clone());
-        reg.register(
-            "inventory_objects",
-            "Kubernetes objects in the inventory, by kind",
-            self.inventory_objects.clone(),
-        );
-        reg.register(
-            "inventory_synced",
-            "Whether the inventory of each kind has synced (1) or not (0)",
-            self.inventory_synced.clone(),
-        );
-        reg.register(
-            "inventory_watch_errors",
-            "Errors of the Kubernetes API watches, by kind",
-            self.inventory_watch_errors.clone(),
-        );
-        reg.register(
-            "inventory_relists",
-            "Full relists of a Kubernetes API watch after the first list (410 Gone, or a list that failed), by kind",
-            self.inventory_relists.clone(),
-        );
-        reg.register(
-            "inventory_watch_restarts",
-            "Watch requests after the first, by kind: resumed after a dropped stream or the server's timeout",
-            self.inventory_watch_restarts.clone(),
-        );
-        reg.register(
-            "inventory_fetches",
-            "Remote pods and owners fetched from the Kubernetes API on request, by kind and result",
-            self.inventory_fetches.clone(),
-        );
-        reg.register(
-            "source_up",
-            "Whether the last attempt of each source (capture, sockets, inventory) succeeded (1) or failed (0)",
-            self.source_up.clone(),
-        );
-        reg.register_with_unit(
-            "source_last_success_timestamp",
-            "When each source last succeeded, in seconds since the Unix epoch",
-            Unit::Seconds,
-            self.source_last_success.clone(),
-        );
-    }
-
-    /// The one place where zero series are created: every fixed label value of the enabled sources' families,
-    /// so dashboards and alerts see zeros rather than absent series. `unresolved` is left to fill itself
-    /// (source × side × reason is 32 mostly-empty series).
-    fn zero_series(&self, enabled: Enabled) {
-        fn zeros<L: LabelValue, S: EncodeLabelSet + Clone + Eq + std::hash::Hash>(
-            family: &Family<S, Counter>,
-            label: impl Fn(L) -> S,
-        ) {
-            for &value in L::ALL {
-                family.get_or_create(&label(value)).inc_by(0);
-            }
-        }
-        zeros(&self.dns_responses, Outcome);
-        zeros(&self.edges.refused, ReasonLabel::<RefusedReason>);
-        if enabled.capture {
-            zeros(&self.syns, Outcome::<SynOutcome>);
-            zeros(&self.capture_frames, Outcome::<FrameOutcome>);
-            zeros(&self.capture_errors, ErrorLabel::<CaptureErrorKind>);
-            zeros(&self.capture_filter_updates, Outcome::<FilterOutcome>);
-        }
-        if enabled.sockets {
-            zeros(&self.socket_scans, Outcome::<ScanOutcome>);
-            zeros(&self.socket_connections, Outcome::<SocketOutcome>);
-            zeros(&self.socket_processes_skipped, ReasonLabel::<SkipReason>);
-        }
+    /// The zero series of `source_up` and `source_last_success_timestamp_seconds`: of the running sources only, so
+    /// a disabled scanner shows no misleading `source_up{source="sockets"} 0`. (The other fixed label values get
+    /// theirs from their rows of [`FAMILIES`].)
+    fn source_zero_series(&self, enabled: Enabled) {
         let sources = [
             (SourceName::Capture, enabled.capture),
             (SourceName::Sockets, enabled.sockets),

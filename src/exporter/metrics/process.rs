@@ -9,6 +9,11 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
+use super::families::{FamilySpec, PROCESS_CPU, PROCESS_RESIDENT_MEMORY, PROCESS_START_TIME};
+
+/// The rows of the families this collector writes.
+pub static FAMILIES: &[&FamilySpec] = &[&PROCESS_RESIDENT_MEMORY, &PROCESS_CPU, &PROCESS_START_TIME];
+
 /// Reads `/proc/self/stat` on every scrape. On a read failure the series are left out, never the scrape.
 #[derive(Debug)]
 pub struct ProcessCollector;
@@ -22,27 +27,16 @@ struct Sample {
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         let Some(sample) = sample() else { return Ok(()) };
+        let describe = |spec: &FamilySpec| (spec.name, format!("{}.", spec.help));
+        let (name, help) = describe(&PROCESS_RESIDENT_MEMORY);
         let rss = ConstGauge::new(sample.rss_bytes);
-        rss.encode(encoder.encode_descriptor(
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            None,
-            rss.metric_type(),
-        )?)?;
+        rss.encode(encoder.encode_descriptor(name, &help, None, rss.metric_type())?)?;
+        let (name, help) = describe(&PROCESS_CPU);
         let cpu = ConstCounter::new(sample.cpu_seconds);
-        cpu.encode(encoder.encode_descriptor(
-            "process_cpu_seconds",
-            "Total user and system CPU time spent in seconds.",
-            None,
-            cpu.metric_type(),
-        )?)?;
+        cpu.encode(encoder.encode_descriptor(name, &help, None, cpu.metric_type())?)?;
+        let (name, help) = describe(&PROCESS_START_TIME);
         let start = ConstGauge::new(sample.start_time_seconds);
-        start.encode(encoder.encode_descriptor(
-            "process_start_time_seconds",
-            "Start time of the process since the Unix epoch in seconds.",
-            None,
-            start.metric_type(),
-        )?)?;
+        start.encode(encoder.encode_descriptor(name, &help, None, start.metric_type())?)?;
         Ok(())
     }
 }
