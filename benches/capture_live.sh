@@ -27,28 +27,12 @@ cargo build --release --locked --bin network-mapper --example capture_bench_gen 
 exporter=target/release/network-mapper
 work=$(mktemp -d /tmp/nm-capbench.XXXXXX)
 tag="nmb$$"
-ns_replay="${tag}-replay"
-ns_capture="${tag}-capture"
-cleanup() {
-  [ -n "${exporter_pid:-}" ] && kill "$exporter_pid" 2>/dev/null || true
-  ip netns del "$ns_replay" 2>/dev/null || true
-  ip netns del "$ns_capture" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+replay_lab "$tag" "$work"
 
 target/release/examples/capture_bench_gen "$work/full" "$ANSWERS" >&2
 target/release/examples/capture_bench_gen "$work/empty" 0 >&2
 inventory="$work/full/inventory.yaml"
 
-ip netns add "$ns_replay"
-ip netns add "$ns_capture"
-ip link add "${tag}a" type veth peer name "${tag}b"
-ip link set "${tag}a" netns "$ns_replay"
-ip link set "${tag}b" netns "$ns_capture"
-ip -n "$ns_replay" link set "${tag}a" up
-ip -n "$ns_capture" link set "${tag}b" up
-ip -n "$ns_capture" link set lo up
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }

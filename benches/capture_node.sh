@@ -31,29 +31,13 @@ baseline=$(benches/baseline.sh)
 current=target/release/network-mapper
 work=$(mktemp -d /tmp/nm-capnode.XXXXXX)
 tag="nmn$$"
-ns_replay="${tag}-replay"
-ns_capture="${tag}-capture"
-cleanup() {
-  [ -n "${exporter_pid:-}" ] && kill "$exporter_pid" 2>/dev/null || true
-  ip netns del "$ns_replay" 2>/dev/null || true
-  ip netns del "$ns_capture" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+replay_lab "$tag" "$work"
 
 DNS_MIX_SAMPLE_NODE=$NODE target/release/examples/dns_mix_gen "$work" "$RESPONSES" >&2
 expected() { awk -v k="$1" '$1 == k { print $2 }' "$work/expected.txt"; }
 frames=$(tcpdump -nr "$work/cluster.pcap" 2>/dev/null | wc -l)
 responses=$(expected responses)
 
-ip netns add "$ns_replay"
-ip netns add "$ns_capture"
-ip link add "${tag}a" type veth peer name "${tag}b"
-ip link set "${tag}a" netns "$ns_replay"
-ip link set "${tag}b" netns "$ns_capture"
-ip -n "$ns_replay" link set "${tag}a" up
-ip -n "$ns_capture" link set "${tag}b" up
-ip -n "$ns_capture" link set lo up
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }

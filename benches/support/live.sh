@@ -19,3 +19,29 @@ install_missing() {
     fi
   done
 }
+
+# replay_lab TAG WORK: two namespaces joined by a veth, "$ns_replay" (end "${TAG}a", where tcpreplay sends) and
+# "$ns_capture" (end "${TAG}b", lo up, where the exporter captures); on exit, the exporter "$exporter_pid" (if
+# set), both namespaces and the work directory WORK go.
+replay_lab() {
+  tag=$1
+  lab_work=$2
+  ns_replay="${tag}-replay"
+  ns_capture="${tag}-capture"
+  trap remove_replay_lab EXIT
+  ip netns add "$ns_replay"
+  ip netns add "$ns_capture"
+  ip link add "${tag}a" type veth peer name "${tag}b"
+  ip link set "${tag}a" netns "$ns_replay"
+  ip link set "${tag}b" netns "$ns_capture"
+  ip -n "$ns_replay" link set "${tag}a" up
+  ip -n "$ns_capture" link set "${tag}b" up
+  ip -n "$ns_capture" link set lo up
+}
+
+remove_replay_lab() {
+  [ -n "${exporter_pid:-}" ] && kill "$exporter_pid" 2>/dev/null || true
+  ip netns del "$ns_replay" 2>/dev/null || true
+  ip netns del "$ns_capture" 2>/dev/null || true
+  rm -rf "$lab_work"
+}
