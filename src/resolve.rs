@@ -143,15 +143,18 @@ pub enum Resolution {
     /// One side did not resolve.
     Unresolved(Side, Reason),
     /// One side needs an object that the inventory's source fetches on request: resolve the observation again
-    /// once it has arrived, or its fetch has failed.
+    /// once it has arrived. A failed fetch is asked again once its failure stops holding, so an API outage
+    /// shorter than the observation's wait loses nothing; what is never fetched is counted unresolved.
     Fetch(Side, Wanted),
 }
 
-/// Why a side has no workload yet: a reason, or an object to fetch first.
+/// Why a side has no workload yet: a reason, an object to fetch first, or one whose last fetch failed (asked
+/// again once the failure stops holding).
 #[derive(Debug)]
 enum Miss {
     Reason(Reason),
     Fetch(Wanted),
+    Held(Wanted),
 }
 
 impl From<Reason> for Miss {
@@ -164,7 +167,7 @@ impl Miss {
     fn resolution(self, side: Side) -> Resolution {
         match self {
             Miss::Reason(reason) => Resolution::Unresolved(side, reason),
-            Miss::Fetch(wanted) => Resolution::Fetch(side, wanted),
+            Miss::Fetch(wanted) | Miss::Held(wanted) => Resolution::Fetch(side, wanted),
         }
     }
 }
@@ -316,16 +319,16 @@ impl<'a> Resolver<'a> {
             return Some(Reason::OwnerPending.into());
         }
         let (namespace, kind, name) = (record.namespace.clone(), root.kind.clone(), root.name.clone());
-        Some(self.fetch_or(Wanted::Owner { namespace, kind, name }, at, Reason::OwnerPending, Reason::OwnerPending))
+        Some(self.fetch_or(Wanted::Owner { namespace, kind, name }, at, Reason::OwnerPending))
     }
 
     /// `wanted` to fetch, unless an earlier fetch of it still answers: then the reason for a missing object, or
-    /// for a failed fetch.
-    fn fetch_or(&self, wanted: Wanted, at: UnixMicros, missing: Reason, failed: Reason) -> Miss {
+    /// [`Miss::Held`] for a failed fetch.
+    fn fetch_or(&self, wanted: Wanted, at: UnixMicros, missing: Reason) -> Miss {
         match self.inventory.unfetched(&wanted, at) {
             None => Miss::Fetch(wanted),
             Some(Unfetched::Missing) => missing.into(),
-            Some(Unfetched::Failed) => failed.into(),
+            Some(Unfetched::Failed) => Miss::Held(wanted),
         }
     }
 
@@ -369,10 +372,10 @@ impl<'a> Resolver<'a> {
     /// What to fetch for an address no known pod holds: the pod an endpoint names there, else whatever pod holds
     /// an address of the pod networks; nothing for other addresses.
     fn fetch_by_address(&self, ip: &IpAddr, at: UnixMicros) -> Miss {
-        let (unknown, failed) = (Reason::UnknownIp, Reason::FetchFailed);
+        let unknown = Reason::UnknownIp;
         match self.inventory.endpoint_pods_at(ip).find(|pod| !pod.is_present()) {
-            Some(pod) => self.fetch_or(wanted_pod(pod.record()), at, unknown, failed),
-            None if self.inventory.may_be_pod_address(ip) => self.fetch_or(Wanted::PodAt(*ip), at, unknown, failed),
+            Some(pod) => self.fetch_or(wanted_pod(pod.record()), at, unknown),
+            None if self.inventory.may_be_pod_address(ip) => self.fetch_or(Wanted::PodAt(*ip), at, unknown),
             None => unknown.into(),
         }
     }
@@ -456,14 +459,16 @@ impl<'a> Resolver<'a> {
         }
         let absent = self.inventory.endpoints(entry).filter(|ep| !ep.pod.is_present() && !ep.terminating);
         let (named, others): (Vec<_>, Vec<_>) = absent.partition(|ep| host.is_some() && ep.hostname == host);
-        let mut failed = false;
+        // A pod to fetch first; one whose fetch failed only when no other can be asked for.
+        let mut held = None;
         for endpoint in named.into_iter().chain(others) {
-            match self.fetch_or(wanted_pod(endpoint.pod.record()), at, Reason::UnknownIp, Reason::FetchFailed) {
+            match self.fetch_or(wanted_pod(endpoint.pod.record()), at, Reason::UnknownIp) {
                 Miss::Fetch(wanted) => return Some(Miss::Fetch(wanted)),
-                Miss::Reason(reason) => failed |= reason == Reason::FetchFailed,
+                Miss::Held(wanted) => held = held.or(Some(Miss::Held(wanted))),
+                Miss::Reason(_) => {}
             }
         }
-        failed.then_some(Miss::Reason(Reason::FetchFailed))
+        held
     }
 
     fn backing_pod(&self, service: &'a ServiceEntry, host: Option<&str>, at: UnixMicros) -> Option<&'a PodEntry> {
@@ -502,7 +507,7 @@ impl<'a> Resolver<'a> {
         for ip in addresses {
             match self.address_server(ip, self.inventory.service_with_ip(ip), at) {
                 Ok(target) => return Ok(target),
-                Err(Miss::Fetch(wanted)) => return Err(Miss::Fetch(wanted)),
+                Err(miss @ (Miss::Fetch(_) | Miss::Held(_))) => return Err(miss),
                 Err(Miss::Reason(_)) => {}
             }
         }

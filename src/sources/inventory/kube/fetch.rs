@@ -29,7 +29,8 @@ const FETCH_BURST: u32 = 50;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long "no such object" holds before it is asked again.
 const MISSING_FOR: Duration = Duration::from_secs(60);
-/// How long a failed fetch holds: observations meanwhile are counted unresolved (`fetch_failed`).
+/// How long a failed fetch holds before it is asked again; observations meanwhile keep waiting (up to the
+/// pipeline's bound, then `fetch_failed` / `owner_pending`).
 const FAILED_FOR: Duration = Duration::from_secs(10);
 /// How long a pod fetched by address is trusted: nothing says when it is gone, and its address may be given to
 /// another pod after it.
@@ -58,6 +59,13 @@ pub(super) async fn run(
     let mut limit = RateLimit::new(FETCH_RATE, FETCH_BURST);
     let mut last_sweep = Instant::now();
     while let Some(wanted) = requests.next().await {
+        // Observations waiting for a failed fetch ask for it again at every retry; it is fetched again only once
+        // the failure stops holding, so an outage costs the API server one request per object per FAILED_FOR.
+        let held = inventory.read().unwrap_or_else(PoisonError::into_inner).unfetched(&wanted, now_micros());
+        if held == Some(Unfetched::Failed) {
+            requests.done(&wanted);
+            continue;
+        }
         limit.acquire().await;
         let fetched = tokio::time::timeout(FETCH_TIMEOUT, fetch(&client, &wanted)).await.unwrap_or(Fetched::Failed);
         let result = {
