@@ -173,8 +173,10 @@ fn expect_reply(what: &str, reply: &str, expected: &str) -> io::Result<()> {
     Err(io::Error::other(format!("{what}: got {reply:?}, expected {expected:?}")))
 }
 
-/// Adds the reviews pod to the API (created now), waits until the exporter's inventory holds it, wires it into
-/// the node, then lets it call catalog.
+/// Adds the reviews pod to the API (created now), waits until the exporter's inventory holds it and its node
+/// filter passes the pod's address, wires it into the node, then lets it call catalog. (The lab's Node has no
+/// `spec.podCIDRs`, so the filter names each pod: in a cluster the pod's address reaches the watch before its
+/// containers start, and the filter follows within the capture's idle wait, 100 ms.)
 pub fn add_reviews(lab: &mut Lab) -> io::Result<()> {
     let before = InventoryCounts::of(lab)?;
     let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(1));
@@ -186,10 +188,9 @@ pub fn add_reviews(lab: &mut Lab) -> io::Result<()> {
     // The node's agent watches its pods; the pod's ReplicaSet is fetched when its first call needs it (the call
     // waits for it, so the identity is the Deployment's, never the ReplicaSet's name).
     let exporter = lab.exporter();
-    crate::http::until("the reviews pod in the exporter's inventory", Duration::from_secs(30), || {
-        let text = exporter.metrics()?;
-        let pods = crate::http::sample(&text, r#"network_mapper_inventory_objects{kind="Pod"}"#)?;
-        (pods > before.pods).then_some(())
+    crate::http::until("the reviews pod in the exporter's inventory and filter", Duration::from_secs(30), || {
+        let now = InventoryCounts::of(lab).ok()?;
+        (now.pods > before.pods && now.filtered > before.filtered).then_some(())
     })
     .map_err(|e| exporter.with_log(e))?;
     lab.add_pod(&reviews.pod_names()[0])?;
@@ -199,13 +200,16 @@ pub fn add_reviews(lab: &mut Lab) -> io::Result<()> {
 /// Objects in the exporter's inventory, from its self-metrics.
 struct InventoryCounts {
     pods: f64,
+    /// Networks and addresses the capture's node filter names.
+    filtered: f64,
 }
 
 impl InventoryCounts {
     fn of(lab: &Lab) -> io::Result<InventoryCounts> {
         let text = lab.exporter().metrics().ok_or_else(|| io::Error::other("/metrics did not answer"))?;
-        let pods = crate::http::sample(&text, r#"network_mapper_inventory_objects{kind="Pod"}"#).unwrap_or(0.0);
-        Ok(InventoryCounts { pods })
+        let sample = |series: &str| crate::http::sample(&text, series).unwrap_or(0.0);
+        let pods = sample(r#"network_mapper_inventory_objects{kind="Pod"}"#);
+        Ok(InventoryCounts { pods, filtered: sample("network_mapper_capture_filter_addresses") })
     }
 }
 
