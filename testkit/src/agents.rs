@@ -142,6 +142,13 @@ pub fn first_retry(requests: &[RequestRecord], kind: &str) -> Option<Duration> {
     of_kind.next().map(|r| r.at)
 }
 
+/// When the agent retried the first request the server refused, whatever its kind: the next request of that kind.
+pub fn first_retry_of_refused(requests: &[RequestRecord]) -> Option<Duration> {
+    let refused = requests.iter().position(|r| r.status >= 400)?;
+    let kind = &requests[refused].kind;
+    requests[refused + 1..].iter().find(|r| &r.kind == kind).map(|r| r.at)
+}
+
 /// Lock-step: the largest share of `agents` that sent a request in one window of `window`, counting each
 /// agent once per window, among the request times given per agent. Given each agent's first retry, agents that
 /// retry on their own clocks spread out, and agents in step share a window.
