@@ -35,11 +35,7 @@ inventory="$work/full/inventory.yaml"
 
 
 ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 scrape() { ip netns exec "$ns_capture" curl -sf http://127.0.0.1:9953/metrics; }
-sample() { awk -v s="$2" '$1 == s { print $2 }' <<<"$1"; }
-now() { date +%s.%N; }
 
 rows=()
 over_budget=0
@@ -73,11 +69,7 @@ live_run() {
   ip netns exec "$ns_capture" "$exporter" --interface "${tag}b" --inventory-file "$inventory" --no-socket-scan \
     --listen-address 127.0.0.1:9953 "${extra[@]}" >"$work/exporter-$mode-$rate.log" 2>&1 &
   exporter_pid=$!
-  for _ in $(seq 100); do
-    ip netns exec "$ns_capture" curl -sf -o /dev/null http://127.0.0.1:9953/readyz && break
-    sleep 0.1
-  done
-  sleep 0.5
+  wait_ready http://127.0.0.1:9953/readyz
   local cpu0 started wall cpu1 metrics
   cpu0=$(cpu_ticks "$exporter_pid")
   started=$(now)

@@ -40,10 +40,6 @@ responses=$(expected responses)
 
 
 ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
-sample() { awk -v s="$2" '$1 == s { print $2 }' <<<"$1"; }
-now() { date +%s.%N; }
 
 rows=()
 cpu_per_second=()
@@ -56,11 +52,7 @@ run() {
   ip netns exec "$ns_capture" "$binary" --interface "${tag}b" --inventory-file "$work/inventory.yaml" \
     --node-name "$NODE" --no-socket-scan --listen-address 127.0.0.1:9953 >"$work/$name.log" 2>&1 &
   exporter_pid=$!
-  for _ in $(seq 100); do
-    ip netns exec "$ns_capture" curl -sf -o /dev/null http://127.0.0.1:9953/readyz && break
-    sleep 0.1
-  done
-  sleep 0.5
+  wait_ready http://127.0.0.1:9953/readyz
   local cpu0 started wall cpu1 metrics rss
   cpu0=$(cpu_ticks "$exporter_pid")
   started=$(now)

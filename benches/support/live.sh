@@ -45,3 +45,18 @@ remove_replay_lab() {
   ip netns del "$ns_capture" 2>/dev/null || true
   rm -rf "$lab_work"
 }
+
+# Measuring a process: CPU clock ticks (utime + stime), peak RSS in KiB, a sample from exposition text, the time.
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+sample() { awk -v s="$2" '$1 == s { print $2 }' <<<"$1"; }
+now() { date +%s.%N; }
+
+# wait_ready URL: waits up to 10 s for the exporter in "$ns_capture" to answer URL, then lets it settle.
+wait_ready() {
+  for _ in $(seq 100); do
+    ip netns exec "$ns_capture" curl -sf -o /dev/null "$1" && break
+    sleep 0.1
+  done
+  sleep 0.5
+}
