@@ -213,20 +213,9 @@ impl Recorder {
         self
     }
 
-    /// A DNS answer to `client` for `question`, against the inventory the caller has read for the message.
+    /// A DNS answer to `client` for `question`, against the inventory the caller has read for the message; `since`
+    /// is when it started waiting, `None` for a new one.
     fn dns_answer(
-        &self,
-        inventory: &Inventory,
-        client: IpAddr,
-        question: &str,
-        addresses: &[IpAddr],
-        at: UnixMicros,
-    ) -> Resolved {
-        self.answer_waiting_since(inventory, client, question, addresses, at, None)
-    }
-
-    /// [`Recorder::dns_answer`] for an answer that has waited since `since` already.
-    fn answer_waiting_since(
         &self,
         inventory: &Inventory,
         client: IpAddr,
@@ -317,7 +306,7 @@ impl Recorder {
     ) -> Resolved {
         let inventory = self.inventory.read().unwrap_or_else(PoisonError::into_inner);
         if may_wait {
-            return self.answer_waiting_since(&inventory, client, question, addresses, at, Some(since));
+            return self.dns_answer(&inventory, client, question, addresses, at, Some(since));
         }
         let resolution = Resolver::new(&inventory, &self.config).dns_answer(client, question, addresses, at);
         drop(inventory);
@@ -685,7 +674,8 @@ impl MessageSink {
             DnsResponse::NotAnswer(_) => Some(&self.outcomes.not_answer),
             DnsResponse::Answer(answer) => {
                 let client = message.dst.ip();
-                let resolved = self.recorder.dns_answer(&inventory, client, &answer.question, &answer.addresses, at);
+                let resolved =
+                    self.recorder.dns_answer(&inventory, client, &answer.question, &answer.addresses, at, None);
                 self.outcomes.of(resolved)
             }
         };
