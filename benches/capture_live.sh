@@ -7,8 +7,8 @@
 #     the exporter (release build) captures with --interface, at each rate of RATES answers/s, once with batched
 #     delivery (the default) and once with libpcap's immediate mode (the hidden --capture-immediate);
 #   - processes the same capture from the file (--pcap-file --print-metrics).
-# CPU is the exporter's utime + stime from /proc/<pid>/stat, from ready to 1 s after the replay ends (start-up
-# excluded); the file path subtracts a run on an empty capture. Peak RSS is VmHWM. Prints a Markdown table.
+# CPU is the live exporter's CPU time (all its threads, from its own cgroup: benches/support/live.sh), from ready
+# to 1 s after the replay ends (start-up excluded); the file path's is its rusage, less a run on an empty capture. Peak RSS is VmHWM. Prints a Markdown table.
 #
 # Run as root: benches/capture_live.sh   (env: ANSWERS=200000 RATES="25000 60000")
 # Exits non-zero when over budget: any kernel drop or uncounted answer, or batched CPU per answer at the lowest
@@ -34,7 +34,6 @@ target/release/examples/capture_bench_gen "$work/empty" 0 >&2
 inventory="$work/full/inventory.yaml"
 
 
-ticks=$(getconf CLK_TCK)
 scrape() { ip netns exec "$ns_capture" curl -sf http://127.0.0.1:9953/metrics; }
 
 rows=()
@@ -69,24 +68,26 @@ live_run() {
   ip netns exec "$ns_capture" "$exporter" --interface "${tag}b" --inventory-file "$inventory" --no-socket-scan \
     --listen-address 127.0.0.1:9953 "${extra[@]}" >"$work/exporter-$mode-$rate.log" 2>&1 &
   exporter_pid=$!
+  cpu_track "$exporter_pid"
   wait_ready http://127.0.0.1:9953/readyz
   local cpu0 started wall cpu1 metrics
-  cpu0=$(cpu_ticks "$exporter_pid")
+  cpu0=$(cpu_seconds "$exporter_pid")
   started=$(now)
   ip netns exec "$ns_replay" tcpreplay -q -i "${tag}a" --pps=$((rate * 4)) "$work/full/cluster.pcap" \
     >"$work/tcpreplay-$mode-$rate.log" 2>&1
   wall=$(echo "$(now) - $started" | bc -l)
   sleep 1
-  cpu1=$(cpu_ticks "$exporter_pid")
+  cpu1=$(cpu_seconds "$exporter_pid")
   metrics=$(scrape)
   local rss drops counted cpu_s
   rss=$(peak_rss_kib "$exporter_pid")
   kill -TERM "$exporter_pid"
   wait "$exporter_pid" || true
+  cpu_untrack "$exporter_pid"
   exporter_pid=
   drops=$(sample "$metrics" network_mapper_capture_kernel_drops_total)
   counted=$(sample "$metrics" 'network_mapper_dns_responses_total{outcome="counted"}')
-  cpu_s=$(echo "($cpu1 - $cpu0) / $ticks" | bc -l)
+  cpu_s=$(echo "$cpu1 - $cpu0" | bc -l)
   local us=$(echo "$cpu_s * 1000000 / $ANSWERS" | bc -l)
   rows+=("$(printf '| live, %s | %s | %.0f | %.0f | %.0f | %.2f s | %.1f%% | %.2f | %.1f |' "$mode" "$rate" \
     "$(echo "$ANSWERS / $wall" | bc -l)" "$counted" "$drops" "$cpu_s" "$(echo "100 * $cpu_s / ($wall + 1)" | bc -l)" \

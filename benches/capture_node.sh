@@ -7,9 +7,9 @@
 # where the CoreDNS pod runs; the inventory gives each node its pod CIDR) and, in the same run, replays it with
 # tcpreplay from one network namespace onto a veth whose peer each exporter captures in another (release builds,
 # --interface, --inventory-file, --node-name node-00, --no-socket-scan) at RATE responses/s: first the previous
-# release (benches/baseline.sh), then this tree. CPU is the exporter's utime + stime from ready until 1 s after the
-# replay, per second of that time (clock ticks of 10 ms: a million responses keep the error within a few percent);
-# peak RSS is VmHWM.
+# release (benches/baseline.sh), then this tree. CPU is the exporter's CPU time (all its threads, from its own
+# cgroup to the microsecond: benches/support/live.sh) from ready until 1 s after the replay, per second of that
+# time; peak RSS is VmHWM.
 #
 # Run as root: benches/capture_node.sh   (env: RESPONSES=1000000 RATE=25000 BASELINE_REF=8bea47d)
 # Exits non-zero when over budget: this tree's CPU per second above 1/5 of the previous release's, or either
@@ -39,7 +39,6 @@ frames=$(tcpdump -nr "$work/cluster.pcap" 2>/dev/null | wc -l)
 responses=$(expected responses)
 
 
-ticks=$(getconf CLK_TCK)
 
 rows=()
 cpu_per_second=()
@@ -52,19 +51,22 @@ run() {
   ip netns exec "$ns_capture" "$binary" --interface "${tag}b" --inventory-file "$work/inventory.yaml" \
     --node-name "$NODE" --no-socket-scan --listen-address 127.0.0.1:9953 >"$work/$name.log" 2>&1 &
   exporter_pid=$!
+  cpu_track "$exporter_pid"
+  method=$(cpu_method "$exporter_pid")
   wait_ready http://127.0.0.1:9953/readyz
   local cpu0 started wall cpu1 metrics rss
-  cpu0=$(cpu_ticks "$exporter_pid")
+  cpu0=$(cpu_seconds "$exporter_pid")
   started=$(now)
   ip netns exec "$ns_replay" tcpreplay -q -i "${tag}a" --pps=$((RATE * frames / responses)) "$work/cluster.pcap" \
     >"$work/tcpreplay-$name.log" 2>&1
   wall=$(echo "$(now) - $started" | bc -l)
   sleep 1
-  cpu1=$(cpu_ticks "$exporter_pid")
+  cpu1=$(cpu_seconds "$exporter_pid")
   metrics=$(ip netns exec "$ns_capture" curl -sf http://127.0.0.1:9953/metrics)
   rss=$(peak_rss_kib "$exporter_pid")
   kill -TERM "$exporter_pid"
   wait "$exporter_pid" || true
+  cpu_untrack "$exporter_pid"
   exporter_pid=
   local drops counted forwarded other packets cpu_s per_s
   drops=$(sample "$metrics" network_mapper_capture_kernel_drops_total)
@@ -72,10 +74,10 @@ run() {
   forwarded=$(sample "$metrics" 'network_mapper_dns_responses_total{outcome="forwarded"}')
   other=$(sample "$metrics" 'network_mapper_dns_responses_total{outcome="other_node"}')
   packets=$(sample "$metrics" network_mapper_capture_packets_total)
-  cpu_s=$(echo "($cpu1 - $cpu0) / $ticks" | bc -l)
+  cpu_s=$(echo "$cpu1 - $cpu0" | bc -l)
   per_s=$(echo "$cpu_s / ($wall + 1)" | bc -l)
   cpu_per_second+=("$per_s")
-  rows+=("$(printf '| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f s | %.2f%% | %.1f |' "$name" \
+  rows+=("$(printf '| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.3f s | %.2f%% | %.1f |' "$name" \
     "$(echo "$responses / $wall" | bc -l)" "$packets" "$counted" "$forwarded" "$other" "$drops" "$cpu_s" \
     "$(echo "100 * $per_s" | bc -l)" "$(echo "$rss / 1024" | bc -l)")")
   [ "${drops%.*}" = 0 ] && [ "${counted%.*}" = "$(expected sample_counted)" ] \
@@ -84,7 +86,7 @@ run() {
 run "previous release ($(basename "$(dirname "$baseline")"))" "$baseline" "$(expected forwarded)"
 run "this tree (node filter)" "$current" 0
 
-echo "capture_node: $responses responses ($frames frames) of a 20-node cluster's CoreDNS node, counted for $NODE; target $RATE responses/s; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "capture_node: $responses responses ($frames frames) of a 20-node cluster's CoreDNS node, counted for $NODE; target $RATE responses/s; CPU: $method; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| exporter | responses/s replayed | frames read | counted | forwarded | other_node | kernel drops | CPU | share of a core | peak RSS MiB |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
