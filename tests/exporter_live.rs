@@ -15,6 +15,7 @@ use testkit::packets;
 const RECORDS: &[&str] = &[
     "--host-record=cart.shop.svc.cluster.local,10.96.0.20",
     "--host-record=api.example.com,203.0.113.5",
+    "--txt-record=info.shop.svc.cluster.local,hello",
     "--local=/cluster.local/",
 ];
 
@@ -60,15 +61,18 @@ fn live_capture_counts_real_dns_answers_as_edges() {
     // The capture is open before the server answers, so once /metrics responds no answer can be missed.
     eventually("the exporter to start", Duration::from_secs(20), || metrics(port));
 
-    let ask = |id: u16, name: &str| {
-        let query = packets::query(id, name, TYPE::A);
+    let ask = |id: u16, name: &str, qtype| {
+        let query = packets::query(id, name, qtype);
         udp_exchange(client, lab.server_v4(), &query, Duration::from_secs(2)).expect("dnsmasq answers");
     };
     for id in 1..=3 {
-        ask(id, "cart.shop.svc.cluster.local");
+        ask(id, "cart.shop.svc.cluster.local", TYPE::A);
     }
-    ask(4, "api.example.com");
-    ask(5, "nope.shop.svc.cluster.local");
+    ask(4, "api.example.com", TYPE::A);
+    // An answer with a record but no address reaches user space and is not an answer; NXDOMAIN over UDP stays in
+    // the kernel (the node filter passes only answers that carry a record).
+    ask(5, "info.shop.svc.cluster.local", TYPE::TXT);
+    ask(6, "nope.shop.svc.cluster.local", TYPE::A);
 
     let want = [
         r#"network_mapper_edge_total{client="checkout",namespace="shop",server="cart",server_namespace="shop"} 3"#,

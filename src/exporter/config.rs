@@ -159,7 +159,7 @@ impl Args {
     pub fn node_filter(&self) -> Option<NodeFilterSpec> {
         let node = self.node_name().filter(|_| self.bpf_filter.is_none())?;
         let syns = (!self.no_syn_capture).then(|| crate::sources::capture::syn::SYN_FILTER.to_owned());
-        Some(NodeFilterSpec { node, answers: DEFAULT_BPF_FILTER.to_owned(), syns })
+        Some(NodeFilterSpec { node, answers: node_filter::countable_answers(), syns })
     }
 
     /// The filter a live capture opens with: with a node filter (docs/design.md §7), answers to and SYNs from

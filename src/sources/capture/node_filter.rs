@@ -71,6 +71,28 @@ impl NodeAddresses {
     }
 }
 
+/// The answers a node filter passes: UDP answers whose DNS header says they can count (the rules of
+/// [`super::prefilter::header_verdict`]: a response, a standard query, NOERROR, a question and an answer record),
+/// a UDP header too short to say (user space counts it `malformed`), and every TCP answer (where its DNS header
+/// starts depends on the TCP header and the segment). NXDOMAIN answers to a pod's search-list candidates are most
+/// of what a node's pods receive, and none of them can count: they stay in the kernel.
+///
+/// pcap's `udp[i]` reads IPv4 packets only, so IPv6 reads the UDP header right after the fixed 40-byte header, as
+/// libpcap's own `udp src port` does for IPv6 (a packet with extension headers passes neither).
+pub fn countable_answers() -> String {
+    let header = |at: &dyn Fn(usize, &str) -> String| {
+        let (udp_len, flags_hi, flags_lo) = (at(4, ":2"), at(10, ""), at(11, ""));
+        let (questions, answers) = (at(12, ":2"), at(14, ":2"));
+        format!(
+            "({udp_len} < 20 or ({flags_hi} & 0xf8 == 0x80 and {flags_lo} & 0xf == 0 and {questions} != 0 and \
+             {answers} != 0))"
+        )
+    };
+    let v4 = header(&|offset, size| format!("udp[{offset}{size}]"));
+    let v6 = header(&|offset, size| format!("ip6[{}{size}]", 40 + offset));
+    format!("(udp src port 53 and ((ip and {v4}) or (ip6 and {v6}))) or tcp src port 53")
+}
+
 /// The capture filter restricted to the node: answers (`answers`, e.g. `udp src port 53 or tcp src port 53`)
 /// to its pods, and with `syns` (a SYN expression) SYNs from them. `None` while no address is known: the
 /// capture then keeps its unrestricted filter.
