@@ -1,23 +1,102 @@
-//! The node filter on a real capture (docs/design.md §7): the kernel passes only answers to this node's pods, and
-//! replacing the filter as pods come and go loses no answer that both filters pass. A real dnsmasq answers real
-//! queries from three client addresses; the capture on the root side of the veth is filtered to some of them.
+//! The node filter (docs/design.md §7): the kernel passes only answers to this node's pods that can count, and
+//! replacing the filter as pods come and go loses no answer that both filters pass. The expression is checked
+//! against the header rules on synthetic frames of each kind; then a real dnsmasq answers real queries from three
+//! client addresses, and the capture on the root side of the veth is filtered to some of them.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use network_mapper::sources::capture::frame::FrameDecoder;
 use network_mapper::sources::capture::node_filter::{self, NodeAddresses};
-use network_mapper::sources::capture::source::{DEFAULT_FILTER, Next, PacketSource, open_live};
+use network_mapper::sources::capture::prefilter::header_verdict;
+use network_mapper::sources::capture::source::{
+    BLOCK_TIMEOUT_MS, DEFAULT_FILTER, Next, PacketSource, open_file, open_live,
+};
 use network_mapper::sources::capture::syn::SYN_FILTER;
-use simple_dns::TYPE;
+use simple_dns::{RCODE, TYPE};
+use testkit::capfile::Pcap;
 use testkit::cmd::ok;
-use testkit::lab::{DnsLab, udp_exchange};
-use testkit::packets;
+use testkit::lab::{DnsLab, tcp_exchange, udp_exchange};
+use testkit::packets::{self, Record, dlt};
 
-const RECORDS: &[&str] = &["--address=/svc.example/10.99.0.7"];
+const RECORDS: &[&str] = &["--address=/svc.example/10.99.0.7", "--local=/nx.example/"];
+
+/// DNS messages of every kind the header rules tell apart, by id: an answer, NXDOMAIN, NODATA, SERVFAIL, a
+/// query, a NOTIFY, and a header cut short (id 7, 6 bytes).
+fn messages_of_each_kind() -> Vec<Vec<u8>> {
+    let name = "cart.shop.svc.cluster.local";
+    let a = Record::A(name, "10.96.0.20".parse().unwrap());
+    let mut query = packets::response(5, name, &[a]);
+    query[2] &= 0x7F;
+    let mut notify = packets::response(6, name, &[a]);
+    notify[2] |= 4 << 3;
+    vec![
+        packets::response(1, name, &[a]),
+        packets::nxdomain(2, name),
+        packets::response_with(3, name, TYPE::AAAA, RCODE::NoError, &[]),
+        packets::response_with(4, name, TYPE::A, RCODE::ServerFailure, &[]),
+        query,
+        notify,
+        vec![0, 7, 0x81, 0x80, 0, 1],
+    ]
+}
+
+/// The ids of the messages that pass `filter` over `transport` on a capture file of LINKTYPE `link`.
+/// `transport` takes each message with its index (a TCP message needs a connection of its own).
+fn passed(link: u32, filter: &str, transport: impl Fn(usize, &[u8]) -> Vec<u8>) -> Vec<u16> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kinds.pcap");
+    let mut file = Pcap::create(&path, link).unwrap();
+    for (at, message) in messages_of_each_kind().iter().enumerate() {
+        file.write(at as i64, &packets::frame(link, &transport(at, message)));
+    }
+    file.finish().unwrap();
+    let mut source = open_file(&path, Some(filter)).unwrap();
+    let (link, mut decoder, mut ids) = (source.link_type(), FrameDecoder::new(), Vec::new());
+    while let Next::Packet(p) = source.next().unwrap() {
+        decoder.decode(link, p.data, &mut |m| ids.push(u16::from_be_bytes([m.bytes[0], m.bytes[1]])));
+    }
+    ids
+}
+
+#[test]
+fn the_node_filter_passes_udp_answers_that_can_count_and_every_tcp_answer() {
+    let node = NodeAddresses {
+        hosts: vec!["10.244.3.5".parse().unwrap(), "fd00::5".parse().unwrap()],
+        ..NodeAddresses::default()
+    };
+    let filter = node_filter::for_node(&node_filter::countable_answers(), Some(SYN_FILTER), &node).unwrap();
+    // What user space would make of each: only an answer the header rules let through can count; a header cut
+    // short must reach user space to be counted malformed.
+    let can_count: Vec<u16> = messages_of_each_kind()
+        .iter()
+        .filter(|m| m.len() < 12 || header_verdict(m).is_ok())
+        .map(|m| u16::from_be_bytes([m[0], m[1]]))
+        .collect();
+    assert_eq!(can_count, [1, 7]);
+    let all: Vec<u16> = (1..=7).collect();
+    for link in [dlt::EN10MB, dlt::LINUX_SLL2, dlt::RAW] {
+        for (server, client) in [("10.96.0.10:53", "10.244.3.5"), ("[fd00::53]:53", "fd00::5")] {
+            let (server, client): (SocketAddr, IpAddr) = (server.parse().unwrap(), client.parse().unwrap());
+            let port = |i: usize| SocketAddr::new(client, 40_000 + i as u16);
+            let udp = passed(link, &filter, |i, m| packets::udp_packet(server, port(i), m));
+            assert_eq!(udp, can_count, "UDP from {server} on LINKTYPE {link}");
+            let segment = |i, m: &[u8]| {
+                let push = packets::TCP_ACK | packets::TCP_PSH;
+                packets::tcp_packet(server, port(i), 1, push, &packets::tcp_dns_payload(&[m]))
+            };
+            let tcp = passed(link, &filter, segment);
+            assert_eq!(tcp, all, "TCP from {server} on LINKTYPE {link}: the DNS header's place is not fixed");
+            let elsewhere =
+                SocketAddr::new(if server.is_ipv4() { "10.244.9.5" } else { "fd00::9" }.parse().unwrap(), 1);
+            let to_elsewhere = passed(link, &filter, |_, m| packets::udp_packet(server, elsewhere, m));
+            assert!(to_elsewhere.is_empty(), "another node's pod: {to_elsewhere:?}");
+        }
+    }
+}
 
 /// The lab plus two more client addresses on the root side, routed from the server's namespace.
 struct Clients {
@@ -65,7 +144,8 @@ fn count_answers(
                 quiet_since = None;
             }
             Next::Idle | Next::End if stop.load(Ordering::Acquire) => {
-                if quiet_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(300) {
+                let quiet = Duration::from_millis(BLOCK_TIMEOUT_MS as u64 + 300);
+                if quiet_since.get_or_insert_with(Instant::now).elapsed() > quiet {
                     return seen;
                 }
             }
@@ -91,6 +171,31 @@ fn the_node_filter_passes_only_answers_to_the_nodes_pods() {
     assert_eq!(seen.get(&pod), Some(&50), "{seen:?}");
     assert_eq!((seen.get(&other_a), seen.get(&other_b)), (None, None), "{seen:?}");
     assert_eq!(source.kernel_stats().unwrap().dropped, 0);
+}
+
+#[test]
+#[ignore = "live: needs root, network namespaces, dnsmasq (run by `make test`)"]
+fn answers_that_cannot_count_stay_in_the_kernel() {
+    let clients = Clients::start();
+    let pod = clients.addresses[0];
+    let node = NodeAddresses { hosts: vec![pod], ..NodeAddresses::default() };
+    let mut source = open_live(&clients.lab.veth.root_if, DEFAULT_FILTER).unwrap();
+    source.replace_filter(&node_filter::for_node(&node_filter::countable_answers(), None, &node).unwrap()).unwrap();
+    let timeout = Duration::from_secs(2);
+    for (id, name, qtype) in [(1, "svc.example", TYPE::A), (2, "nx.example", TYPE::A), (3, "svc.example", TYPE::AAAA)] {
+        ok(udp_exchange(pod, clients.lab.server_v4(), &packets::query(id, name, qtype), timeout));
+    }
+    ok(tcp_exchange(clients.lab.server_v4(), &packets::query(4, "nx.example", TYPE::A), timeout));
+
+    let (link, mut decoder, mut ids) = (source.link_type(), FrameDecoder::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_millis(BLOCK_TIMEOUT_MS as u64 + 600);
+    while Instant::now() < deadline {
+        if let Next::Packet(p) = source.next().unwrap() {
+            decoder.decode(link, p.data, &mut |m| ids.push(u16::from_be_bytes([m.bytes[0], m.bytes[1]])));
+        }
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 4], "the answer, and the NXDOMAIN over TCP; not the NXDOMAIN or NODATA over UDP");
 }
 
 #[test]

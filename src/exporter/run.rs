@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,7 +26,7 @@ use crate::exporter::server::{self, AppState, Exposition, Readiness};
 use crate::exporter::web_config::WebConfig;
 use crate::resolve::ResolveConfig;
 use crate::sources::capture;
-use crate::sources::capture::source::{self, Next, PacketSource};
+use crate::sources::capture::source::{self, Next, PacketSource, Waker};
 use crate::sources::inventory::{self, Inventory};
 use crate::sources::sockets::netns::PodHash;
 use crate::sources::sockets::{self, ProcRoot, Scanner};
@@ -268,7 +268,7 @@ pub fn print_metrics(args: &Args, exposition: Exposition) -> Result<String, Erro
     if let Some(mut packets) = sources.packets {
         let pipeline = pipeline_for(packets.syns, &core.recorder);
         let stop = Arc::new(AtomicBool::new(false));
-        let mut capture = Capture { pipeline, metrics: core.metrics.clone(), stop, node_filter: None };
+        let mut capture = Capture { pipeline, metrics: core.metrics.clone(), stop, node_filter: None, waker: None };
         drain(packets.source.as_mut(), &mut capture)?;
     }
     if let Some(mut sockets) = sources.sockets {
@@ -302,9 +302,11 @@ pub async fn run(settings: Settings, sources: Sources, shutdown: impl Future<Out
     let interval = sources.sockets.as_ref().map(|s| s.interval);
     let core = Core::new(sources.inventory, settings.resolve, settings.limits, enabled, interval)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let mut threads = Vec::new();
+    let (mut threads, mut wakers) = (Vec::new(), Vec::new());
     if let Some(packets) = sources.packets {
-        threads.push(spawn_capture(packets, &core, stop.clone())?);
+        let (thread, waker) = spawn_capture(packets, &core, stop.clone())?;
+        threads.push(thread);
+        wakers.push(waker);
     }
     if let Some(sockets) = sources.sockets {
         threads.push(spawn_socket_scanner(sockets, &core, stop.clone())?);
@@ -315,6 +317,7 @@ pub async fn run(settings: Settings, sources: Sources, shutdown: impl Future<Out
     server::serve(settings.listener, state, shutdown).await;
     reload.abort();
     stop.store(true, Ordering::Release);
+    wakers.iter().for_each(Waker::wake);
     for thread in threads {
         if thread.join().is_err() {
             tracing::error!("a source thread panicked");
@@ -324,18 +327,28 @@ pub async fn run(settings: Settings, sources: Sources, shutdown: impl Future<Out
     Ok(())
 }
 
-/// Runs the capture on a named thread.
-fn spawn_capture(packets: Packets, core: &Core, stop: Arc<AtomicBool>) -> Result<JoinHandle<()>, Error> {
+/// Runs the capture on a named thread; the waker ends its wait for packets (wake it after setting `stop`). It is
+/// also woken when the exporter becomes ready and, with a node filter, when the node's pods change, so the thread
+/// sleeps until a packet or one of those comes.
+fn spawn_capture(packets: Packets, core: &Core, stop: Arc<AtomicBool>) -> Result<(JoinHandle<()>, Waker), Error> {
     tracing::info!(source = %packets.source.describe(), "capturing DNS answers");
     let live = packets.reopen.is_some();
     let pipeline = pipeline_for(packets.syns, &core.recorder);
     let metrics = core.metrics.clone();
     let readiness = core.readiness.clone();
     let inventory = core.recorder.inventory().clone();
+    let waker = Waker::new().map_err(|e| Error::Thread("capture", e))?;
+    readiness.wake_when_ready(waker.clone());
+    if packets.node_filter.is_some() {
+        let waker = waker.clone();
+        inventory.write().unwrap_or_else(PoisonError::into_inner).on_node_change(move || waker.wake());
+    }
     let mut node_filter = packets.node_filter.map(|spec| NodeFilter::new(spec, inventory, metrics.clone()));
+    let thread_waker = waker.clone();
     let thread = std::thread::Builder::new().name(packets.thread_name).spawn(move || {
         let _down_if_it_dies = DownOnPanic(metrics.clone(), SourceName::Capture);
         let mut source = packets.source;
+        source.wake_with(thread_waker.clone());
         let Some(backlog) = read_until_ready(source.as_mut(), live, &readiness, &stop) else { return };
         metrics.source_succeeded(SourceName::Capture);
         if let Some(filter) = &mut node_filter {
@@ -345,10 +358,10 @@ fn spawn_capture(packets: Packets, core: &Core, stop: Arc<AtomicBool>) -> Result
         for (at, frame) in backlog.frames {
             pipeline.process_frame(link, at, &frame);
         }
-        let capture = Capture { pipeline, metrics, stop, node_filter };
+        let capture = Capture { pipeline, metrics, stop, node_filter, waker: Some(thread_waker) };
         capture_loop(source, capture, packets.reopen);
     });
-    thread.map_err(|e| Error::Thread("capture", e))
+    Ok((thread.map_err(|e| Error::Thread("capture", e))?, waker))
 }
 
 /// Marks a source down when its thread unwinds, so a dead thread shows on `/metrics` at once.
@@ -394,7 +407,7 @@ fn read_until_ready(
             std::thread::sleep(READY_POLL);
             continue;
         }
-        // A live source returns Idle after at most `IDLE_WAIT_MS`, so readiness and `stop` are checked as often.
+        // A live source returns Idle when woken (ready, stop) and after at most `IDLE_WAIT_MS`.
         match source.next() {
             Ok(Next::Packet(packet)) => {
                 backlog.bytes += packet.data.len();
@@ -423,6 +436,8 @@ struct Capture {
     stop: Arc<AtomicBool>,
     /// Keeps the kernel filter to this node's pods; `None` without a node filter.
     node_filter: Option<NodeFilter>,
+    /// Ends a live source's wait for packets (given to a reopened source too).
+    waker: Option<Waker>,
 }
 
 /// Reads the source until it ends or `stop` is set. A live device that fails is reopened after a pause.
@@ -446,8 +461,9 @@ fn capture_loop(mut source: Box<dyn PacketSource>, mut capture: Capture, reopen:
                 return;
             }
             match reopen() {
-                Ok(s) => {
+                Ok(mut s) => {
                     capture.metrics.source_succeeded(SourceName::Capture);
+                    capture.waker.iter().for_each(|waker| s.wake_with(waker.clone()));
                     break source = s;
                 }
                 Err(e) => {

@@ -10,8 +10,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -26,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use crate::exporter::web_config::WebConfig;
+use crate::sources::capture::source::Waker;
 
 /// How long a client may take to finish the TLS handshake before its connection is dropped.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -33,19 +34,34 @@ const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// The OpenMetrics content type (prometheus-client has no constant for it).
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Readiness shared between the inventory sources and `/readyz`.
+/// Readiness shared between the inventory sources, `/readyz` and the capture thread, which waits for it.
 #[derive(Clone, Debug, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness(Arc<ReadyState>);
+
+#[derive(Debug, Default)]
+struct ReadyState {
+    ready: AtomicBool,
+    /// Woken when the exporter becomes ready.
+    wakers: Mutex<Vec<Waker>>,
+}
 
 impl Readiness {
     /// Marks the exporter ready (or not).
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Release);
+        self.0.ready.store(ready, Ordering::Release);
+        if ready {
+            self.0.wakers.lock().unwrap_or_else(PoisonError::into_inner).iter().for_each(Waker::wake);
+        }
     }
 
     /// Whether the exporter is ready.
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.0.ready.load(Ordering::Acquire)
+    }
+
+    /// Wakes `waker` whenever the exporter is marked ready.
+    pub fn wake_when_ready(&self, waker: Waker) {
+        self.0.wakers.lock().unwrap_or_else(PoisonError::into_inner).push(waker);
     }
 }
 

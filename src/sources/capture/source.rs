@@ -2,19 +2,22 @@
 //! imports `pcap`; it turns pcap's errors into [`Error`] values that say what to do, and its wrapping u32 statistics
 //! into monotonic counters.
 //!
-//! The trait is blocking on purpose: the exporter reads it on a dedicated thread, and a live source returns
-//! [`Next::Idle`] after at most [`IDLE_WAIT_MS`] without traffic so that thread can notice shutdown.
+//! The trait is blocking on purpose: the exporter reads it on a dedicated thread. A live source returns
+//! [`Next::Idle`] at once when its [`Waker`] is woken (shutdown, a change to the node's pods), and otherwise after
+//! at most [`IDLE_WAIT_MS`] without traffic, so the thread wakes up only when there is something to do.
 //!
 //! A live capture takes packets from the kernel in batches ([`Delivery::Batched`], see `docs/capture.md`): with
 //! immediate mode off, libpcap 1.10 sets up a TPACKET_V3 ring of 256 KiB blocks, and the kernel hands a block over
 //! when it is full or [`BLOCK_TIMEOUT_MS`] after its first packet, so the reader wakes once per block instead of
 //! once per packet. Within a block, `next_packet` makes no system call. libpcap's own wait cannot tell the reader
 //! about an idle interface: with TPACKET_V3 it blocks in `poll(2)` with no timeout, because the kernel retires only
-//! blocks that hold packets. So the capture is non-blocking and waits in our own `poll(2)` with a timeout, once the
-//! ring is drained.
+//! blocks that hold packets. So the capture is non-blocking and waits in our own `poll(2)`, on the ring and on its
+//! waker, with a timeout, once the ring is drained.
 
-use std::os::fd::AsRawFd;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use pcap::{Activated, Active, Capture, Linktype, Offline};
 
@@ -48,11 +51,13 @@ pub const RING_BLOCKS: usize =
 /// The ring's size in bytes, as passed to `pcap_set_buffer_size`.
 pub const RING_BYTES: usize = RING_BLOCKS * RING_BLOCK_BYTES;
 /// How long the kernel keeps a block that holds packets before handing it over although it is not full: the
-/// latency of a quiet node's counters, and (times [`RING_BLOCKS`]) the shortest stall the ring survives when
-/// answers trickle in (64 × 50 ms = 3.2 s; a busier node fills blocks and gets the byte budget instead).
-pub const BLOCK_TIMEOUT_MS: i32 = 50;
-/// How long a live read waits in `poll(2)` before reporting [`Next::Idle`]: how soon the reader notices shutdown.
-pub const IDLE_WAIT_MS: i32 = 100;
+/// latency of a quiet node's counters (a scrape interval is seconds), the reader's wakeups while answers trickle in
+/// (two a second), and (times [`RING_BLOCKS`]) the shortest stall the ring survives then (64 × 0.5 s = 32 s; a
+/// busier node fills blocks and gets the byte budget instead).
+pub const BLOCK_TIMEOUT_MS: i32 = 500;
+/// How long a live read waits in `poll(2)` for a block or its [`Waker`] before reporting [`Next::Idle`]: how often
+/// an idle reader wakes up to report its kernel counters and retry waiting observations.
+pub const IDLE_WAIT_MS: i32 = 1_000;
 
 /// How the kernel hands packets to the capture.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -104,6 +109,43 @@ pub trait PacketSource: Send {
     fn filters_live(&self) -> bool {
         false
     }
+    /// Makes `waker` end a live source's wait for packets. A file never waits.
+    fn wake_with(&mut self, _waker: Waker) {}
+}
+
+/// Ends a live source's wait for packets from another thread ([`PacketSource::wake_with`]): its next read returns
+/// [`Next::Idle`] at once, so the reader acts on what changed (shutdown, the node's pods) without waking up
+/// periodically to look. An eventfd; waking an awake source costs a write.
+#[derive(Clone, Debug)]
+pub struct Waker(Arc<OwnedFd>);
+
+impl Waker {
+    pub fn new() -> io::Result<Waker> {
+        // SAFETY: eventfd has no memory preconditions; a negative result is the error.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a new descriptor that nothing else owns.
+        Ok(Waker(Arc::new(unsafe { OwnedFd::from_raw_fd(fd) })))
+    }
+
+    /// Ends the source's current or next wait. A counter already at its maximum fails the write: it is awake.
+    pub fn wake(&self) {
+        // SAFETY: writes 8 bytes from a live u64 to the eventfd.
+        let _ = unsafe { libc::eventfd_write(self.fd(), 1) };
+    }
+
+    /// Takes the wake-up, so the next wait waits again.
+    fn clear(&self) {
+        let mut value: libc::eventfd_t = 0;
+        // SAFETY: reads 8 bytes into a live u64; a counter at zero fails with EAGAIN (non-blocking), harmlessly.
+        let _ = unsafe { libc::eventfd_read(self.fd(), &mut value) };
+    }
+
+    fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
 }
 
 /// Opens a live capture on `interface` with the given BPF filter, in [`Delivery::Batched`] mode.
@@ -126,7 +168,8 @@ pub fn open_live_with(interface: &str, bpf_filter: &str, delivery: Delivery) -> 
     let link = supported_link_type(&capture, &describe)?;
     apply_filter(&mut capture, bpf_filter)?;
     let capture = capture.setnonblock().map_err(device_error)?;
-    Ok(Box::new(LiveSource { capture, link, describe, drained: false, stats: StatsCounter::default() }))
+    let stats = StatsCounter::default();
+    Ok(Box::new(LiveSource { capture, link, describe, drained: false, stats, waker: None }))
 }
 
 /// Opens a pcap or pcapng file. A filter, if given, is applied as it would be on a live capture.
@@ -148,6 +191,7 @@ struct LiveSource {
     /// The last read found the ring empty: wait in poll(2) before reading again.
     drained: bool,
     stats: StatsCounter,
+    waker: Option<Waker>,
 }
 
 impl PacketSource for LiveSource {
@@ -157,10 +201,10 @@ impl PacketSource for LiveSource {
 
     fn next(&mut self) -> Result<Next<'_>, Error> {
         if self.drained {
-            if !wait_readable(self.capture.as_raw_fd(), IDLE_WAIT_MS).map_err(|e| self.read_error(e))? {
-                return Ok(Next::Idle);
+            match wait(self.capture.as_raw_fd(), self.waker.as_ref(), IDLE_WAIT_MS).map_err(|e| self.read_error(e))? {
+                Wait::Readable => self.drained = false,
+                Wait::Woken | Wait::TimedOut => return Ok(Next::Idle),
             }
-            self.drained = false;
         }
         match self.capture.next_packet() {
             Ok(packet) => Ok(Next::Packet(Packet {
@@ -192,24 +236,45 @@ impl PacketSource for LiveSource {
     fn filters_live(&self) -> bool {
         true
     }
+
+    fn wake_with(&mut self, waker: Waker) {
+        self.waker = Some(waker);
+    }
 }
 
 impl LiveSource {
-    fn read_error(&self, e: std::io::Error) -> Error {
+    fn read_error(&self, e: io::Error) -> Error {
         Error::Read { source_name: self.describe.clone(), detail: e.to_string() }
     }
 }
 
-/// Waits until `fd` is readable or `timeout_ms` passes; an interrupted wait counts as a timeout.
-fn wait_readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> Result<bool, std::io::Error> {
-    let mut poll_fd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd, owned by this frame, and its count.
-    let ready = unsafe { libc::poll(&mut poll_fd, 1, timeout_ms) };
+/// How a wait for packets ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Wait {
+    Readable,
+    /// The waker was woken (and is cleared).
+    Woken,
+    /// The timeout passed, or a signal interrupted the wait.
+    TimedOut,
+}
+
+/// Waits until `fd` is readable, `waker` is woken or `timeout_ms` passes.
+fn wait(fd: RawFd, waker: Option<&Waker>, timeout_ms: i32) -> Result<Wait, io::Error> {
+    let poll_fd = |fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut fds = [poll_fd(fd), poll_fd(waker.map_or(-1, Waker::fd))];
+    // SAFETY: two valid pollfds, owned by this frame, and their count (poll ignores a negative fd).
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
     match ready {
-        n if n > 0 => Ok(true),
-        0 => Ok(false),
-        _ => match std::io::Error::last_os_error() {
-            e if e.kind() == std::io::ErrorKind::Interrupted => Ok(false),
+        n if n > 0 => {
+            if fds[1].revents != 0 {
+                waker.inspect(|w| w.clear());
+                return Ok(Wait::Woken);
+            }
+            Ok(Wait::Readable)
+        }
+        0 => Ok(Wait::TimedOut),
+        _ => match io::Error::last_os_error() {
+            e if e.kind() == io::ErrorKind::Interrupted => Ok(Wait::TimedOut),
             e => Err(e),
         },
     }

@@ -36,6 +36,16 @@ pub use entries::{PodEntry, ServiceEntry};
 pub use fetched::{Fetching, Unfetched, Wanted};
 use ip_index::IpIndex;
 
+/// What [`Inventory::on_node_change`] calls.
+#[derive(Default)]
+struct NodeListener(Option<Box<dyn Fn() + Send + Sync>>);
+
+impl std::fmt::Debug for NodeListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "NodeListener(set)" } else { "NodeListener(none)" })
+    }
+}
+
 /// Everything the resolver knows about the cluster.
 #[derive(Debug, Default)]
 pub struct Inventory {
@@ -53,6 +63,8 @@ pub struct Inventory {
     /// Changes to listed pods and to the node's pod CIDRs so far: a reader that saw the same number saw the
     /// same node.
     node_changes: u64,
+    /// Told of each of those changes (the capture's node filter).
+    node_listener: NodeListener,
     owners: Owners,
     services: Slots<ServiceEntry>,
     present_services: usize,
@@ -112,7 +124,7 @@ impl Inventory {
 
     /// Adds or replaces a pod from a watch or a file; returns whether it is new.
     pub fn upsert_pod(&mut self, pod: PodRecord) -> bool {
-        self.node_changes += 1;
+        self.node_changed();
         self.upsert_pod_from(pod, Origin::Listed)
     }
 
@@ -146,7 +158,7 @@ impl Inventory {
         if !self.pods.get(id).present {
             return false;
         }
-        self.node_changes += 1;
+        self.node_changed();
         self.remove_pod_at(id);
         true
     }
@@ -261,6 +273,19 @@ impl Inventory {
         self.node_changes
     }
 
+    /// Calls `listener` after each change counted by [`Inventory::node_changes`], under the write lock of whoever
+    /// changes the inventory: it must be quick (the capture's node filter wakes its thread).
+    pub fn on_node_change(&mut self, listener: impl Fn() + Send + Sync + 'static) {
+        self.node_listener = NodeListener(Some(Box::new(listener)));
+    }
+
+    fn node_changed(&mut self) {
+        self.node_changes += 1;
+        if let Some(listener) = &self.node_listener.0 {
+            listener();
+        }
+    }
+
     /// The pod-network addresses of the listed pods on `node`: the node's own pods, whose traffic it counts.
     pub fn node_pod_addresses(&self, node: &str) -> Vec<IpAddr> {
         let own =
@@ -274,13 +299,13 @@ impl Inventory {
 
     /// Adds or replaces a node's pod CIDRs; returns whether the node is new.
     pub fn upsert_node(&mut self, node: NodeRecord) -> bool {
-        self.node_changes += 1;
+        self.node_changed();
         self.node_pod_cidrs.insert(node.name, node.pod_cidrs).is_none()
     }
 
     /// Forgets a node; returns whether it was known.
     pub fn remove_node(&mut self, name: &str) -> bool {
-        self.node_changes += 1;
+        self.node_changed();
         self.node_pod_cidrs.remove(name).is_some()
     }
 

@@ -94,11 +94,11 @@ impl Inventory {
         let new: Vec<IpAddr> =
             if dns { entry.slices.iter().flat_map(|s| s.addresses.iter().copied()).collect() } else { Vec::new() };
         entry.dns = dns;
+        entry.dns_addresses = new.clone();
         if old != new {
             // The node filter keeps answers to the node's DNS servers out.
-            self.node_changes += 1;
+            self.node_changed();
         }
-        entry.dns_addresses = new.clone();
         for ip in old {
             if let Some(n) = self.dns_servers.get_mut(&ip) {
                 *n -= 1;
