@@ -367,3 +367,25 @@ fn a_clusterip_port_maps_to_the_target_port_on_the_pods() {
     inventory.upsert_slice(slice);
     assert_eq!(target(&inventory, 80), Some(8080), "named target port resolved in the slice");
 }
+
+#[test]
+fn the_node_listener_hears_every_change_the_node_filter_reads() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let heard = Arc::new(AtomicU64::new(0));
+    let mut inventory = Inventory::new();
+    let counter = heard.clone();
+    inventory.on_node_change(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    let heard_now = || heard.load(Ordering::Relaxed);
+    inventory.upsert_pod(pod("web-1", "10.0.0.1", None));
+    assert!(inventory.remove_pod("shop", "web-1"));
+    let cidrs = vec!["10.0.0.0/24".parse().unwrap()];
+    inventory.upsert_node(crate::sources::inventory::NodeRecord { name: Arc::from("node-a"), pod_cidrs: cidrs });
+    assert!(inventory.remove_node("node-a"));
+    inventory.upsert_slice(slice_of("kube-dns", "kube-dns-y", &["10.0.0.10"], vec![slice_port("dns", 53, false)]));
+    assert_eq!(heard_now(), 5, "a pod in and out, the node's CIDRs in and out, a new DNS server");
+    assert_eq!(heard_now(), inventory.node_changes(), "what the filter compares is what the listener hears");
+    inventory.upsert_slice(slice_of("web", "web-z", &["10.0.0.80"], vec![slice_port("http", 8080, true)]));
+    assert_eq!(heard_now(), 5, "an ordinary Service's backends do not change the node filter");
+}
