@@ -86,12 +86,16 @@ fn exporter_is_the_image_binary(pid: u32) {
 /// Takes the API down (open watches dropped, every connection refused) for [`OUTAGE`] while the loadgenerator's
 /// burst runs, polling `/metrics` throughout; returns the burst's answers.
 fn api_outage(lab: &mut Lab) -> usize {
+    // The traffic so far reaches /metrics within a capture block's timeout; the polls below ask for its edges.
+    let base = lab.exporter().base_url.clone();
+    let edges = || get(&format!("{base}/metrics")).filter(|(_, body)| body.contains("network_mapper_edge_total{"));
+    ok(until("the first edges on /metrics", Duration::from_secs(10), edges));
     let errors = r#"network_mapper_inventory_watch_errors_total{kind="Pod"}"#;
     let errors_before = lab.exporter().sample(errors).unwrap_or(0.0);
     lab.api.set_down(true);
     let outage = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let poller = poll_metrics(lab.exporter().base_url.clone(), stop.clone());
+    let poller = poll_metrics(base, stop.clone());
     let answers = ok(shop::burst(lab));
     std::thread::sleep(OUTAGE.saturating_sub(outage.elapsed()));
     let exporter = lab.exporter();

@@ -339,9 +339,9 @@ fn spawn_capture(packets: Packets, core: &Core, stop: Arc<AtomicBool>) -> Result
     let inventory = core.recorder.inventory().clone();
     let waker = Waker::new().map_err(|e| Error::Thread("capture", e))?;
     readiness.wake_when_ready(waker.clone());
-    if packets.node_filter.is_some() {
+    if let Some(spec) = &packets.node_filter {
         let waker = waker.clone();
-        inventory.write().unwrap_or_else(PoisonError::into_inner).on_node_change(move || waker.wake());
+        inventory.write().unwrap_or_else(PoisonError::into_inner).watch_node(&spec.node, move || waker.wake());
     }
     let mut node_filter = packets.node_filter.map(|spec| NodeFilter::new(spec, inventory, metrics.clone()));
     let thread_waker = waker.clone();

@@ -60,10 +60,11 @@ pub struct Inventory {
     /// Pods (present or not) by the addresses EndpointSlices give them: how a remote pod is found by address
     /// before it is fetched, and where it runs.
     endpoint_ips: IpIndex,
-    /// Changes to listed pods and to the node's pod CIDRs so far: a reader that saw the same number saw the
-    /// same node.
+    /// Changes to the watched node's listed pods, to its pod CIDRs and to the DNS servers so far (to every node's,
+    /// while none is watched): a reader that saw the same number saw the same node.
     node_changes: u64,
-    /// Told of each of those changes (the capture's node filter).
+    /// The node [`Inventory::watch_node`] watches, and what it tells of each change.
+    watched_node: Option<Arc<str>>,
     node_listener: NodeListener,
     owners: Owners,
     services: Slots<ServiceEntry>,
@@ -124,7 +125,13 @@ impl Inventory {
 
     /// Adds or replaces a pod from a watch or a file; returns whether it is new.
     pub fn upsert_pod(&mut self, pod: PodRecord) -> bool {
-        self.node_changed();
+        let key = Key { namespace: &pod.namespace, kind: "", name: &pod.name };
+        let was = self.pods.find(key).map(|id| self.pods.get(id)).filter(|p| p.present);
+        if self.concerns_node(pod.node_name.as_deref())
+            || was.is_some_and(|p| self.concerns_node(p.record.node_name.as_deref()))
+        {
+            self.node_changed();
+        }
         self.upsert_pod_from(pod, Origin::Listed)
     }
 
@@ -155,10 +162,13 @@ impl Inventory {
     /// Removes a pod; returns whether it was known.
     pub fn remove_pod(&mut self, namespace: &str, name: &str) -> bool {
         let Some(id) = self.pods.find(Key { namespace, kind: "", name }) else { return false };
-        if !self.pods.get(id).present {
+        let pod = self.pods.get(id);
+        if !pod.present {
             return false;
         }
-        self.node_changed();
+        if self.concerns_node(pod.record.node_name.as_deref()) {
+            self.node_changed();
+        }
         self.remove_pod_at(id);
         true
     }
@@ -267,16 +277,25 @@ impl Inventory {
         self.endpoint_ips.get(ip).map(|id| self.pods.get(id))
     }
 
-    /// How many times a listed pod or the node's pod CIDRs changed: a reader that saw the same number saw the
-    /// same node.
+    /// How many times a listed pod of the watched node, its pod CIDRs or the DNS servers changed (of any node,
+    /// while none is watched): a reader that saw the same number saw the same node.
     pub fn node_changes(&self) -> u64 {
         self.node_changes
     }
 
-    /// Calls `listener` after each change counted by [`Inventory::node_changes`], under the write lock of whoever
-    /// changes the inventory: it must be quick (the capture's node filter wakes its thread).
-    pub fn on_node_change(&mut self, listener: impl Fn() + Send + Sync + 'static) {
+    /// From now on counts in [`Inventory::node_changes`] only the changes that concern `node` (its listed pods,
+    /// its pod CIDRs, and the DNS servers), and calls `listener` after each, under the write lock of whoever
+    /// changes the inventory: it must be quick (the capture's node filter wakes its thread). With a cluster-wide
+    /// Pod watch, other nodes' pods then neither wake the capture nor make its filter be rebuilt.
+    pub fn watch_node(&mut self, node: &str, listener: impl Fn() + Send + Sync + 'static) {
+        self.watched_node = Some(Arc::from(node));
         self.node_listener = NodeListener(Some(Box::new(listener)));
+    }
+
+    /// Whether a change on `node` (`None`: a pod not yet scheduled) may change what the watched node's filter
+    /// passes.
+    fn concerns_node(&self, node: Option<&str>) -> bool {
+        self.watched_node.as_deref().is_none_or(|watched| node == Some(watched))
     }
 
     fn node_changed(&mut self) {
@@ -299,13 +318,17 @@ impl Inventory {
 
     /// Adds or replaces a node's pod CIDRs; returns whether the node is new.
     pub fn upsert_node(&mut self, node: NodeRecord) -> bool {
-        self.node_changed();
+        if self.concerns_node(Some(&node.name)) {
+            self.node_changed();
+        }
         self.node_pod_cidrs.insert(node.name, node.pod_cidrs).is_none()
     }
 
     /// Forgets a node; returns whether it was known.
     pub fn remove_node(&mut self, name: &str) -> bool {
-        self.node_changed();
+        if self.concerns_node(Some(name)) {
+            self.node_changed();
+        }
         self.node_pod_cidrs.remove(name).is_some()
     }
 

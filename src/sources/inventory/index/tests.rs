@@ -369,23 +369,34 @@ fn a_clusterip_port_maps_to_the_target_port_on_the_pods() {
 }
 
 #[test]
-fn the_node_listener_hears_every_change_the_node_filter_reads() {
+fn the_watched_node_hears_every_change_its_filter_reads_and_no_other_nodes() {
+    use crate::sources::inventory::NodeRecord;
     use std::sync::atomic::{AtomicU64, Ordering};
     let heard = Arc::new(AtomicU64::new(0));
     let mut inventory = Inventory::new();
     let counter = heard.clone();
-    inventory.on_node_change(move || {
+    inventory.watch_node("node-a", move || {
         counter.fetch_add(1, Ordering::Relaxed);
     });
     let heard_now = || heard.load(Ordering::Relaxed);
-    inventory.upsert_pod(pod("web-1", "10.0.0.1", None));
+    let on = |name: &str, ip: &str, node: &str| PodRecord { node_name: Some(Arc::from(node)), ..pod(name, ip, None) };
+    let cidrs = |node: &str| NodeRecord { name: Arc::from(node), pod_cidrs: vec!["10.0.0.0/24".parse().unwrap()] };
+    inventory.upsert_pod(on("web-1", "10.0.0.1", "node-a"));
     assert!(inventory.remove_pod("shop", "web-1"));
-    let cidrs = vec!["10.0.0.0/24".parse().unwrap()];
-    inventory.upsert_node(crate::sources::inventory::NodeRecord { name: Arc::from("node-a"), pod_cidrs: cidrs });
+    inventory.upsert_node(cidrs("node-a"));
     assert!(inventory.remove_node("node-a"));
     inventory.upsert_slice(slice_of("kube-dns", "kube-dns-y", &["10.0.0.10"], vec![slice_port("dns", 53, false)]));
     assert_eq!(heard_now(), 5, "a pod in and out, the node's CIDRs in and out, a new DNS server");
     assert_eq!(heard_now(), inventory.node_changes(), "what the filter compares is what the listener hears");
+
+    inventory.upsert_pod(on("api-1", "10.0.1.1", "node-b"));
+    assert!(inventory.remove_pod("shop", "api-1"));
+    inventory.upsert_node(cidrs("node-b"));
     inventory.upsert_slice(slice_of("web", "web-z", &["10.0.0.80"], vec![slice_port("http", 8080, true)]));
-    assert_eq!(heard_now(), 5, "an ordinary Service's backends do not change the node filter");
+    assert_eq!(heard_now(), 5, "another node's pods and CIDRs, an ordinary Service's backends: nothing to hear");
+    inventory.upsert_pod(on("api-2", "10.0.1.2", "node-b"));
+    inventory.upsert_pod(on("api-2", "10.0.0.2", "node-a"));
+    inventory.upsert_pod(on("api-2", "10.0.1.2", "node-b"));
+    assert_eq!(heard_now(), 7, "a pod that comes to the node and leaves it");
+    assert_eq!(heard_now(), inventory.node_changes());
 }
