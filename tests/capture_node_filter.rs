@@ -13,7 +13,7 @@ use network_mapper::sources::capture::frame::FrameDecoder;
 use network_mapper::sources::capture::node_filter::{self, NodeAddresses};
 use network_mapper::sources::capture::prefilter::header_verdict;
 use network_mapper::sources::capture::source::{
-    BLOCK_TIMEOUT_MS, DEFAULT_FILTER, Next, PacketSource, open_file, open_live,
+    BLOCK_TIMEOUT_MS, DEFAULT_FILTER, Delivery, Next, PacketSource, open_file, open_live, open_live_with,
 };
 use network_mapper::sources::capture::syn::SYN_FILTER;
 use simple_dns::{RCODE, TYPE};
@@ -203,7 +203,10 @@ fn answers_that_cannot_count_stay_in_the_kernel() {
 fn replacing_the_filter_while_answers_flow_loses_none_of_them() {
     let clients = Arc::new(Clients::start());
     let [pod, other_a, other_b] = clients.addresses;
-    let mut source = open_live(&clients.lab.veth.root_if, DEFAULT_FILTER).unwrap();
+    // Immediate delivery hands the reader every answer as it arrives, so the replacements after each read overlap
+    // the answers still flowing in (a batched reader reads a block at a time and replaces between blocks). The
+    // replacement is the socket's, whichever ring the kernel fills.
+    let mut source = open_live_with(&clients.lab.veth.root_if, DEFAULT_FILTER, Delivery::Immediate).unwrap();
     source.replace_filter(&filter_for(&[pod])).unwrap();
     const ANSWERS: u16 = 3_000;
     let done = Arc::new(AtomicBool::new(false));

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use network_mapper::sources::capture::source::BLOCK_TIMEOUT_MS;
 use simple_dns::TYPE;
 use testkit::cmd::Guarded;
 use testkit::http::{eventually, free_port, get};
@@ -86,4 +87,8 @@ fn live_capture_counts_real_dns_answers_as_edges() {
     let text =
         found.unwrap_or_else(|e| panic!("{e}: expected series never appeared:\n{}", metrics(port).unwrap_or_default()));
     assert!(text.contains("network_mapper_capture_kernel_drops_total 0"), "{text}");
+    // The NXDOMAIN stays out for good, not just until a later block.
+    std::thread::sleep(Duration::from_millis(BLOCK_TIMEOUT_MS as u64 + 300));
+    let later = metrics(port).unwrap_or_default();
+    assert!(later.contains(want[2]) && later.contains(want[3]), "{later}");
 }

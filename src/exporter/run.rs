@@ -503,7 +503,7 @@ fn drain(source: &mut dyn PacketSource, capture: &mut Capture) -> Result<(), cap
             }
         };
         // A clock read costs a good part of a frame's decoding: a busy capture reads it every CLOCK_EVERY frames,
-        // an idle one (`Next::Idle`, a poll that timed out) every time.
+        // an idle one (`Next::Idle`: the ring drained, a wake-up, a wait that timed out) every time.
         since_clock_read += 1;
         if since_clock_read < CLOCK_EVERY && !idle {
             continue;

@@ -3,8 +3,9 @@
 //! into monotonic counters.
 //!
 //! The trait is blocking on purpose: the exporter reads it on a dedicated thread. A live source returns
-//! [`Next::Idle`] at once when its [`Waker`] is woken (shutdown, a change to the node's pods), and otherwise after
-//! at most [`IDLE_WAIT_MS`] without traffic, so the thread wakes up only when there is something to do.
+//! [`Next::Idle`] at once when its [`Waker`] is woken (shutdown, readiness, a change to the node's pods), and
+//! otherwise after at most [`IDLE_WAIT_MS`] without traffic, so the thread wakes up only when there is something to
+//! do.
 //!
 //! A live capture takes packets from the kernel in batches ([`Delivery::Batched`], see `docs/capture.md`): with
 //! immediate mode off, libpcap 1.10 sets up a TPACKET_V3 ring of 256 KiB blocks, and the kernel hands a block over
