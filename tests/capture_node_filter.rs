@@ -16,32 +16,19 @@ use network_mapper::sources::capture::source::{
     BLOCK_TIMEOUT_MS, DEFAULT_FILTER, Delivery, Next, PacketSource, open_file, open_live, open_live_with,
 };
 use network_mapper::sources::capture::syn::SYN_FILTER;
-use simple_dns::{RCODE, TYPE};
+use simple_dns::TYPE;
 use testkit::capfile::Pcap;
 use testkit::cmd::ok;
 use testkit::lab::{DnsLab, tcp_exchange, udp_exchange};
-use testkit::packets::{self, Record, dlt};
+use testkit::packets::{self, dlt};
 
 const RECORDS: &[&str] = &["--address=/svc.example/10.99.0.7", "--local=/nx.example/"];
 
-/// DNS messages of every kind the header rules tell apart, by id: an answer, NXDOMAIN, NODATA, SERVFAIL, a
-/// query, a NOTIFY, and a header cut short (id 7, 6 bytes).
+/// [`packets::messages_of_each_kind`] (ids 1 to 7), and a header cut short (id 8, 6 bytes).
 fn messages_of_each_kind() -> Vec<Vec<u8>> {
-    let name = "cart.shop.svc.cluster.local";
-    let a = Record::A(name, "10.96.0.20".parse().unwrap());
-    let mut query = packets::response(5, name, &[a]);
-    query[2] &= 0x7F;
-    let mut notify = packets::response(6, name, &[a]);
-    notify[2] |= 4 << 3;
-    vec![
-        packets::response(1, name, &[a]),
-        packets::nxdomain(2, name),
-        packets::response_with(3, name, TYPE::AAAA, RCODE::NoError, &[]),
-        packets::response_with(4, name, TYPE::A, RCODE::ServerFailure, &[]),
-        query,
-        notify,
-        vec![0, 7, 0x81, 0x80, 0, 1],
-    ]
+    let mut messages = packets::messages_of_each_kind();
+    messages.push(vec![0, 8, 0x81, 0x80, 0, 1]);
+    messages
 }
 
 /// The ids of the messages that pass `filter` over `transport` on a capture file of LINKTYPE `link`.
@@ -76,8 +63,8 @@ fn the_node_filter_passes_udp_answers_that_can_count_and_every_tcp_answer() {
         .filter(|m| m.len() < 12 || header_verdict(m).is_ok())
         .map(|m| u16::from_be_bytes([m[0], m[1]]))
         .collect();
-    assert_eq!(can_count, [1, 7]);
-    let all: Vec<u16> = (1..=7).collect();
+    assert_eq!(can_count, [1, 7, 8]);
+    let all: Vec<u16> = (1..=8).collect();
     for link in [dlt::EN10MB, dlt::LINUX_SLL2, dlt::RAW] {
         for (server, client) in [("10.96.0.10:53", "10.244.3.5"), ("[fd00::53]:53", "fd00::5")] {
             let (server, client): (SocketAddr, IpAddr) = (server.parse().unwrap(), client.parse().unwrap());

@@ -47,6 +47,27 @@ pub fn nxdomain(id: u16, question: &str) -> Vec<u8> {
     response_with(id, question, TYPE::A, RCODE::NameError, &[])
 }
 
+/// One DNS message of each kind the header rules tell apart, ids 1 to 7 in this order: an answer with an address,
+/// NXDOMAIN, SERVFAIL, NODATA (an AAAA question, no record), a query, a NOTIFY, and an answer whose only record is
+/// a CNAME out of the answer (it passes the header, and the parse finds no address).
+pub fn messages_of_each_kind() -> Vec<Vec<u8>> {
+    let name = "cart.shop.svc.cluster.local";
+    let a = Record::A(name, "10.96.0.20".parse().unwrap());
+    let mut query = response(5, name, &[a]);
+    query[2] &= 0x7F;
+    let mut notify = response(6, name, &[a]);
+    notify[2] |= 4 << 3;
+    vec![
+        response(1, name, &[a]),
+        nxdomain(2, "x.shop.svc.cluster.local"),
+        response_with(3, name, TYPE::A, RCODE::ServerFailure, &[]),
+        response_with(4, name, TYPE::AAAA, RCODE::NoError, &[]),
+        query,
+        notify,
+        response(7, name, &[Record::Cname(name, "elsewhere.example")]),
+    ]
+}
+
 /// A response with any question type and RCODE.
 pub fn response_with(id: u16, question: &str, qtype: TYPE, rcode: RCODE, answers: &[Record<'_>]) -> Vec<u8> {
     let mut packet = Packet::new_reply(id);
