@@ -1,7 +1,7 @@
 //! The docs against the code, both ways: docs/operating.md's metrics table lists exactly the exporter's table of
 //! families (names, types, labels and fixed label values); the flag tables list exactly the flags of both binaries
-//! (read from their `--help`); and every repository path the docs cite exists. Each test fails naming every
-//! difference, with the side it is missing from.
+//! (read from their `--help`); and every repository path the docs cite exists, with the heading a link names.
+//! Each test fails naming every difference, with the side it is missing from.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -178,10 +178,33 @@ fn prose(text: &str) -> String {
     lines.collect::<Vec<_>>().join("\n")
 }
 
-/// Link targets of `[text](target)`, without their `#anchor`.
-fn link_targets(text: &str) -> Vec<&str> {
+/// Link targets of `[text](target)`: the path (empty for a link within the page) and the `#anchor`, if any.
+fn link_targets(text: &str) -> Vec<(&str, Option<&str>)> {
     let targets = text.split("](").skip(1).filter_map(|rest| rest.split_once(')').map(|(t, _)| t));
-    targets.map(|t| t.split('#').next().unwrap_or_default()).filter(|t| !t.is_empty()).collect()
+    targets.map(|t| t.split_once('#').map_or((t, None), |(path, anchor)| (path, Some(anchor)))).collect()
+}
+
+/// The anchors GitHub gives a page's headings: lower case, letters, digits, `-` and `_` kept, spaces turned into
+/// `-`, everything else dropped; a repeated anchor gets `-1`, `-2`, ...
+fn heading_anchors(text: &str) -> BTreeSet<String> {
+    let mut anchors = BTreeSet::new();
+    for line in prose(text).lines() {
+        let Some(heading) = line.strip_prefix('#').map(|h| h.trim_start_matches('#')).filter(|h| h.starts_with(' '))
+        else {
+            continue;
+        };
+        let slug: String = heading
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_alphanumeric() || " -_".contains(*c))
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        let mut unique = (0..).map(|n| if n == 0 { slug.clone() } else { format!("{slug}-{n}") });
+        let anchor = unique.find(|a| !anchors.contains(a)).expect("an endless sequence has a free name");
+        anchors.insert(anchor);
+    }
+    anchors
 }
 
 /// Whether a span in backticks is a repository path: no spaces, no glob or placeholder characters, not absolute,
@@ -205,9 +228,16 @@ fn every_repository_path_the_docs_cite_exists() {
     for doc in docs() {
         let text = prose(&std::fs::read_to_string(&doc).unwrap());
         let base = doc.parent().unwrap_or(Path::new("."));
-        for target in link_targets(&text).into_iter().filter(|t| !t.contains("://") && !t.starts_with("mailto:")) {
-            if !base.join(target).exists() {
-                problems.push(format!("{}: link to {target}, which does not exist", doc.display()));
+        let local = |(path, _): &(&str, Option<&str>)| !path.contains("://") && !path.starts_with("mailto:");
+        for (path, anchor) in link_targets(&text).into_iter().filter(local) {
+            let target = if path.is_empty() { doc.clone() } else { base.join(path) };
+            if !target.exists() {
+                problems.push(format!("{}: link to {path}, which does not exist", doc.display()));
+                continue;
+            }
+            let Some(anchor) = anchor.filter(|_| target.extension().is_some_and(|e| e == "md")) else { continue };
+            if !heading_anchors(&std::fs::read_to_string(&target).unwrap()).contains(anchor) {
+                problems.push(format!("{}: link to {path}#{anchor}, a heading that does not exist", doc.display()));
             }
         }
         for span in code_spans(&text).into_iter().filter(|s| is_repo_path(s, &top)) {
