@@ -15,8 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 source scripts/tools.sh
 
-failed=0
-fail() { echo "FAIL $*" >&2; failed=1; }
+source scripts/checks.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 command -v promtool >/dev/null || { echo "check-alerts: promtool is not installed (apt-get install prometheus)" >&2; exit 2; }
@@ -124,8 +123,4 @@ else
     fail "deploy/components/prometheusrule/prometheusrule.yaml is not what alerts/ generates"
 fi
 
-if [[ $failed -ne 0 ]]; then
-    echo "check-alerts: FAILED" >&2
-    exit 1
-fi
-echo "check-alerts: all checks passed"
+verdict check-alerts

@@ -15,8 +15,7 @@ cd "$(dirname "$0")/.." || exit 2
 source scripts/tools.sh
 
 K8S_VERSIONS=${K8S_VERSIONS:-"1.33.0 1.37.0"}
-failed=0
-fail() { echo "FAIL $*" >&2; failed=1; }
+source scripts/checks.sh
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -107,8 +106,4 @@ else
     fail "$config"
 fi
 
-if [[ $failed -ne 0 ]]; then
-    echo "check-deploy: FAILED" >&2
-    exit 1
-fi
-echo "check-deploy: all checks passed"
+verdict check-deploy

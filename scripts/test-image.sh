@@ -14,9 +14,7 @@ cd "$(dirname "$0")/.."
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 IMAGE=${IMAGE:-localhost/network-mapper:$version}
 IMAGE_ARCHIVE=${IMAGE_ARCHIVE:-target/image/network-mapper-$version.oci.tar}
-failed=0
-ok() { echo "ok   $*"; }
-fail() { echo "FAIL $*" >&2; failed=1; }
+source scripts/checks.sh
 
 config=$(podman image inspect --format '{{json .Config.Entrypoint}} {{.Config.User}} {{json .Config.ExposedPorts}}' "$IMAGE")
 if [[ $config == '["/usr/local/bin/network-mapper"] 0:0 {"9953/tcp":{}}' ]]; then
@@ -98,8 +96,4 @@ else
     fail "the simulated node with the image's exporter (full log: target/image/e2e.log)"
 fi
 
-if [[ $failed -ne 0 ]]; then
-    echo "test-image: FAILED" >&2
-    exit 1
-fi
-echo "test-image: all checks passed"
+verdict test-image
