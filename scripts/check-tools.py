@@ -13,7 +13,8 @@ and accepts a program when it is
   - owned (dpkg -S) by a package that scripts/setup.sh installs (its `apt_packages`) or one those depend on,
     or by an Essential or Priority: required package (on every Debian system), or
   - one the machine has before any set-up (MACHINE below: rustup's cargo and rustc, and make, which runs the
-    set-up), or a function the script defines, a shell builtin, or a path inside the repository.
+    set-up), or a function the script defines (or a repository file it sources does), a shell builtin, or a path
+    inside the repository.
 A program that is not installed here at all fails too, with where it is called. benches/*.sh are run by hand
 and not by `make`; they are not read.
 
@@ -94,9 +95,24 @@ def program_of(words):
     return None
 
 
+def functions_of(tree):
+    return {n["Name"]["Value"] for n in walk(tree) if n.get("Type") == "FuncDecl"}
+
+
+def sourced_functions(tree):
+    """The functions of the repository's files a script sources (`source scripts/checks.sh`)."""
+    names = set()
+    for node in walk(tree):
+        if node.get("Type") == "CallExpr" and node.get("Args"):
+            words = [literal(a) for a in node["Args"]]
+            if words[0] in ("source", ".") and len(words) > 1 and words[1] and (ROOT / words[1]).is_file():
+                names |= functions_of(shell_tree((ROOT / words[1]).read_text(), words[1]))
+    return names
+
+
 def shell_programs(text, where):
     tree = shell_tree(text, where)
-    functions = {n["Name"]["Value"] for n in walk(tree) if n.get("Type") == "FuncDecl"}
+    functions = functions_of(tree) | sourced_functions(tree)
     for node in walk(tree):
         if node.get("Type") == "CallExpr" and node.get("Args"):
             program = program_of(literal(a) for a in node["Args"])
